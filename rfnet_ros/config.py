@@ -1,0 +1,152 @@
+"""The one source of pipeline settings: defaults, descriptions, ranges and YAML loading.
+
+``FeatureConfig`` holds every setting of the ROS-free pipeline with its default. ``config/*.yaml`` files
+(ROS 2 parameter-file format, so the node reads the same files) override them, and the ROS node declares its
+parameters from the same fields, so YAML, node and model cannot drift apart.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+WEIGHTS_DIR = PACKAGE_DIR / "weights"
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+def _setting(default: Any, description: str, *, low: float | None = None, high: float | None = None,
+             choices: tuple[str, ...] | None = None) -> Any:
+    return field(default=default, metadata={"description": description, "low": low, "high": high,
+                                            "choices": choices})
+
+
+def check_fields(settings: Any) -> None:
+    """Check every field of a settings dataclass against its type, range and choices (ValueError naming it).
+
+    Integers are accepted for float settings (YAML and ROS write 1 for 1.0) and converted in place.
+    """
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        expected = type(f.default)
+        if expected is float and type(value) is int:
+            value = float(value)
+            setattr(settings, f.name, value)
+        if type(value) is not expected:
+            raise ValueError(f"{f.name}: expected {expected.__name__}, got {value!r}")
+        meta = f.metadata
+        if meta.get("low") is not None and value < meta["low"]:
+            raise ValueError(f"{f.name}: {value} is below the minimum {meta['low']}")
+        if meta.get("high") is not None and value > meta["high"]:
+            raise ValueError(f"{f.name}: {value} is above the maximum {meta['high']}")
+        if meta.get("choices") and value not in meta["choices"]:
+            raise ValueError(f"{f.name}: {value!r} is not one of {', '.join(meta['choices'])}")
+
+
+@dataclass
+class FeatureConfig:
+    """Settings of :class:`rfnet_ros.pipeline.FeaturePipeline` (every field is also a ROS parameter)."""
+
+    weights: str = _setting("rfnet_lite.pt", "Weights file; a relative name is looked up in the package's "
+                            "weights folder (rfnet_full.pt: replaced_layers 0, rfnet_lite.pt: 9)")
+    replaced_layers: int = _setting(9, "Detector layers conv2.. replaced by depthwise-separable convs "
+                                    "(0 = full RF-Net, 9 = lightest); must match the weights file", low=0, high=9)
+    model_height: int = _setting(240, "Detector input height in px (frames are resized to it)", low=32, high=2160)
+    model_width: int = _setting(320, "Detector input width in px (frames are resized to it)", low=32, high=3840)
+    top_k: int = _setting(512, "Keypoints kept per frame (fixed-size top-k)", low=1, high=8192)
+    nms_size: int = _setting(5, "Side of the max-pool non-maximum suppression window in model px (odd)",
+                             low=1, high=31)
+    border: int = _setting(8, "Model-px frame border in which no keypoint is kept", low=0, high=64)
+    score_threshold: float = _setting(0.0, "Keypoints must score above this", low=0.0, high=1.0)
+    match_max_distance: float = _setting(2.0, "Largest descriptor L2 distance of a match (2.0 = no limit)",
+                                         low=0.0, high=2.0)
+    match_ratio: float = _setting(1.0, "Lowe ratio test: nearest / second nearest distance must be below "
+                                  "this (1.0 = off)", low=0.0, high=1.0)
+    device: str = _setting("auto", "Torch device: auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
+    precision: str = _setting("fp32", "Descriptor precision: fp32, fp16 (CUDA only) or bf16",
+                              choices=PRECISIONS)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first setting that is out of range."""
+        check_fields(self)
+        if self.nms_size % 2 == 0:
+            raise ValueError(f"nms_size: must be odd, got {self.nms_size}")
+        if not (self.device in DEVICES or self.device.startswith("cuda:") and self.device[5:].isdigit()):
+            raise ValueError(f"device: {self.device!r} is not auto, cpu, cuda or cuda:N")
+        if not self.weights:
+            raise ValueError("weights: must name a weights file")
+
+    @property
+    def weights_path(self) -> Path:
+        """The weights file, relative names resolved in the package's weights folder."""
+        path = Path(self.weights).expanduser()
+        return path if path.is_absolute() else WEIGHTS_DIR / path
+
+    @property
+    def model_size(self) -> tuple[int, int]:
+        return self.model_height, self.model_width
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], ignore: tuple[str, ...] = ()) -> "FeatureConfig":
+        """Build from a mapping; keys that are not settings (and not in ``ignore``) are an error."""
+        unknown = sorted(set(values) - set(cls.names()) - set(ignore))
+        if unknown:
+            raise ValueError(f"unknown setting(s): {', '.join(unknown)}")
+        return cls(**{k: v for k, v in values.items() if k in cls.names()})
+
+
+def read_parameters(path: Path | str) -> dict[str, Any]:
+    """The ``ros__parameters`` mapping of a ROS 2 parameter file (first node entry), or a flat mapping."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"cannot read config file {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path} does not hold a mapping")
+    for value in data.values():
+        if isinstance(value, dict) and "ros__parameters" in value:
+            return dict(value["ros__parameters"])
+    return data
+
+
+def load_config(path: Path | str | None = None, ignore: tuple[str, ...] = (), **overrides: Any) -> FeatureConfig:
+    """Defaults, overridden by a YAML file (node-only keys listed in ``ignore``), then by keyword overrides."""
+    values = read_parameters(path) if path else {}
+    values.update(overrides)
+    return FeatureConfig.from_dict(values, ignore=ignore)
+
+
+QOS_PROFILES = ("sensor_data", "reliable", "best_effort")
+
+
+@dataclass
+class NodeConfig:
+    """Settings of the ROS node around the pipeline (plain data: nothing here imports ROS)."""
+
+    image_qos: str = _setting("sensor_data", "QoS of the image subscription: sensor_data (best effort, "
+                              "keep last), reliable or best_effort", choices=QOS_PROFILES)
+    qos_depth: int = _setting(1, "History depth of the image subscription", low=1, high=100)
+    diagnostics_period: float = _setting(1.0, "Seconds between /diagnostics messages", low=0.1, high=60.0)
+    stall_timeout: float = _setting(2.0, "Seconds without input after which diagnostics warn of a stall",
+                                    low=0.1, high=3600.0)
+    expected_rate: float = _setting(0.0, "Expected input rate in Hz for gap detection (0 = learn it)",
+                                    low=0.0, high=1000.0)
+    publish_descriptors: bool = _setting(True, "Fill the descriptors field of the keypoints message")
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))

@@ -1,0 +1,1 @@
+"""Image sources for training, evaluation and the demo (all from Debian packages)."""

@@ -1,0 +1,109 @@
+"""RF-Net detector with the lightweight (depthwise-separable) variants.
+
+Ten 3x3 conv layers with 16 channels give receptive fields 3, 5, ..., 21 px. After each layer a 1x1 score
+head and a 1x1 orientation head read the features; the ten score maps are fused by a soft NMS over a
+15x15x10 neighbourhood and a softmax over scales into one response map with a scale and an orientation.
+
+``replaced_layers = n`` turns conv2..conv(1+n) into depthwise-separable pairs (3x3 depthwise with 16 groups,
+then 1x1 pointwise). ``n = 0`` is the full RF-Net; conv1 is always a standard conv. One class and one
+forward path serve every variant.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+CHANNELS = 16
+NUM_LAYERS = 10
+MAX_REPLACED = NUM_LAYERS - 1
+SCALES = tuple(float(3 + 2 * i) for i in range(NUM_LAYERS))  # receptive field of each layer, px
+
+
+@dataclass
+class DetectorMaps:
+    """Dense detector outputs at model resolution.
+
+    score: (B, 1, H, W) fused response; scale: (B, 1, H, W) receptive-field scale in model px (3..21);
+    orientation: (B, 2, H, W) unit vectors (cos, sin).
+    """
+
+    score: torch.Tensor
+    scale: torch.Tensor
+    orientation: torch.Tensor
+
+
+def separable_conv(channels: int) -> nn.Sequential:
+    """3x3 depthwise conv (one filter per channel) followed by a 1x1 pointwise conv, both with bias."""
+    return nn.Sequential(
+        nn.Conv2d(channels, channels, 3, padding=1, groups=channels),
+        nn.Conv2d(channels, channels, 1),
+    )
+
+
+def soft_nms_3d(score_maps: torch.Tensor, size: int = 15, strength: float = 3.0) -> torch.Tensor:
+    """(B, S, H, W) per-scale logits -> probabilities normalised over a size x size x S neighbourhood."""
+    local_max = F.max_pool2d(score_maps, size, stride=1, padding=size // 2).amax(dim=1, keepdim=True)
+    exp = torch.exp(strength * (score_maps - local_max))
+    # Box sum over the 3D window: sum over scales, then a zero-padded size x size sum.
+    window_sum = F.avg_pool2d(exp.sum(dim=1, keepdim=True), size, stride=1, padding=size // 2,
+                              count_include_pad=True) * (size * size)
+    return exp / (window_sum + 1e-8)
+
+
+class Detector(nn.Module):
+    """RF-Net detector ("RFDetSO"); ``replaced_layers`` in 0..9 selects the lightweight variant."""
+
+    def __init__(self, replaced_layers: int = 0, scale_strength: float = 100.0, nms_strength: float = 3.0,
+                 nms_window: int = 15):
+        super().__init__()
+        if not 0 <= replaced_layers <= MAX_REPLACED:
+            raise ValueError(f"replaced_layers must be in 0..{MAX_REPLACED}, got {replaced_layers}")
+        self.replaced_layers = replaced_layers
+        self.scale_strength = scale_strength
+        self.nms_strength = nms_strength
+        self.nms_window = nms_window
+        convs = [nn.Conv2d(1, CHANNELS, 3, padding=1)]
+        for layer in range(2, NUM_LAYERS + 1):
+            if layer <= 1 + replaced_layers:
+                convs.append(separable_conv(CHANNELS))
+            else:
+                convs.append(nn.Conv2d(CHANNELS, CHANNELS, 3, padding=1))
+        self.convs = nn.ModuleList(convs)
+        self.norms = nn.ModuleList(nn.InstanceNorm2d(CHANNELS, affine=True) for _ in range(NUM_LAYERS))
+        self.score_heads = nn.ModuleList(nn.Conv2d(CHANNELS, 1, 1) for _ in range(NUM_LAYERS))
+        self.score_norms = nn.ModuleList(nn.InstanceNorm2d(1, affine=True) for _ in range(NUM_LAYERS))
+        self.orientation_heads = nn.ModuleList(nn.Conv2d(CHANNELS, 2, 1) for _ in range(NUM_LAYERS))
+        self.register_buffer("scales", torch.tensor(SCALES).view(1, NUM_LAYERS, 1, 1), persistent=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Xavier for convs; orientation heads start at a constant angle (zero weight, unit bias)."""
+        gain = nn.init.calculate_gain("leaky_relu")
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.xavier_uniform_(module.weight, gain=gain)
+                nn.init.zeros_(module.bias)
+        for head in self.orientation_heads:
+            nn.init.zeros_(head.weight)
+            nn.init.ones_(head.bias)
+
+    def forward(self, image: torch.Tensor) -> DetectorMaps:
+        """image: (B, 1, H, W) float in [0, 1] at model resolution -> :class:`DetectorMaps`."""
+        features = image
+        scores, orientations = [], []
+        for index, (conv, norm) in enumerate(zip(self.convs, self.norms)):
+            out = F.leaky_relu(norm(conv(features)))
+            scores.append(self.score_norms[index](self.score_heads[index](out)))
+            orientations.append(F.normalize(self.orientation_heads[index](out), dim=1))
+            # Layers 2..9 add their input back after the heads have read them; conv1 and conv10 do not.
+            features = out + features if 0 < index < NUM_LAYERS - 1 else out
+        score_maps = torch.cat(scores, dim=1)  # (B, 10, H, W)
+        probs = soft_nms_3d(score_maps, self.nms_window, self.nms_strength)
+        weights = torch.softmax(self.scale_strength * probs, dim=1)
+        score = (probs * weights).sum(dim=1, keepdim=True)
+        scale = (self.scales * weights).sum(dim=1, keepdim=True)
+        orientation = (torch.stack(orientations, dim=1) * weights.unsqueeze(2)).sum(dim=1)
+        return DetectorMaps(score, scale, F.normalize(orientation, dim=1))

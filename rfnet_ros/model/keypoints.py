@@ -1,0 +1,67 @@
+"""Keypoint selection on dense detector maps: border suppression, max-pool NMS, top-k, sub-pixel offsets.
+
+All operations stay on the maps' device; invalid slots of the fixed-size top-k output are masked, not
+branched on (fixed shapes suit compiled and TensorRT-style back ends).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def suppress_border(score: torch.Tensor, border: int) -> torch.Tensor:
+    """Zero a ``border``-px frame of a (B, 1, H, W) map."""
+    if border <= 0:
+        return score
+    mask = torch.zeros_like(score)
+    mask[..., border:-border, border:-border] = 1.0
+    return score * mask
+
+
+def nms(score: torch.Tensor, size: int = 5) -> torch.Tensor:
+    """Keep only local maxima of a (B, 1, H, W) map within size x size windows (max-pool equality)."""
+    local_max = F.max_pool2d(score, size, stride=1, padding=size // 2)
+    return score * (score == local_max)
+
+
+def subpixel_offsets(score: torch.Tensor, flat_index: torch.Tensor) -> torch.Tensor:
+    """Quadratic-fit offsets in [-0.5, 0.5] px of peaks ``flat_index`` (B, K) in a (B, 1, H, W) map -> (B, K, 2)."""
+    b, _, h, w = score.shape
+    padded = F.pad(score, (1, 1, 1, 1), mode="replicate").flatten(1)
+    y, x = flat_index // w + 1, flat_index % w + 1
+    stride = w + 2
+
+    def at(dy: int, dx: int) -> torch.Tensor:
+        return padded.gather(1, (y + dy) * stride + (x + dx))
+
+    centre = at(0, 0)
+    offsets = []
+    for lo, hi in ((at(0, -1), at(0, 1)), (at(-1, 0), at(1, 0))):
+        curvature = lo + hi - 2 * centre
+        delta = torch.where(curvature < -1e-12, (lo - hi) / (2 * curvature).clamp(max=-1e-12),
+                            torch.zeros_like(centre))
+        offsets.append(delta.clamp(-0.5, 0.5))
+    return torch.stack(offsets, dim=-1)
+
+
+def select_keypoints(score: torch.Tensor, top_k: int, nms_size: int = 5, border: int = 8,
+                     threshold: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Top-k NMS peaks of a (B, 1, H, W) score map.
+
+    Returns xy (B, K, 2) sub-pixel model-resolution pixels (x, y), values (B, K) and valid (B, K) bool;
+    K = min(top_k, H*W).
+    """
+    peaks = nms(suppress_border(score, border), nms_size)
+    b, _, h, w = score.shape
+    values, flat_index = peaks.flatten(1).topk(min(top_k, h * w), dim=1)
+    xy = torch.stack([flat_index % w, flat_index // w], dim=-1).to(score.dtype)
+    xy = xy + subpixel_offsets(score.detach(), flat_index)
+    return xy, values, values > threshold
+
+
+def sample_maps(maps: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
+    """Bilinear sample of (B, C, H, W) maps at xy (B, K, 2) pixels -> (B, K, C)."""
+    _, _, h, w = maps.shape
+    grid = torch.stack([(2 * xy[..., 0] + 1) / w - 1, (2 * xy[..., 1] + 1) / h - 1], dim=-1)
+    out = F.grid_sample(maps, grid.unsqueeze(1), mode="bilinear", align_corners=False, padding_mode="border")
+    return out.squeeze(2).transpose(1, 2)

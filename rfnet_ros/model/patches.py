@@ -1,0 +1,61 @@
+"""Batched, differentiable extraction of oriented, scaled 32x32 patches around keypoints."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from rfnet_ros.model.descriptor import PATCH_SIZE
+
+# Patch half-width in units of the detector's scale: a keypoint of scale s is described by a
+# 2*s x 2*s (model px) square, rotated by its orientation.
+SUPPORT = 1.0
+PYRAMID_LEVELS = 3
+
+
+def _image_pyramid(image: torch.Tensor, levels: int) -> list[torch.Tensor]:
+    pyramid = [image]
+    for _ in range(levels - 1):
+        pyramid.append(F.avg_pool2d(pyramid[-1], 2, ceil_mode=True))
+    return pyramid
+
+
+def extract_patches(image: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor, orientation: torch.Tensor,
+                    size: int = PATCH_SIZE) -> torch.Tensor:
+    """Cut oriented square patches from one image.
+
+    image: (1, 1, H, W); xy: (N, 2) pixel centres (x, y) in that image; radius: (N,) half-width in image px;
+    orientation: (N, 2) unit (cos, sin). Returns (N, 1, size, size). Large patches are read from a 2x or 4x
+    downsampled copy so that they are not aliased (the level is chosen per keypoint, without branches).
+    """
+    n = xy.shape[0]
+    if n == 0:
+        return image.new_zeros((0, 1, size, size))
+    _, _, h, w = image.shape
+    t = (torch.arange(size, device=image.device, dtype=image.dtype) + 0.5) / size * 2 - 1
+    ty, tx = torch.meshgrid(t, t, indexing="ij")
+    cos, sin = orientation[:, 0, None, None], orientation[:, 1, None, None]
+    r = radius[:, None, None]
+    x = xy[:, 0, None, None] + r * (cos * tx - sin * ty)
+    y = xy[:, 1, None, None] + r * (sin * tx + cos * ty)
+    # Pixels of the source image per patch pixel decides the pyramid level (0: full resolution).
+    step = (2 * radius / size).detach()
+    level = torch.clamp(torch.floor(torch.log2(step.clamp(min=1.0))), 0, PYRAMID_LEVELS - 1)
+    out = image.new_zeros((n, 1, size, size))
+    for lvl, src in enumerate(_image_pyramid(image, PYRAMID_LEVELS)):
+        factor = 2 ** lvl
+        sh, sw = src.shape[-2:]
+        # Pixel centres of level lvl: x_l = (x + 0.5) / factor - 0.5.
+        gx = 2 * ((x + 0.5) / factor) / sw - 1
+        gy = 2 * ((y + 0.5) / factor) / sh - 1
+        grid = torch.stack([gx, gy], dim=-1).reshape(1, n * size, size, 2)
+        sampled = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        out = out + sampled.reshape(n, 1, size, size) * (level == lvl).to(image.dtype)[:, None, None, None]
+    return out
+
+
+def orientation_angle(orientation: torch.Tensor) -> torch.Tensor:
+    """(..., 2) unit (cos, sin) -> (...) radians in (-pi, pi]."""
+    return torch.atan2(orientation[..., 1], orientation[..., 0])
+
+
+__all__ = ["SUPPORT", "extract_patches", "orientation_angle"]

@@ -1,0 +1,68 @@
+"""RF-Net: detector + HardNet descriptor, and the geometry that ties model and input resolutions together."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rfnet_ros.model.descriptor import HardNet
+from rfnet_ros.model.detector import Detector, DetectorMaps
+from rfnet_ros.model.keypoints import sample_maps, select_keypoints
+from rfnet_ros.model.patches import SUPPORT, extract_patches
+
+
+@dataclass
+class Keypoints:
+    """Keypoints of a batch of B frames in input pixels, fixed size K with a validity mask.
+
+    xy: (B, K, 2) sub-pixel (x, y); score: (B, K); scale: (B, K) patch half-width in input px;
+    orientation: (B, K, 2) unit (cos, sin); valid: (B, K) bool.
+    """
+
+    xy: torch.Tensor
+    score: torch.Tensor
+    scale: torch.Tensor
+    orientation: torch.Tensor
+    valid: torch.Tensor
+
+
+def model_to_input(xy: torch.Tensor, ratio_x: float, ratio_y: float) -> torch.Tensor:
+    """Map (..., 2) model-resolution pixel coordinates to input pixels (pixel centres, separate x/y ratios)."""
+    ratio = xy.new_tensor([ratio_x, ratio_y])
+    return (xy + 0.5) * ratio - 0.5
+
+
+class RFNet(nn.Module):
+    """Detector and descriptor with the keypoint selection between them."""
+
+    def __init__(self, replaced_layers: int = 0):
+        super().__init__()
+        self.detector = Detector(replaced_layers)
+        self.descriptor = HardNet()
+
+    @property
+    def replaced_layers(self) -> int:
+        return self.detector.replaced_layers
+
+    def detect(self, image: torch.Tensor, model_size: tuple[int, int], top_k: int, nms_size: int = 5,
+               border: int = 8, threshold: float = 0.0) -> tuple[Keypoints, DetectorMaps]:
+        """image: (B, 1, H, W) in [0, 1] at input resolution -> keypoints in input px and the dense maps."""
+        h, w = image.shape[-2:]
+        mh, mw = model_size
+        small = image if (h, w) == (mh, mw) else F.interpolate(image, size=(mh, mw), mode="area")
+        maps = self.detector(small)
+        xy_model, score, valid = select_keypoints(maps.score, top_k, nms_size, border, threshold)
+        sampled = sample_maps(torch.cat([maps.scale, maps.orientation], dim=1), xy_model)
+        ratio_x, ratio_y = w / mw, h / mh
+        # Patches stay square: the half-width uses the geometric mean of the two resize ratios.
+        radius = sampled[..., 0] * SUPPORT * (ratio_x * ratio_y) ** 0.5
+        keypoints = Keypoints(model_to_input(xy_model, ratio_x, ratio_y), score, radius,
+                              F.normalize(sampled[..., 1:3], dim=-1), valid)
+        return keypoints, maps
+
+    def describe(self, image: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor,
+                 orientation: torch.Tensor) -> torch.Tensor:
+        """One image (1, 1, H, W), N keypoints (N, 2)/(N,)/(N, 2) in its pixels -> descriptors (N, 128)."""
+        return self.descriptor(extract_patches(image, xy, radius, orientation))

@@ -1,0 +1,170 @@
+"""The ROS-free feature pipeline: image array in; keypoints, descriptors, matches and stage timings out.
+
+Training, evaluation, the command-line tools and the ROS node all call this; none re-implements a step.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from rfnet_ros.config import FeatureConfig
+from rfnet_ros.matching import match_mutual_nn
+from rfnet_ros.model.patches import orientation_angle
+from rfnet_ros.model.weights import load_model
+from rfnet_ros.timing import StageTimer
+
+STAGES = ("convert", "preprocess", "detect", "describe", "match")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; explicit CUDA requests fail clearly without a GPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: {name!r} requested but CUDA is not available")
+    return device
+
+
+def to_gray(image: np.ndarray, color_order: str = "bgr") -> np.ndarray:
+    """(H, W), (H, W, 1), (H, W, 3) or (H, W, 4) uint8/uint16/float array -> (H, W) array of the same dtype.
+
+    Colour uses ITU-R BT.601 luma weights; ``color_order`` says whether channels are "bgr" or "rgb"
+    (a fourth, alpha, channel is ignored).
+    """
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    if image.ndim == 2:
+        gray = image
+    elif image.ndim == 3 and image.shape[2] in (3, 4):
+        weights = np.array([0.114, 0.587, 0.299] if color_order == "bgr" else [0.299, 0.587, 0.114], np.float32)
+        gray = image[..., :3].astype(np.float32) @ weights
+        if image.dtype != np.float32:
+            gray = np.rint(gray).astype(image.dtype)
+    else:
+        raise ValueError(f"image must be (H, W) or (H, W, 1|3|4), got shape {image.shape}")
+    if gray.shape[0] == 0 or gray.shape[1] == 0:
+        raise ValueError(f"image is empty: shape {image.shape}")
+    return gray
+
+
+def _scale_of(dtype: np.dtype) -> float:
+    if dtype == np.uint8:
+        return 255.0
+    if dtype == np.uint16:
+        return 65535.0
+    if dtype in (np.float32, np.float64):
+        return 1.0
+    raise ValueError(f"unsupported image dtype {dtype} (use uint8, uint16 or float in [0, 1])")
+
+
+@dataclass
+class FrameFeatures:
+    """Features of one frame, in the input image's pixel grid.
+
+    keypoints: (N, 2) float32 sub-pixel (x, y); scores: (N,); scales: (N,) patch half-width in px;
+    orientations: (N,) radians; descriptors: (N, 128) float32 unit rows; image_size: (height, width).
+    """
+
+    keypoints: np.ndarray
+    scores: np.ndarray
+    scales: np.ndarray
+    orientations: np.ndarray
+    descriptors: np.ndarray
+    image_size: tuple[int, int]
+
+    def __len__(self) -> int:
+        return len(self.keypoints)
+
+
+@dataclass
+class FrameResult:
+    """Features of a frame, its matches to the previous frame and how long each stage took.
+
+    matches: (M, 2) int64 (index in the previous frame, index in this frame); match_distances: (M,) float32;
+    timings: stage -> ms for ``STAGES``; has_previous: whether a previous frame existed to match.
+    """
+
+    features: FrameFeatures
+    matches: np.ndarray
+    match_distances: np.ndarray
+    timings: dict[str, float] = field(default_factory=dict)
+    has_previous: bool = False
+
+
+class FeaturePipeline:
+    """Lightweight RF-Net on numpy frames; keeps the previous frame's descriptors to match against."""
+
+    def __init__(self, config: FeatureConfig | None = None):
+        self.config = config or FeatureConfig()
+        self.device = resolve_device(self.config.device)
+        self.precision = self.config.precision
+        if self.precision == "fp16" and self.device.type != "cuda":
+            raise ValueError("precision: fp16 needs a CUDA device; use fp32 or bf16 on the CPU")
+        self.model = load_model(self.config.weights_path, self.config.replaced_layers).to(self.device).eval()
+        self._previous: torch.Tensor | None = None
+
+    def _autocast(self):
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def reset(self) -> None:
+        """Forget the previous frame (the next frame is matched to nothing)."""
+        self._previous = None
+
+    @torch.inference_mode()
+    def _extract(self, image: np.ndarray, color_order: str, timer: StageTimer) -> tuple[FrameFeatures, torch.Tensor]:
+        cfg = self.config
+        with timer.stage("convert"):
+            gray = to_gray(image, color_order)
+            scale = _scale_of(gray.dtype)
+            tensor = torch.from_numpy(np.ascontiguousarray(gray)).to(self.device, non_blocking=True)
+        with timer.stage("preprocess"):
+            tensor = (tensor.float() / scale)[None, None]
+        with timer.stage("detect"):
+            keypoints, _ = self.model.detect(tensor, cfg.model_size, cfg.top_k, cfg.nms_size, cfg.border,
+                                             cfg.score_threshold)
+            valid = keypoints.valid[0]
+            xy, radius = keypoints.xy[0][valid], keypoints.scale[0][valid]
+            direction, score = keypoints.orientation[0][valid], keypoints.score[0][valid]
+        with timer.stage("describe"), self._autocast():
+            descriptors = self.model.describe(tensor, xy, radius, direction).float()
+        features = FrameFeatures(
+            keypoints=xy.float().cpu().numpy(), scores=score.float().cpu().numpy(),
+            scales=radius.float().cpu().numpy(), orientations=orientation_angle(direction).float().cpu().numpy(),
+            descriptors=descriptors.cpu().numpy(), image_size=(int(gray.shape[0]), int(gray.shape[1])))
+        return features, descriptors
+
+    def extract(self, image: np.ndarray, color_order: str = "bgr") -> FrameFeatures:
+        """Keypoints and descriptors of one frame, without matching."""
+        return self._extract(image, color_order, StageTimer(self.device))[0]
+
+    @torch.inference_mode()
+    def match(self, desc0: np.ndarray | torch.Tensor, desc1: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Mutual nearest-neighbour matches (M, 2) and distances (M,) with this pipeline's thresholds."""
+        d0, d1 = (torch.as_tensor(d, device=self.device) for d in (desc0, desc1))
+        matches, distances = match_mutual_nn(d0, d1, self.config.match_max_distance, self.config.match_ratio)
+        return matches.cpu().numpy(), distances.cpu().numpy()
+
+    def process(self, image: np.ndarray, color_order: str = "bgr") -> FrameResult:
+        """Features of ``image`` and its matches to the previous processed frame."""
+        timer = StageTimer(self.device)
+        features, descriptors = self._extract(image, color_order, timer)
+        has_previous = self._previous is not None
+        with timer.stage("match"), torch.inference_mode():
+            if has_previous:
+                matches, distances = match_mutual_nn(self._previous, descriptors, self.config.match_max_distance,
+                                                     self.config.match_ratio)
+            else:
+                matches = torch.zeros((0, 2), dtype=torch.long)
+                distances = torch.zeros((0,))
+            matches_np, distances_np = matches.cpu().numpy(), distances.float().cpu().numpy()
+        self._previous = descriptors
+        return FrameResult(features, matches_np, distances_np, timer.results(), has_previous)

@@ -1,0 +1,39 @@
+"""Per-stage wall-clock timing: CUDA events on a GPU (one synchronisation per frame), perf_counter on a CPU."""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+
+
+class StageTimer:
+    """Collects named stage durations in milliseconds for one frame."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self._events: list[tuple[str, object, object]] = []
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        if self.cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            yield
+            end.record()
+        else:
+            start = time.perf_counter()
+            yield
+            end = time.perf_counter()
+        self._events.append((name, start, end))
+
+    def results(self) -> dict[str, float]:
+        """Stage -> ms (stages run more than once add up); synchronises the GPU once."""
+        if self.cuda and self._events:
+            torch.cuda.synchronize()
+        out: dict[str, float] = {}
+        for name, start, end in self._events:
+            ms = start.elapsed_time(end) if self.cuda else (end - start) * 1e3
+            out[name] = out.get(name, 0.0) + ms
+        return out

@@ -1,0 +1,1 @@
+"""Self-supervised training of RF-Net on homography-warped photographs."""
