@@ -1,0 +1,137 @@
+"""sensor_msgs/Image and sensor_msgs/CompressedImage messages -> numpy arrays for the feature pipeline.
+
+Nothing here imports rclpy: the functions take any object with the message's fields (an rclpy message, a
+rosbags message, or a test double), so they are unit-tested without a ROS graph.
+
+Raw images are wrapped without copying wherever possible: the array is a strided view of ``msg.data``
+that honours ``step`` (row padding), and it keeps the message buffer alive. Only big-endian 16-bit data on
+a little-endian machine (or the reverse) is copied, into native byte order.
+"""
+from __future__ import annotations
+
+import array
+import sys
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+
+
+class ImageRejected(ValueError):
+    """An image message that cannot be used; ``reason`` says why in one line."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Encoding(NamedTuple):
+    """How one ``sensor_msgs/Image`` encoding is laid out in memory."""
+
+    dtype: type
+    channels: int
+    color_order: str  # "bgr" or "rgb": channel order for FeaturePipeline.process (ignored for mono)
+
+
+ENCODINGS: dict[str, Encoding] = {
+    "mono8": Encoding(np.uint8, 1, "bgr"),
+    "8UC1": Encoding(np.uint8, 1, "bgr"),
+    "mono16": Encoding(np.uint16, 1, "bgr"),
+    "16UC1": Encoding(np.uint16, 1, "bgr"),
+    "bgr8": Encoding(np.uint8, 3, "bgr"),
+    "rgb8": Encoding(np.uint8, 3, "rgb"),
+    "bgra8": Encoding(np.uint8, 4, "bgr"),
+    "rgba8": Encoding(np.uint8, 4, "rgb"),
+    # OpenCV's default channel order: cv_bridge writes 8UC3 for a cv::Mat of BGR pixels.
+    "8UC3": Encoding(np.uint8, 3, "bgr"),
+    "8UC4": Encoding(np.uint8, 4, "bgr"),
+}
+SUPPORTED_ENCODINGS = tuple(ENCODINGS)
+_LITTLE_ENDIAN_HOST = sys.byteorder == "little"
+
+
+def _byte_view(data) -> np.ndarray:
+    """The message's data as a flat uint8 array, sharing memory when it exposes a buffer."""
+    try:
+        return np.frombuffer(data, dtype=np.uint8)
+    except (TypeError, ValueError):
+        # A plain list of ints (hand-built messages): one copy.
+        return np.asarray(data, dtype=np.uint8).ravel()
+
+
+def image_to_array(msg) -> tuple[np.ndarray, str]:
+    """``sensor_msgs/Image`` -> ((H, W) or (H, W, C) array, color order "bgr"/"rgb").
+
+    The array is uint8 or native-endian uint16, a view of ``msg.data`` (read-only when the data is) with
+    rows ``msg.step`` bytes apart. Raises :class:`ImageRejected` for an unsupported encoding, an empty
+    image, a ``step`` shorter than a row, or data shorter than ``step * height``.
+    """
+    encoding = ENCODINGS.get(msg.encoding)
+    if encoding is None:
+        raise ImageRejected(f"unsupported encoding {msg.encoding!r} (supported: {', '.join(SUPPORTED_ENCODINGS)})")
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height == 0 or width == 0:
+        raise ImageRejected(f"empty image: {width}x{height}")
+    itemsize = np.dtype(encoding.dtype).itemsize
+    row_bytes = width * encoding.channels * itemsize
+    if step < row_bytes:
+        raise ImageRejected(f"step {step} is shorter than a row of {width} {msg.encoding} pixels ({row_bytes} bytes)")
+    data = _byte_view(msg.data)
+    if data.size < step * height:
+        raise ImageRejected(f"truncated data: {data.size} bytes, expected step*height = {step}*{height} = "
+                            f"{step * height}")
+    dtype = np.dtype(encoding.dtype)
+    if itemsize > 1:
+        dtype = dtype.newbyteorder(">" if msg.is_bigendian else "<")
+    shape: tuple[int, ...] = (height, width)
+    strides: tuple[int, ...] = (step, itemsize)
+    if encoding.channels > 1:
+        shape += (encoding.channels,)
+        strides = (step, encoding.channels * itemsize, itemsize)
+    array = np.ndarray(shape, dtype=dtype, buffer=data, strides=strides)
+    if not dtype.isnative:
+        array = array.astype(dtype.newbyteorder("="))
+    return array, encoding.color_order
+
+
+def compressed_to_array(msg) -> tuple[np.ndarray, str]:
+    """``sensor_msgs/CompressedImage`` (JPEG, PNG or any format OpenCV decodes) -> (array, "bgr").
+
+    The array is (H, W) or (H, W, 3|4), uint8 or uint16, in OpenCV's BGR(A) order. Raises
+    :class:`ImageRejected` when the data is empty or does not decode.
+    """
+    data = _byte_view(msg.data)
+    if data.size == 0:
+        raise ImageRejected(f"empty compressed image (format {msg.format!r})")
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if image is None or image.size == 0:
+        raise ImageRejected(f"compressed image does not decode (format {msg.format!r}, {data.size} bytes)")
+    return image, "bgr"
+
+
+def array_to_image_fields(image: np.ndarray, color_order: str = "bgr") -> dict:
+    """(H, W) uint8/uint16 or (H, W, 3|4) uint8 array -> keyword arguments of a ``sensor_msgs/Image``.
+
+    Returns height, width, encoding, is_bigendian, step and data (rows packed, as ``array.array("B")``,
+    which message setters take without a per-byte check): the inverse of :func:`image_to_array`, used by
+    the player and the tests.
+    """
+    image = np.ascontiguousarray(image)
+    if image.ndim == 2 and image.dtype == np.uint8:
+        encoding = "mono8"
+    elif image.ndim == 2 and image.dtype == np.uint16:
+        encoding = "mono16"
+    elif image.ndim == 3 and image.dtype == np.uint8 and image.shape[2] in (3, 4):
+        encoding = ("bgr8" if color_order == "bgr" else "rgb8") if image.shape[2] == 3 else \
+            ("bgra8" if color_order == "bgr" else "rgba8")
+    else:
+        raise ValueError(f"no sensor_msgs/Image encoding for a {image.dtype} array of shape {image.shape}")
+    return {"height": image.shape[0], "width": image.shape[1], "encoding": encoding,
+            "is_bigendian": int(not _LITTLE_ENDIAN_HOST and image.dtype.itemsize > 1),
+            "step": image.strides[0], "data": _bytes_array(image)}
+
+
+def _bytes_array(image: np.ndarray) -> array.array:
+    data = array.array("B")
+    data.frombytes(np.ascontiguousarray(image).data.cast("B"))
+    return data
