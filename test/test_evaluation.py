@@ -1,0 +1,159 @@
+"""Evaluation metrics on synthetic data with known answers, the Oxford homography file and pair generation."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rfnet_ros.evaluation.metrics import evaluate_pair, inside, warp_points
+from rfnet_ros.evaluation.pairs import (oxford_pair, photo_pairs, read_homography, resize_homography,
+                                        synthetic_pairs)
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+SIZE = (480, 640)
+needs_data = pytest.mark.skipif(not (DATA / "oxford" / "H1to3p.xml").is_file(),
+                                reason="data/ not fetched (scripts/fetch_data.sh)")
+
+
+def grid_points(step: int = 40, margin: int = 60) -> np.ndarray:
+    xs, ys = np.meshgrid(np.arange(margin, SIZE[1] - margin, step), np.arange(margin, SIZE[0] - margin, step))
+    return np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float64)
+
+
+def similarity(angle_deg: float = 10.0, scale: float = 1.1, shift=(12.0, -7.0)) -> np.ndarray:
+    a = np.deg2rad(angle_deg)
+    cx, cy = (SIZE[1] - 1) / 2, (SIZE[0] - 1) / 2
+    to_c = np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1]])
+    rot = np.array([[scale * np.cos(a), -scale * np.sin(a), 0], [scale * np.sin(a), scale * np.cos(a), 0], [0, 0, 1]])
+    back = np.array([[1, 0, cx + shift[0]], [0, 1, cy + shift[1]], [0, 0, 1]])
+    return back @ rot @ to_c
+
+
+def perfect_case(h: np.ndarray):
+    kp0 = grid_points()
+    kp1 = warp_points(h, kp0)
+    keep = inside(kp1, SIZE)
+    kp0, kp1 = kp0[keep], kp1[keep]
+    matches = np.stack([np.arange(len(kp0))] * 2, axis=1)
+    return kp0, kp1, matches
+
+
+def test_perfect_matches_score_one():
+    h = similarity()
+    kp0, kp1, matches = perfect_case(h)
+    m = evaluate_pair(kp0, kp1, matches, h, SIZE, SIZE)
+    assert m.matches == len(kp0) > 50
+    assert all(m.mma[t] == 1.0 for t in range(1, 11))
+    assert m.matching_score == pytest.approx(1.0)
+    assert m.repeatability == pytest.approx(1.0)
+    assert m.corner_error < 1e-3 and all(m.ha.values())
+    assert m.shared0 == m.shared1 == m.keypoints0 == m.keypoints1
+
+
+def test_matches_shifted_by_four_pixels():
+    h = similarity()
+    kp0, kp1, matches = perfect_case(h)
+    m = evaluate_pair(kp0, kp1 + [4.0, 0.0], matches, h, SIZE, SIZE)
+    assert m.mma[3] == 0.0 and m.mma[4] == 1.0 and m.mma[5] == 1.0
+    assert m.correct[3] == 0 and m.correct[5] == m.matches
+    assert m.matching_score == 0.0
+    assert m.repeatability == 0.0  # the grid's 40 px spacing leaves no other point within 3 px
+    assert m.corner_error == pytest.approx(4.0, abs=1e-3)  # a consistent shift: RANSAC finds H plus 4 px
+    assert not m.ha[3] and m.ha[5]
+
+
+def test_half_the_matches_wrong():
+    h = np.eye(3)
+    kp0 = grid_points()
+    n = len(kp0)
+    matches = np.stack([np.arange(n), np.arange(n)], axis=1)
+    matches[: n // 2, 1] = np.roll(matches[: n // 2, 1], 1)  # neighbours 40 px away: wrong
+    m = evaluate_pair(kp0, kp0.copy(), matches, h, SIZE, SIZE)
+    assert m.mma[10] == pytest.approx((n - n // 2) / n)
+    assert m.matching_score == pytest.approx((n - n // 2) / n)
+    assert m.repeatability == 1.0 and m.ha[1]
+
+
+def test_shared_region_and_repeatability_counts():
+    h = np.array([[1, 0, 100.0], [0, 1, 0], [0, 0, 1]])  # image1 sees image0 moved 100 px right
+    kp0 = np.array([[10.0, 10], [600, 10], [300, 200]])  # (600, 10) lands at x = 700: outside image1
+    kp1 = np.array([[110.0, 10], [400, 200], [50, 50], [401, 401]])  # (50, 50) comes from x = -50: outside
+    m = evaluate_pair(kp0, kp1, np.zeros((0, 2), int), h, SIZE, SIZE)
+    assert (m.shared0, m.shared1) == (2, 3)
+    assert m.repeated == 4  # two of image0, (110, 10) and (400, 200) of image1; (401, 401) has no partner
+    assert m.repeatability == pytest.approx(4 / 5)
+    assert m.matches == 0 and m.mma[3] == 0.0 and m.matching_score == 0.0
+    assert not any(m.ha.values()) and m.corner_error == float("inf")
+
+
+def test_too_few_matches_fail_homography():
+    h = np.eye(3)
+    kp = grid_points()[:3]
+    m = evaluate_pair(kp, kp, np.stack([np.arange(3)] * 2, axis=1), h, SIZE, SIZE)
+    assert m.mma[1] == 1.0 and not m.ha[10] and m.inliers == 0
+
+
+def test_out_of_range_match_is_an_error():
+    kp = grid_points()[:5]
+    with pytest.raises(ValueError, match="matches"):
+        evaluate_pair(kp, kp, np.array([[0, 7]]), np.eye(3), SIZE, SIZE)
+
+
+def test_resize_homography_is_consistent():
+    h = similarity(5.0, 0.9)
+    native0, native1, small = (640, 800), (600, 700), SIZE
+    h_small = resize_homography(h, native0, small, native1, small)
+    point = np.array([[123.0, 321.0]])
+    sx0, sy0 = small[1] / native0[1], small[0] / native0[0]
+    sx1, sy1 = small[1] / native1[1], small[0] / native1[0]
+    small_point = (point + 0.5) * [sx0, sy0] - 0.5
+    expected = (warp_points(h, point) + 0.5) * [sx1, sy1] - 0.5
+    np.testing.assert_allclose(warp_points(h_small, small_point), expected, atol=1e-9)
+
+
+@needs_data
+def test_oxford_homography_file():
+    h = read_homography(DATA / "oxford" / "H1to3p.xml")
+    assert h.shape == (3, 3) and h[2, 2] == pytest.approx(1.0)
+    np.testing.assert_allclose(h[0], [7.6285898e-01, -2.9922929e-01, 2.2567123e+02])
+    corners = np.array([[0, 0], [799, 0], [799, 639], [0, 639]], dtype=np.float64)  # graf1 is 800x640 (w x h)
+    warped = warp_points(h, corners)
+    assert np.isfinite(warped).all()
+    # A plausible viewpoint change: corners move by tens to hundreds of px, the quad stays convex and large.
+    moved = np.linalg.norm(warped - corners, axis=1)
+    assert (moved > 10).all() and (moved < 600).all()
+    x, y = warped[:, 0], warped[:, 1]
+    area = 0.5 * abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1)))
+    assert 0.3 * 800 * 640 < area < 3 * 800 * 640
+
+
+@needs_data
+def test_oxford_pair_resized():
+    pair = oxford_pair(DATA / "oxford")
+    assert pair.image0.shape == pair.image1.shape == SIZE and pair.image0.dtype == np.uint8
+    native = oxford_pair(DATA / "oxford", size=None)
+    assert native.image0.shape == (640, 800)
+
+
+def test_pairs_are_deterministic():
+    rng = np.random.default_rng(5)
+    photo = (rng.random((300, 500)) * 255).astype(np.uint8)
+    a = photo_pairs("photo", photo, 2, seed=3)
+    b = photo_pairs("photo", photo, 2, seed=3)
+    c = photo_pairs("photo", photo, 2, seed=4)
+    assert [p.kind for p in a] == ["viewpoint", "viewpoint", "illumination", "illumination"]
+    for p, q in zip(a, b):
+        assert p.name == q.name and p.image0.shape == p.image1.shape == SIZE
+        np.testing.assert_array_equal(p.image1, q.image1)
+        np.testing.assert_array_equal(p.homography, q.homography)
+    assert not np.array_equal(a[0].homography, c[0].homography)
+    assert all(np.array_equal(p.homography, np.eye(3)) for p in a if p.kind == "illumination")
+
+
+@needs_data
+def test_heldout_pairs_do_not_depend_on_other_photos():
+    folder = DATA / "images" / "heldout"
+    one = synthetic_pairs(folder, 1, seed=0, max_photos=1)
+    two = synthetic_pairs(folder, 1, seed=0, max_photos=2)
+    assert len(one) == 2 and len(two) == 4
+    np.testing.assert_array_equal(one[0].homography, two[0].homography)
+    np.testing.assert_array_equal(one[0].image1, two[0].image1)
