@@ -157,3 +157,52 @@ def test_heldout_pairs_do_not_depend_on_other_photos():
     assert len(one) == 2 and len(two) == 4
     np.testing.assert_array_equal(one[0].homography, two[0].homography)
     np.testing.assert_array_equal(one[0].image1, two[0].image1)
+
+
+def test_weights_spec():
+    from rfnet_ros.evaluation.extractors import parse_weights_spec
+
+    assert parse_weights_spec("mine=runs/a:b.pt:3") == ("mine", Path("runs/a:b.pt"), 3)
+    for bad in ("mine=runs/a.pt", "runs/a.pt:3", "mine=runs/a.pt:x"):
+        with pytest.raises(ValueError, match="NAME=PATH:N"):
+            parse_weights_spec(bad)
+
+
+@pytest.mark.parametrize("method", ["orb", "sift"])
+def test_opencv_extractors(method):
+    from rfnet_ros.evaluation.extractors import make_extractors
+
+    pair = photo_pairs("noise", (np.random.default_rng(0).random((480, 640)) * 255).astype(np.uint8), 1, 0)[1]
+    (extractor,) = make_extractors([method], [], max_keypoints=200)
+    f0, ms = extractor.timed_extract(pair.image0)
+    f1 = extractor.extract(pair.image1)
+    assert 0 < len(f0) <= 200 and f0.keypoints.shape == (len(f0), 2) and len(f0.descriptors) == len(f0) and ms > 0
+    matches = extractor.match(f0.descriptors, f1.descriptors)
+    assert matches.ndim == 2 and matches.shape[1] == 2 and len(matches) > 0
+    assert len(np.unique(matches[:, 0])) == len(matches)  # cross-checked: one-to-one
+    empty = extractor.match(f0.descriptors[:0], f1.descriptors)
+    assert empty.shape == (0, 2)
+
+
+def test_unknown_method_and_missing_weights():
+    from rfnet_ros.evaluation.extractors import make_extractors
+
+    with pytest.raises(ValueError, match="unknown method"):
+        make_extractors(["surf"], [])
+    with pytest.raises(ValueError, match="weights file not found"):
+        make_extractors(["orb"], ["mine=/nonexistent/file.pt:9"])
+
+
+@needs_data
+def test_eval_command_small_run(tmp_path, capsys):
+    import json
+
+    from rfnet_ros.evaluation.evaluate import main
+
+    assert main(["--data", str(DATA), "--methods", "orb", "--max-photos", "1", "--pairs-per-image", "1",
+                 "--out", str(tmp_path), "--quiet"]) == 0
+    table = capsys.readouterr().out
+    assert "MMA@3" in table and "graf1->graf3" in table
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert [r["set"] for r in result["summary"]] == ["viewpoint", "illumination", "synthetic", "graf1->graf3"]
+    assert len(result["pairs"]) == 3 and (tmp_path / "results.md").is_file()

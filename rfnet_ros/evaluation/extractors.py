@@ -1,0 +1,153 @@
+"""One interface over the evaluated feature methods: our RF-Net variants, OpenCV ORB and OpenCV SIFT.
+
+``extract(image)`` takes a grayscale uint8 (H, W) image and returns :class:`Features`: keypoints (N, 2)
+float32 (x, y) in the image's pixels and descriptors (N, D) (float32 for RF-Net and SIFT, uint8 for ORB).
+``match(d0, d1)`` returns mutual nearest-neighbour matches (M, 2) int64 (index into d0, index into d1).
+``timed_extract`` adds the wall-clock extraction time in ms (perf_counter).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from rfnet_ros.config import WEIGHTS_DIR, FeatureConfig
+from rfnet_ros.pipeline import FeaturePipeline
+
+# Our variants by name: the packaged weights file and its replaced_layers.
+RFNET_VARIANTS = {"rfnet_full": ("rfnet_full.pt", 0), "rfnet_lite": ("rfnet_lite.pt", 9)}
+OPENCV_METHODS = ("orb", "sift")
+
+
+@dataclass
+class Features:
+    """keypoints: (N, 2) float32 (x, y) px; descriptors: (N, D)."""
+
+    keypoints: np.ndarray
+    descriptors: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.keypoints)
+
+
+class Extractor:
+    """Base class: subclasses implement ``extract`` and ``match``."""
+
+    name = "extractor"
+
+    def extract(self, image: np.ndarray) -> Features:
+        raise NotImplementedError
+
+    def match(self, desc0: np.ndarray, desc1: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def timed_extract(self, image: np.ndarray) -> tuple[Features, float]:
+        """Features of ``image`` and the wall-clock ms the extraction took."""
+        start = time.perf_counter()
+        features = self.extract(image)
+        return features, (time.perf_counter() - start) * 1e3
+
+    def describe(self) -> dict:
+        """Settings worth recording beside the results."""
+        return {"name": self.name}
+
+
+class RFNetExtractor(Extractor):
+    """An RF-Net variant through :class:`FeaturePipeline`; mutual NN matching via ``pipeline.match``."""
+
+    def __init__(self, name: str, config: FeatureConfig):
+        self.name = name
+        self.config = config
+        self.pipeline = FeaturePipeline(config)
+
+    def extract(self, image: np.ndarray) -> Features:
+        features = self.pipeline.extract(image)
+        return Features(features.keypoints, features.descriptors)
+
+    def match(self, desc0: np.ndarray, desc1: np.ndarray) -> np.ndarray:
+        return self.pipeline.match(desc0, desc1)[0].astype(np.int64).reshape(-1, 2)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "weights": str(self.config.weights_path),
+                "replaced_layers": self.config.replaced_layers, "top_k": self.config.top_k,
+                "model_size": list(self.config.model_size), "device": str(self.pipeline.device),
+                "precision": self.config.precision}
+
+
+class OpenCVExtractor(Extractor):
+    """ORB or SIFT from OpenCV, the strongest ``max_keypoints`` by response; BFMatcher with crossCheck."""
+
+    def __init__(self, name: str, max_keypoints: int = 1024):
+        if name == "orb":
+            self.detector = cv2.ORB_create(nfeatures=max_keypoints)
+            norm, self.dtype, self.dim = cv2.NORM_HAMMING, np.uint8, 32
+        elif name == "sift":
+            self.detector = cv2.SIFT_create(nfeatures=max_keypoints)
+            norm, self.dtype, self.dim = cv2.NORM_L2, np.float32, 128
+        else:
+            raise ValueError(f"methods: unknown OpenCV method {name!r} (use orb or sift)")
+        self.name = name
+        self.max_keypoints = max_keypoints
+        self.matcher = cv2.BFMatcher(norm, crossCheck=True)
+
+    def extract(self, image: np.ndarray) -> Features:
+        keypoints = self.detector.detect(image, None)
+        # SIFT may return a few more than nfeatures (one point, several orientations): keep the strongest.
+        keypoints = sorted(keypoints, key=lambda k: -k.response)[:self.max_keypoints]
+        keypoints, descriptors = self.detector.compute(image, keypoints)
+        if descriptors is None or not keypoints:
+            return Features(np.zeros((0, 2), np.float32), np.zeros((0, self.dim), self.dtype))
+        xy = np.array([k.pt for k in keypoints], dtype=np.float32).reshape(-1, 2)
+        return Features(xy, descriptors)
+
+    def match(self, desc0: np.ndarray, desc1: np.ndarray) -> np.ndarray:
+        if len(desc0) == 0 or len(desc1) == 0:
+            return np.zeros((0, 2), np.int64)
+        matches = self.matcher.match(desc0, desc1)
+        return np.array([[m.queryIdx, m.trainIdx] for m in matches], dtype=np.int64).reshape(-1, 2)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "opencv": cv2.__version__, "nfeatures": self.max_keypoints}
+
+
+def parse_weights_spec(spec: str) -> tuple[str, Path, int]:
+    """``NAME=PATH:N`` -> (name, path, replaced_layers); raises ValueError naming the spec."""
+    name, sep, rest = spec.partition("=")
+    path, sep2, layers = rest.rpartition(":")
+    if not (sep and sep2 and name and path and layers.isdigit()):
+        raise ValueError(f"--weights: expected NAME=PATH:N (N = replaced layers), got {spec!r}")
+    return name, Path(path), int(layers)
+
+
+def make_extractors(methods: list[str], extra_weights: list[str], max_keypoints: int = 1024,
+                    device: str = "auto", precision: str = "fp32") -> list[Extractor]:
+    """Extractors for ``methods`` (rfnet_full, rfnet_lite, orb, sift, or a name given by ``extra_weights``).
+
+    ``extra_weights``: ``NAME=PATH:N`` specs; a spec whose NAME is also a built-in RF-Net variant replaces
+    that variant's weights file. Specs not named in ``methods`` are appended to them.
+    """
+    variants = {name: (WEIGHTS_DIR / fname, n) for name, (fname, n) in RFNET_VARIANTS.items()}
+    for spec in extra_weights:
+        name, path, layers = parse_weights_spec(spec)
+        variants[name] = (path, layers)
+        if name not in methods:
+            methods = [*methods, name]
+    extractors: list[Extractor] = []
+    for method in methods:
+        if method in OPENCV_METHODS:
+            extractors.append(OpenCVExtractor(method, max_keypoints))
+        elif method in variants:
+            path, layers = variants[method]
+            if not Path(path).is_file():
+                raise ValueError(f"methods: {method}: weights file not found: {path} "
+                                 f"(train it, pass --weights {method}=PATH:N, or leave it out of --methods)")
+            config = FeatureConfig(weights=str(Path(path).resolve()), replaced_layers=layers,
+                                   top_k=max_keypoints, device=device, precision=precision)
+            extractors.append(RFNetExtractor(method, config))
+        else:
+            known = ", ".join([*variants, *OPENCV_METHODS])
+            raise ValueError(f"methods: unknown method {method!r} (known: {known}; add one with --weights)")
+    return extractors
