@@ -9,7 +9,7 @@ from torch import nn
 
 from rfnet_ros.model.descriptor import HardNet
 from rfnet_ros.model.detector import Detector, DetectorMaps
-from rfnet_ros.model.keypoints import sample_maps, select_keypoints
+from rfnet_ros.model.keypoints import select_keypoints
 from rfnet_ros.model.patches import SUPPORT, extract_patches
 
 
@@ -54,12 +54,11 @@ class RFNet(nn.Module):
         small = image if (h, w) == (mh, mw) else F.interpolate(image, size=(mh, mw), mode="area")
         maps = self.detector(small)
         xy_model, score, valid = select_keypoints(maps.score, top_k, nms_size, border, threshold)
-        sampled = sample_maps(torch.cat([maps.scale, maps.orientation], dim=1), xy_model)
+        scale, orientation = self.detector.frames_at(maps, xy_model)
         ratio_x, ratio_y = w / mw, h / mh
         # Patches stay square: the half-width uses the geometric mean of the two resize ratios.
-        radius = sampled[..., 0] * SUPPORT * (ratio_x * ratio_y) ** 0.5
-        keypoints = Keypoints(model_to_input(xy_model, ratio_x, ratio_y), score, radius,
-                              F.normalize(sampled[..., 1:3], dim=-1), valid)
+        radius = scale * SUPPORT * (ratio_x * ratio_y) ** 0.5
+        keypoints = Keypoints(model_to_input(xy_model, ratio_x, ratio_y), score, radius, orientation, valid)
         return keypoints, maps
 
     def describe(self, image: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor,

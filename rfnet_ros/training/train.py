@@ -20,10 +20,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from rfnet_ros.model.keypoints import sample_maps, select_keypoints
+from rfnet_ros.model.detector import DetectorMaps
+from rfnet_ros.model.keypoints import select_keypoints
 from rfnet_ros.model.patches import SUPPORT, extract_patches
 from rfnet_ros.model.rfnet import RFNet
-from rfnet_ros.model.weights import load_model, save_weights
+from rfnet_ros.model.weights import read_weights, save_weights
 from rfnet_ros.training.homography import warp_frames
 from rfnet_ros.training.losses import equivariance_loss, hardnet_triplet_loss, score_map_loss
 from rfnet_ros.training.pairs import PairSampler
@@ -39,7 +40,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--replaced-layers", type=int, default=9, help="lightweight variant 0..9 (0 = full RF-Net)")
     p.add_argument("--data", type=Path, default=Path("data/images/train"), help="folder of training photos")
     p.add_argument("--out", type=Path, required=True, help="weights file to write")
-    p.add_argument("--init", type=Path, help="weights file to start from (its descriptor is reused)")
+    p.add_argument("--init", type=Path, help="weights file whose descriptor starts this run")
     p.add_argument("--checkpoint", type=Path, help="checkpoint file (default: OUT with .ckpt)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint if it exists")
     p.add_argument("--steps", type=int, default=1000)
@@ -50,6 +51,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--descriptor-lr", type=float, default=1e-4, help="HardNet learning rate in the joint stage")
     p.add_argument("--score-weight", type=float, default=1000.0)
     p.add_argument("--equivariance-weight", type=float, default=1.0)
+    p.add_argument("--predicted-frame-weight", type=float, default=1.0,
+                   help="weight of the triplet loss on patches cut with the frames predicted in image 1 "
+                        "(0 skips those patches, a third of the descriptor work of a joint step)")
     p.add_argument("--max-angle", type=float, default=30.0, help="largest rotation of the warps, degrees")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
@@ -111,24 +115,28 @@ def joint_step(model: RFNet, batch, args, rng: np.random.Generator, autocast) ->
     score = score + score_map_loss(score1, score0, torch.linalg.inv(hom), args.score_top_k)
 
     xy0, _, valid0 = select_keypoints(score0, args.keypoints)
-    frames = torch.cat([maps.scale, maps.orientation], dim=1)
-    at0 = sample_maps(frames[:b], xy0)
-    radius0, direction0 = at0[..., 0] * SUPPORT, torch.nn.functional.normalize(at0[..., 1:3], dim=-1)
-    xy1, direction1_gt, radius1_gt = warp_frames(hom, xy0.detach(), direction0, radius0)
-    at1 = sample_maps(frames[b:], xy1)
-    radius1, direction1 = at1[..., 0] * SUPPORT, torch.nn.functional.normalize(at1[..., 1:3], dim=-1)
+    xy0 = xy0.detach()
+    maps0 = DetectorMaps(score0, maps.scale_weights[:b], maps.orientations[:b])
+    maps1 = DetectorMaps(score1, maps.scale_weights[b:], maps.orientations[b:])
+    scale0, direction0 = model.detector.frames_at(maps0, xy0)
+    radius0 = scale0 * SUPPORT
+    xy1, direction1_gt, radius1_gt = warp_frames(hom, xy0, direction0, radius0)
+    scale1, direction1 = model.detector.frames_at(maps1, xy1)
+    radius1 = scale1 * SUPPORT
     valid = (valid0 & inside(xy1, h, w)).float()
     equivariance = equivariance_loss(direction1, direction1_gt.detach(), radius1, radius1_gt.detach(), valid)
 
     with autocast:
-        anchor = describe_batch(model, image0, xy0.detach(), radius0, direction0)
-        positive_gt = describe_batch(model, image1, xy1.detach(), radius1_gt, direction1_gt)
-        positive_pred = describe_batch(model, image1, xy1.detach(), radius1, direction1)
+        anchor = describe_batch(model, image0, xy0, radius0, direction0)
+        positive_gt = describe_batch(model, image1, xy1, radius1_gt, direction1_gt)
+        positive_pred = (describe_batch(model, image1, xy1, radius1, direction1)
+                         if args.predicted_frame_weight > 0 else None)
     image_id = torch.arange(b).repeat_interleave(xy0.shape[1])
-    flat_valid, flat_xy = valid.flatten(), xy0.detach().reshape(-1, 2)
+    flat_valid, flat_xy = valid.flatten(), xy0.reshape(-1, 2)
     triplet_gt = hardnet_triplet_loss(anchor, positive_gt, image_id, flat_xy, weight=flat_valid)
-    triplet_pred = hardnet_triplet_loss(anchor, positive_pred, image_id, flat_xy, weight=flat_valid)
-    loss = (triplet_gt + triplet_pred + args.score_weight * score
+    triplet_pred = (hardnet_triplet_loss(anchor, positive_pred, image_id, flat_xy, weight=flat_valid)
+                    if positive_pred is not None else torch.zeros(()))
+    loss = (triplet_gt + args.predicted_frame_weight * triplet_pred + args.score_weight * score
             + args.equivariance_weight * equivariance)
     return {"loss": loss, "triplet_gt": triplet_gt, "triplet_pred": triplet_pred, "score": score,
             "equivariance": equivariance, "keypoints": flat_valid.sum() / b}
@@ -153,12 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed + 1)
     sampler = PairSampler(args.data, tuple(args.crop), args.seed, max_angle_deg=args.max_angle)
 
-    model = load_model(args.init) if args.init else RFNet(args.replaced_layers)
-    if args.init and model.replaced_layers != args.replaced_layers:
-        # Keep the initial descriptor; the detector variant is the one asked for.
-        descriptor = model.descriptor
-        model = RFNet(args.replaced_layers)
-        model.descriptor = descriptor
+    model = RFNet(args.replaced_layers)
+    if args.init:
+        model.descriptor.load_state_dict(read_weights(args.init)["descriptor"])
     model.train()
     optimizer = make_optimizer(model, args)
     step_fn = descriptor_step if args.stage == "descriptor" else joint_step
@@ -211,9 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     if args.init:
-        from rfnet_ros.model.weights import provenance as read_provenance
-
-        provenance["init_provenance"] = read_provenance(args.init)
+        provenance["init_provenance"] = read_weights(args.init).get("provenance", {})
     save_weights(args.out, model.eval(), provenance)
     print(f"[rfnet-train] wrote {args.out} after {args.steps} steps", flush=True)
     return 0
