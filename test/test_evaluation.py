@@ -206,3 +206,21 @@ def test_eval_command_small_run(tmp_path, capsys):
     result = json.loads((tmp_path / "results.json").read_text())
     assert [r["set"] for r in result["summary"]] == ["viewpoint", "illumination", "synthetic", "graf1->graf3"]
     assert len(result["pairs"]) == 3 and (tmp_path / "results.md").is_file()
+
+
+def test_sweep_lists_variants_without_weights(tmp_path):
+    import cv2
+
+    from rfnet_ros.evaluation.sweep import complexity_rows, format_table, plot, sweep_rows
+
+    complexity = complexity_rows(32, 32)
+    assert [r["replaced_layers"] for r in complexity] == list(range(10))
+    assert complexity[9]["parameters"] < complexity[0]["parameters"] and complexity[0]["macs_change"] == 0
+    scores = {"ms_viewpoint": 0.3, "ms_illumination": 0.5, "ms_synthetic": 0.4, "matches": 200.0, "keypoints": 900.0}
+    rows = sweep_rows(complexity, {(9, Path("lite.pt")): scores})
+    assert len(rows) == 10 and rows[9]["ms_synthetic"] == 0.4 and rows[0]["weights"] is None
+    table = format_table(rows, 32, 32).splitlines()
+    assert "lite.pt" in table[-1] and "0.400" in table[-1]
+    assert table[2].split()[-5:] == ["-"] * 5  # n = 0 has no weights: no score
+    plot(tmp_path / "sweep.png", rows, 32, 32)
+    assert cv2.imread(str(tmp_path / "sweep.png")).shape == (640, 960, 3)
