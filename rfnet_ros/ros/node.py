@@ -1,0 +1,334 @@
+"""rfnet_feature_node: learned keypoints, descriptors and frame-to-frame matches for a camera stream.
+
+Subscribes:  image (sensor_msgs/Image; QoS from image_qos / qos_depth)
+Publishes:   keypoints (rfnet_ros/Keypoints), matches (rfnet_ros/Matches, from the second frame on),
+             timing (rfnet_ros/FrameTiming), /diagnostics (diagnostic_msgs/DiagnosticArray)
+Parameters:  every field of rfnet_ros.config.FeatureConfig and NodeConfig (see config/lite.yaml)
+
+Threading. Frames are processed newest-first: the image callback only converts the message (a zero-copy
+view of its data) and stores it in a one-frame slot, replacing, and counting as dropped, a frame the worker
+has not taken yet; so a slow model never builds a queue and latency stays bounded. One dedicated worker
+thread takes the newest frame, runs the pipeline and publishes the outputs; it alone touches the pipeline,
+which is therefore never run concurrently. The executor is multi-threaded with the image callbacks and the
+diagnostics timer in separate mutually exclusive callback groups (the parameter services stay in the
+default group), so receiving frames, reporting diagnostics and answering parameter requests all go on
+while a frame is inside the model (PyTorch releases the GIL while it computes).
+"""
+from __future__ import annotations
+
+import array
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.logging import get_logger
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+from rfnet_ros.config import FeatureConfig, NodeConfig
+from rfnet_ros.model.weights import WeightsError
+from rfnet_ros.msg import FrameTiming, Keypoints, Matches
+from rfnet_ros.pipeline import STAGES, FeaturePipeline, FrameResult
+from rfnet_ros.ros.image_conversion import ImageRejected, image_to_array
+from rfnet_ros.ros.monitor import ERROR, OK, STAGE_NAMES, WARN, FrameMonitor, StampMonitor
+from rfnet_ros.ros.parameters import (ParameterError, declare_settings, parameter_names, unknown_overrides,
+                                      updated_settings)
+
+NODE_NAME = "rfnet_feature_node"
+OUTPUT_DEPTH = 10
+# Seconds between repeats of the same warning (rejected frames, time jumps, inference errors).
+WARN_THROTTLE = 5.0
+# Seconds destroy_node waits for the frame in the model to finish.
+WORKER_JOIN_TIMEOUT = 30.0
+_LEVELS = {OK: DiagnosticStatus.OK, WARN: DiagnosticStatus.WARN, ERROR: DiagnosticStatus.ERROR}
+assert set(STAGES) <= set(STAGE_NAMES)
+
+
+class StartupError(RuntimeError):
+    """The node cannot start; the text is the one line to log."""
+
+
+def image_qos(settings: NodeConfig) -> QoSProfile:
+    """QoS of the image subscription from the node settings."""
+    if settings.image_qos == "sensor_data":
+        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=settings.qos_depth,
+                          reliability=qos_profile_sensor_data.reliability,
+                          durability=qos_profile_sensor_data.durability)
+    reliability = ReliabilityPolicy.RELIABLE if settings.image_qos == "reliable" else ReliabilityPolicy.BEST_EFFORT
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=settings.qos_depth, reliability=reliability)
+
+
+def stamp_ns(stamp: Time) -> int:
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
+def float_array(values: np.ndarray) -> array.array:
+    """float32 values as array.array('f'): message setters take it without a per-element check."""
+    out = array.array("f")
+    out.frombytes(np.ascontiguousarray(values, dtype=np.float32).tobytes())
+    return out
+
+
+def uint32_array(values: np.ndarray) -> array.array:
+    out = array.array("I")
+    out.frombytes(np.ascontiguousarray(values, dtype=np.uint32).tobytes())
+    return out
+
+
+def keypoints_message(header: Header, result: FrameResult, with_descriptors: bool) -> Keypoints:
+    features = result.features
+    msg = Keypoints(header=header, image_height=features.image_size[0], image_width=features.image_size[1])
+    msg.x = float_array(features.keypoints[:, 0])
+    msg.y = float_array(features.keypoints[:, 1])
+    msg.score = float_array(features.scores)
+    msg.scale = float_array(features.scales)
+    msg.orientation = float_array(features.orientations)
+    if with_descriptors:
+        msg.descriptor_size = features.descriptors.shape[1]
+        msg.descriptors = float_array(features.descriptors.ravel())
+    return msg
+
+
+def matches_message(header: Header, previous_stamp: Time, result: FrameResult) -> Matches:
+    msg = Matches(header=header, previous_stamp=previous_stamp)
+    msg.previous_index = uint32_array(result.matches[:, 0])
+    msg.current_index = uint32_array(result.matches[:, 1])
+    msg.distance = float_array(result.match_distances)
+    return msg
+
+
+@dataclass
+class _Frame:
+    """A received frame waiting for the worker."""
+
+    header: Header
+    received: float  # time.perf_counter() when the callback got it
+    decode: Callable[[], tuple[np.ndarray, str]]  # -> (image array, colour order)
+    convert_ms: float  # time spent converting in the callback
+
+
+class FeatureNode(Node):
+    """Wiring around :class:`~rfnet_ros.pipeline.FeaturePipeline`; see the module docstring for threads."""
+
+    def __init__(self, **kwargs):
+        super().__init__(NODE_NAME, **kwargs)
+        try:
+            self.settings = declare_settings(self)
+            self.pipeline = FeaturePipeline(self.settings[0])
+        except (ParameterError, WeightsError) as exc:
+            self.destroy_node()
+            raise StartupError(str(exc)) from None
+        except ValueError as exc:  # device or precision the machine cannot run (the text names the key)
+            self.destroy_node()
+            raise StartupError(f"invalid parameter {exc}") from None
+        unknown = unknown_overrides(self)
+        if unknown:
+            self.get_logger().warning(f"ignoring unknown parameter(s): {', '.join(unknown)}")
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        feature, node = self.settings
+
+        self.monitor = FrameMonitor(time.monotonic())
+        self.stamps = StampMonitor(node.expected_rate)
+        self._slot_lock = threading.Condition()
+        self._slot: _Frame | None = None  # newest unprocessed frame (guarded by _slot_lock)
+        self._reset_pending = False  # a backwards jump was seen: forget the previous frame first
+        self._pending_settings: FeatureConfig | None = None  # runtime change for the worker to apply
+        self._stopping = False
+        self._previous_stamp: Time | None = None  # worker only
+
+        input_group = MutuallyExclusiveCallbackGroup()
+        diagnostics_group = MutuallyExclusiveCallbackGroup()
+        self._keypoints_pub = self.create_publisher(Keypoints, "keypoints", OUTPUT_DEPTH)
+        self._matches_pub = self.create_publisher(Matches, "matches", OUTPUT_DEPTH)
+        self._timing_pub = self.create_publisher(FrameTiming, "timing", OUTPUT_DEPTH)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", OUTPUT_DEPTH)
+        self._image_sub = self.create_subscription(Image, "image", self._on_image, image_qos(node),
+                                                   callback_group=input_group)
+        self._diagnostics_timer = self.create_timer(node.diagnostics_period, self._publish_diagnostics,
+                                                    callback_group=diagnostics_group)
+        self._worker = threading.Thread(target=self._work, name="rfnet_inference", daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f"listening on {self._image_sub.topic_name} ({node.image_qos}, depth {node.qos_depth}); "
+            f"model {feature.weights_path.name} (replaced_layers {feature.replaced_layers}) at "
+            f"{feature.model_width}x{feature.model_height}, top_k {feature.top_k}, on "
+            f"{self.pipeline.device} {self.pipeline.precision}")
+
+    # --- Parameters ------------------------------------------------------------------------------
+    def _on_set_parameters(self, parameters) -> SetParametersResult:
+        """Validate runtime changes with the settings dataclasses; valid ones apply from the next frame."""
+        changes = {p.name: p.value for p in parameters if p.name in parameter_names()}
+        if not changes:
+            return SetParametersResult(successful=True)
+        try:
+            feature, node = updated_settings(self.settings, changes)
+        except ParameterError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        self.settings = feature, node
+        self.stamps.expected_rate = node.expected_rate
+        with self._slot_lock:
+            self._pending_settings = feature
+        self.get_logger().info("parameters set: " + ", ".join(f"{k}={v!r}" for k, v in changes.items()))
+        return SetParametersResult(successful=True)
+
+    # --- Input (executor thread, input group) ----------------------------------------------------
+    def _on_image(self, msg: Image) -> None:
+        received = time.perf_counter()
+        self.monitor.on_received(time.monotonic())
+        try:
+            image, color_order = image_to_array(msg)
+        except ImageRejected as exc:
+            self._reject(exc.reason)
+            return
+        convert_ms = (time.perf_counter() - received) * 1e3
+        self._check_stamp(msg.header)
+        self._offer(_Frame(msg.header, received, lambda: (image, color_order), convert_ms))
+
+    def _check_stamp(self, header: Header) -> None:
+        """Report time jumps of accepted frames; going backwards makes the worker restart matching."""
+        jump = self.stamps.update(stamp_ns(header.stamp))
+        if jump is None:
+            return
+        kind, description = jump
+        self.monitor.on_time_jump(description)
+        if kind == "backwards":
+            with self._slot_lock:
+                self._reset_pending = True
+            self.get_logger().warning(f"time jump: {description}; matching restarts",
+                                      throttle_duration_sec=WARN_THROTTLE)
+        else:
+            self.get_logger().warning(f"time jump: {description}", throttle_duration_sec=WARN_THROTTLE)
+
+    def _reject(self, reason: str) -> None:
+        self.monitor.on_rejected(reason)
+        self.get_logger().warning(f"rejected frame: {reason}", throttle_duration_sec=WARN_THROTTLE)
+
+    def _offer(self, frame: _Frame) -> None:
+        """Put the newest frame in the slot; an unprocessed older one is dropped and counted."""
+        with self._slot_lock:
+            if self._slot is not None:
+                self.monitor.on_dropped()
+            self._slot = frame
+            self._slot_lock.notify()
+
+    # --- Worker thread ---------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            with self._slot_lock:
+                while self._slot is None and not self._stopping:
+                    self._slot_lock.wait()
+                if self._stopping:
+                    return
+                frame, self._slot = self._slot, None
+                reset, self._reset_pending = self._reset_pending, False
+                settings, self._pending_settings = self._pending_settings, None
+            if settings is not None:
+                self.pipeline.config = settings
+            if reset:
+                self.pipeline.reset()
+                self._previous_stamp = None
+            try:
+                self._process(frame)
+            except Exception as exc:  # noqa: BLE001 - a failing frame must not stop the node
+                self.monitor.on_error(f"{type(exc).__name__}: {exc}")
+                self.get_logger().error(f"processing a frame failed: {type(exc).__name__}: {exc}",
+                                        throttle_duration_sec=WARN_THROTTLE)
+
+    def _process(self, frame: _Frame) -> None:
+        start = time.perf_counter()
+        try:
+            image, color_order = frame.decode()
+        except ImageRejected as exc:
+            self._reject(exc.reason)
+            return
+        convert_ms = frame.convert_ms + (time.perf_counter() - start) * 1e3
+        result = self.pipeline.process(image, color_order)
+
+        publish_start = time.perf_counter()
+        header = frame.header
+        self._keypoints_pub.publish(keypoints_message(header, result, self.settings[1].publish_descriptors))
+        num_matches = None
+        if result.has_previous and self._previous_stamp is not None:
+            num_matches = len(result.matches)
+            self._matches_pub.publish(matches_message(header, self._previous_stamp, result))
+        self._previous_stamp = header.stamp
+        end = time.perf_counter()
+
+        stage_ms = dict(result.timings)
+        stage_ms["convert"] = stage_ms.get("convert", 0.0) + convert_ms
+        stage_ms["publish"] = (end - publish_start) * 1e3
+        stage_ms["total"] = (end - frame.received) * 1e3
+        self.monitor.on_processed(stage_ms, len(result.features), num_matches)
+        self._timing_pub.publish(FrameTiming(
+            header=header, **{f"{stage}_ms": float(stage_ms.get(stage, 0.0)) for stage in STAGE_NAMES},
+            device=str(self.pipeline.device), precision=self.pipeline.precision,
+            num_keypoints=len(result.features), num_matches=num_matches or 0,
+            frames_dropped=self.monitor.dropped, frames_rejected=self.monitor.rejected))
+
+    # --- Diagnostics (executor thread, diagnostics group) ---------------------------------------
+    def _publish_diagnostics(self) -> None:
+        feature, node = self.settings
+        period = self.stamps.expected_period
+        report = self.monitor.report(time.monotonic(), node.stall_timeout, context={
+            "image_topic": self._image_sub.topic_name,
+            "device": str(self.pipeline.device),
+            "precision": self.pipeline.precision,
+            "replaced_layers": str(feature.replaced_layers),
+            "weights": feature.weights_path.name,
+            "model_size": f"{feature.model_width}x{feature.model_height}",
+            "top_k": str(feature.top_k),
+            "expected_period_s": f"{period:.4f}" if period else "unknown",
+        })
+        status = DiagnosticStatus(
+            level=_LEVELS[report.level], name=f"{self.get_fully_qualified_name().lstrip('/')}: features",
+            message=report.message, hardware_id=str(self.pipeline.device),
+            values=[KeyValue(key=k, value=v) for k, v in report.values.items()])
+        self._diagnostics_pub.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
+                                                      status=[status]))
+
+    def destroy_node(self) -> None:
+        """Stop the worker (after the frame in the model, if any) and destroy the node."""
+        worker = getattr(self, "_worker", None)
+        if worker is not None:
+            with self._slot_lock:
+                self._stopping = True
+                self._slot_lock.notify()
+            worker.join(WORKER_JOIN_TIMEOUT)
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run the node until shutdown; 1 when it cannot start (one error line says why), else 0."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = FeatureNode()
+        # Three threads: input callbacks, diagnostics timer and parameter services each get one.
+        executor = MultiThreadedExecutor(num_threads=3)
+        executor.add_node(node)
+        executor.spin()
+    except StartupError as exc:
+        get_logger(NODE_NAME).error(str(exc))
+        return 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""ROS parameters of the feature node, declared from the settings dataclasses (the single source of defaults).
+
+Every field of :class:`~rfnet_ros.config.FeatureConfig` and :class:`~rfnet_ros.config.NodeConfig` becomes a
+parameter of the same name, type and default, with a ParameterDescriptor built from the field's metadata
+(description, integer or floating-point range, allowed values). Settings that decide what is loaded or
+subscribed at start-up are read-only.
+"""
+from __future__ import annotations
+
+from dataclasses import MISSING, Field, asdict, fields
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.node import Node
+
+from rfnet_ros.config import FeatureConfig, NodeConfig
+
+# Changing these needs a restart: they choose the model that is loaded, where it runs, and the
+# subscription and timer that are created. The rest take effect from the next frame.
+READ_ONLY = frozenset({"weights", "replaced_layers", "device", "precision",
+                       "image_qos", "qos_depth", "diagnostics_period"})
+SETTINGS = (FeatureConfig, NodeConfig)
+TYPE_NAMES = {bool: "bool", int: "integer", float: "double", str: "string"}
+PARAMETER_TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
+                   float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
+
+
+class ParameterError(ValueError):
+    """A parameter value the node cannot start with; the text names the parameter."""
+
+
+def all_fields() -> list[Field]:
+    """Fields of every settings dataclass, in declaration order."""
+    return [f for cls in SETTINGS for f in fields(cls)]
+
+
+def parameter_names() -> tuple[str, ...]:
+    return tuple(f.name for f in all_fields())
+
+
+def descriptor_for(f: Field, constraints: bool = True) -> ParameterDescriptor:
+    """The ParameterDescriptor of a settings field; ``constraints=False`` leaves out type, ranges and read_only
+    (for declare_parameter, which takes the type from the default)."""
+    meta = f.metadata
+    notes = []
+    if meta.get("choices"):
+        notes.append("one of: " + ", ".join(meta["choices"]))
+    if f.name in READ_ONLY:
+        notes.append("read-only: set at start-up")
+    descriptor = ParameterDescriptor(name=f.name, description=meta.get("description", ""),
+                                     additional_constraints="; ".join(notes))
+    if not constraints:
+        return descriptor
+    descriptor.type = PARAMETER_TYPES[type(f.default)]
+    descriptor.read_only = f.name in READ_ONLY
+    low, high = meta.get("low"), meta.get("high")
+    if low is not None and high is not None:
+        if type(f.default) is int:
+            descriptor.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=0)]
+        elif type(f.default) is float:
+            descriptor.floating_point_range = [FloatingPointRange(from_value=float(low), to_value=float(high),
+                                                                  step=0.0)]
+    return descriptor
+
+
+def _default(f: Field) -> Any:
+    assert f.default is not MISSING, f"{f.name}: settings fields need a default"
+    return f.default
+
+
+def declare_settings(node: Node) -> tuple[FeatureConfig, NodeConfig]:
+    """Declare every setting as a parameter of ``node`` and return the validated settings.
+
+    Values come from the parameter overrides (--params-file, -p) or the dataclass defaults. Raises
+    :class:`ParameterError` ("invalid parameter <name>: <why>") for a wrong type or an invalid value.
+
+    Declared in two steps so that an invalid value is reported in the settings' own words: first without
+    ranges (a value out of range would make rclpy raise its own message), then, once the dataclasses
+    accept the values, the full descriptors (ranges, read-only) are set.
+    """
+    for f in all_fields():
+        try:
+            node.declare_parameter(f.name, _default(f), descriptor_for(f, constraints=False))
+        except InvalidParameterTypeException:
+            raise ParameterError(f"invalid parameter {f.name}: expected a {TYPE_NAMES[type(f.default)]} value "
+                                 f"such as {f.default!r}") from None
+        except InvalidParameterValueException as exc:
+            raise ParameterError(f"invalid parameter {f.name}: {exc}") from None
+    values = {f.name: node.get_parameter(f.name).value for f in all_fields()}
+    settings = build_settings(values)
+    for f in all_fields():
+        node.set_descriptor(f.name, descriptor_for(f))
+    return settings
+
+
+def build_settings(values: dict[str, Any]) -> tuple[FeatureConfig, NodeConfig]:
+    """Settings from parameter values (every name given); raises :class:`ParameterError` naming the key."""
+    try:
+        return tuple(cls(**{f.name: values[f.name] for f in fields(cls)}) for cls in SETTINGS)  # type: ignore
+    except ValueError as exc:
+        raise ParameterError(f"invalid parameter {exc}") from None
+
+
+def updated_settings(current: tuple[FeatureConfig, NodeConfig],
+                     changes: dict[str, Any]) -> tuple[FeatureConfig, NodeConfig]:
+    """The settings with ``changes`` applied; raises :class:`ParameterError` when they are invalid."""
+    values = {**asdict(current[0]), **asdict(current[1]), **changes}
+    return build_settings(values)
+
+
+def unknown_overrides(node: Node) -> list[str]:
+    """Names given to this node (--params-file, -p) that it does not declare: most likely typos.
+
+    rclpy keeps the overrides in a private attribute; where it is missing, nothing is reported.
+    """
+    overrides = getattr(node, "_parameter_overrides", None) or {}
+    return sorted(name for name in overrides if not node.has_parameter(name))
