@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything rfnet_ros needs to build and run from this checkout, then build it with colcon.
 #
-#     bash scripts/setup_env.sh [extra `colcon build` arguments, e.g. --symlink-install]
+#     bash scripts/setup_env.sh [extra `colcon build` arguments]
 #     source scripts/env.sh
 #
 # Two set-ups, chosen automatically:
@@ -70,6 +70,11 @@ else
   log "creating $VENV from $BASE_PY ${venv_args[*]}"
   "$BASE_PY" -m venv "${venv_args[@]}" "$VENV" \
     || die "could not create $VENV (on Debian/Ubuntu: apt-get install python3-venv)"
+  # An earlier build was configured against another underlay or Python: start it afresh.
+  if [[ -e "$ROOT/build" || -e "$ROOT/install" ]]; then
+    log "removing build/ and install/ of the previous environment"
+    rm -rf "$ROOT/build" "$ROOT/install"
+  fi
 fi
 PY="$VENV/bin/python"
 echo "$MODE" > "$VENV/rfnet_ros-mode"
