@@ -3,9 +3,9 @@
 #     source scripts/env.sh
 #
 # It activates .venv, makes the ROS 2 wheels in it the underlay when no ROS 2 install is used
-# (AMENT_PREFIX_PATH, CMAKE_PREFIX_PATH, RMW_IMPLEMENTATION), and sources the colcon install tree
-# (install/local_setup.bash: rfnet_ros and its generated messages on PYTHONPATH, the ament index,
-# lib/rfnet_ros executables). Sourcing it again changes nothing.
+# (AMENT_PREFIX_PATH, CMAKE_PREFIX_PATH, RMW_IMPLEMENTATION, discovery on localhost), and
+# sources the colcon install tree (install/local_setup.bash: rfnet_ros and its generated messages
+# on PYTHONPATH, the ament index, lib/rfnet_ros executables). Sourcing it again changes nothing.
 # `source scripts/env.sh --underlay` stops before the install tree: the environment to build in.
 #
 # On a ROS 2 install, source /opt/ros/<distro>/setup.bash first, as for setup_env.sh.
@@ -46,6 +46,9 @@ _rfnet_ros_env() {
     esac
     # Fast DDS is the only middleware installed from the wheels.
     export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
+    # Without a ROS install this is a development or CI machine: discover nodes on this host only.
+    # Export ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET before sourcing to reach other machines.
+    export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
   fi
 
   if [[ "$underlay_only" == --underlay ]]; then
