@@ -4,7 +4,10 @@ ROS BUILD TEST: needs `bash scripts/setup_env.sh` (which builds) and `source scr
 shell that runs pytest. Without them it fails, saying so, rather than skipping: a missing or broken
 build is exactly what it is there to catch.
 """
+import ast
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -96,6 +99,53 @@ def test_messages_round_trip_through_serialization(msg):
         assert deserialize_message(data, type(original)) == original, type(original).__name__
 
 
+PUBLISHER = """
+import time
+import rclpy
+from rfnet_ros.msg import Keypoints
+rclpy.init()
+node = rclpy.create_node('build_test_publisher')
+pub = node.create_publisher(Keypoints, 'build_test_keypoints', 10)
+end = time.monotonic() + 20
+while time.monotonic() < end:
+    pub.publish(Keypoints(image_width=640, x=[1.5, 2.5], descriptor_size=1, descriptors=[0.5, 1.0]))
+    time.sleep(0.05)
+"""
+
+SUBSCRIBER = """
+import time
+import rclpy
+from rfnet_ros.msg import Keypoints
+rclpy.init()
+node = rclpy.create_node('build_test_subscriber')
+got = []
+node.create_subscription(Keypoints, 'build_test_keypoints', got.append, 10)
+end = time.monotonic() + 15
+while not got and time.monotonic() < end:
+    rclpy.spin_once(node, timeout_sec=0.1)
+print(f'{got[0].image_width} {list(got[0].x)} {list(got[0].descriptors)}' if got else 'nothing')
+"""
+
+
+def test_messages_cross_processes_over_the_middleware(tmp_path):
+    """A publisher and a subscriber process exchange a Keypoints message through DDS."""
+    env = dict(os.environ, ROS_DOMAIN_ID=str(100 + os.getpid() % 100),
+               ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
+    if env.get('ROS_DISTRO') == 'humble':  # before ROS_AUTOMATIC_DISCOVERY_RANGE existed
+        env['ROS_LOCALHOST_ONLY'] = '1'
+    # cwd outside the source tree: the processes import the installed package.
+    publisher = subprocess.Popen([sys.executable, '-c', PUBLISHER], env=env, cwd=tmp_path,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        received = subprocess.run([sys.executable, '-c', SUBSCRIBER], env=env, cwd=tmp_path,
+                                  capture_output=True, text=True, timeout=30)
+    finally:
+        publisher.kill()
+        publisher_err = publisher.communicate()[1]
+    assert received.returncode == 0, received.stderr + publisher_err
+    assert received.stdout.strip() == '640 [1.5, 2.5] [0.5, 1.0]', received.stderr + publisher_err
+
+
 def test_keypoints_descriptors_are_row_major(msg):
     import numpy as np
 
@@ -105,15 +155,23 @@ def test_keypoints_descriptors_are_row_major(msg):
     assert np.array_equal(back, descriptors)
 
 
-@pytest.mark.parametrize('name', ['lite_node', 'player'])
-def test_executables_installed(name):
+@pytest.mark.parametrize('name, module', [('lite_node', 'rfnet_ros.ros.node'),
+                                          ('player', 'rfnet_ros.ros.player')])
+def test_executables_installed(name, module):
     path = INSTALL / 'lib' / 'rfnet_ros' / name
     assert path.is_file(), f'{path} missing'
     assert os.access(path, os.X_OK), f'{path} is not executable'
     source = path.read_text()
     interpreter = Path(source.splitlines()[0].removeprefix('#!'))
     assert os.access(interpreter, os.X_OK), f'{path}: interpreter {interpreter} not found'
+    assert f'from {module} import main' in source
     compile(source, str(path), 'exec')
+    # The module it runs is installed and defines main() (read, not imported: no torch here).
+    target = installed_python_package().joinpath(*module.split('.')[1:]).with_suffix('.py')
+    assert target.is_file(), f'{name} runs {module}, but {target} is not installed'
+    tree = ast.parse(target.read_text())
+    assert any(isinstance(node, ast.FunctionDef) and node.name == 'main' for node in tree.body), \
+        f'{target} defines no main()'
 
 
 def test_python_sources_installed_beside_generated_messages():
@@ -123,7 +181,8 @@ def test_python_sources_installed_beside_generated_messages():
               if p.is_file() and '__pycache__' not in p.parts and p.suffix != '.pyc'}
     wanted.discard(Path('__init__.py'))  # the top-level one is rosidl's
     installed = {p.relative_to(package) for p in package.rglob('*') if p.is_file()}
-    assert not wanted - installed, f'not installed: {sorted(map(str, wanted - installed))}'
+    assert not wanted - installed, \
+        f'not installed (rebuild: bash scripts/setup_env.sh): {sorted(map(str, wanted - installed))}'
     # Sub-package __init__.py files are installed (only the top-level one is left out) ...
     for init in source.glob('*/__init__.py'):
         assert (package / init.relative_to(source)).is_file(), init
