@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Source this file in bash to use rfnet_ros from this checkout, after `bash scripts/setup_env.sh`:
 #
 #     source scripts/env.sh
@@ -28,7 +29,8 @@ _rfnet_ros_env() {
   # Written by setup_env.sh: "wheels" or "system" (a sourced ROS 2 install).
   mode="$(cat "$venv/rfnet_ros-mode" 2>/dev/null || echo wheels)"
   if [[ "$mode" == system && -z "${ROS_DISTRO:-}" ]]; then
-    echo "rfnet_ros: .venv was set up on a ROS 2 install: source /opt/ros/<distro>/setup.bash first" >&2
+    echo "rfnet_ros: .venv was set up on a ROS 2 install:" \
+      "source /opt/ros/<distro>/setup.bash first" >&2
     return 1
   fi
 

@@ -35,17 +35,18 @@ python_identity() {
 }
 
 # --- 1. Which set-up, and which base interpreter ------------------------------------------------
-if [[ -n "${ROS_DISTRO:-}" ]] && command -v python3 >/dev/null && python3 -c 'import rclpy' 2>/dev/null; then
+if [[ -n "${ROS_DISTRO:-}" ]] && python3 -c 'import rclpy' 2>/dev/null; then
   MODE=system
   BASE_PY="$(command -v python3)"
   log "ROS 2 $ROS_DISTRO is sourced: using its Python ($BASE_PY) and its ROS packages"
 else
   if [[ -n "${ROS_DISTRO:-}" ]]; then
-    log "ROS_DISTRO=$ROS_DISTRO is set but python3 cannot import rclpy: using the ROS 2 wheels from PyPI"
+    log "ROS_DISTRO=$ROS_DISTRO is set but python3 cannot import rclpy: using the ROS 2 wheels"
   fi
   MODE=wheels
   BASE_PY="${RFNET_PYTHON:-$(command -v python3.11 || true)}"
-  [[ -n "$BASE_PY" ]] || die "python3.11 not found (the ROS 2 wheels are built for CPython 3.11): install it or set RFNET_PYTHON"
+  [[ -n "$BASE_PY" ]] \
+    || die "python3.11 not found (the ROS 2 wheels are for CPython 3.11): set RFNET_PYTHON"
   log "no ROS 2 install sourced: ROS 2 Kilted from PyPI wheels into $VENV"
 fi
 # When run from an activated venv, python3 is the venv's: identify interpreters by their base.
@@ -98,8 +99,10 @@ if [[ $MODE == system ]]; then
   fi
 fi
 # Everything that decides what pip installs; unchanged since the last successful install: skip pip.
-wanted_hash="$( { echo "$MODE $BASE_ID ${req_args[*]}"; cat "$REQ"/*.txt ${constraints:+"$constraints"}; } \
-  | sha256sum | cut -d' ' -f1)"
+wanted_hash="$(
+  { echo "$MODE $BASE_ID ${req_args[*]}"; cat "$REQ"/*.txt ${constraints:+"$constraints"}; } \
+    | sha256sum | cut -d' ' -f1
+)"
 stamp="$VENV/rfnet_ros-requirements.sha256"
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$wanted_hash" ]]; then
   log "Python packages up to date"
@@ -112,12 +115,13 @@ fi
 # --- 4. Build ----------------------------------------------------------------------------------
 # Build against the underlay only (the venv with the wheels, or the sourced ROS install), not
 # against an earlier build of this package.
-# shellcheck source=env.sh
+# shellcheck source=scripts/env.sh
 source "$ROOT/scripts/env.sh" --underlay
 cd "$ROOT"
 log "building with colcon into $ROOT/build and $ROOT/install"
-# colcon warns that .venv has no local_setup.* files: expected, the venv is an underlay that is not
-# a colcon workspace. Python3_EXECUTABLE: the message extensions are built for, and lib/rfnet_ros/* run with, the venv.
+# Python3_EXECUTABLE: the message extensions are built for the venv's Python, and
+# lib/rfnet_ros/* run with it. In the wheels set-up colcon warns that .venv has no local_setup.*
+# files: expected, the venv is an underlay but not a colcon workspace.
 colcon --log-base "$ROOT/log" build \
   --paths "$ROOT" --build-base "$ROOT/build" --install-base "$ROOT/install" \
   "$@" \

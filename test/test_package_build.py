@@ -181,8 +181,8 @@ def test_python_sources_installed_beside_generated_messages():
               if p.is_file() and '__pycache__' not in p.parts and p.suffix != '.pyc'}
     wanted.discard(Path('__init__.py'))  # the top-level one is rosidl's
     installed = {p.relative_to(package) for p in package.rglob('*') if p.is_file()}
-    assert not wanted - installed, \
-        f'not installed (rebuild: bash scripts/setup_env.sh): {sorted(map(str, wanted - installed))}'
+    missing = sorted(map(str, wanted - installed))
+    assert not missing, f'not installed (rebuild: bash scripts/setup_env.sh): {missing}'
     # Sub-package __init__.py files are installed (only the top-level one is left out) ...
     for init in source.glob('*/__init__.py'):
         assert (package / init.relative_to(source)).is_file(), init
