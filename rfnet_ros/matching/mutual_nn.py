@@ -22,9 +22,11 @@ def match_mutual_nn(desc0: torch.Tensor, desc1: torch.Tensor, max_distance: floa
     keep = nn10[nn01] == index0
     best = distance[index0, nn01]
     keep &= best <= max_distance
-    if ratio < 1.0 and min(distance.shape) > 1:
-        second0 = distance.topk(2, dim=1, largest=False).values[:, 1]
-        second1 = distance.topk(2, dim=0, largest=False).values[1][nn01]
-        keep &= (best < ratio * second0) & (best < ratio * second1)
+    if ratio < 1.0:
+        # Each direction's test needs a second candidate on that side.
+        if distance.shape[1] > 1:
+            keep &= best < ratio * distance.topk(2, dim=1, largest=False).values[:, 1]
+        if distance.shape[0] > 1:
+            keep &= best < ratio * distance.topk(2, dim=0, largest=False).values[1][nn01]
     matches = torch.stack([index0[keep], nn01[keep]], dim=1)
     return matches, best[keep]

@@ -1,0 +1,44 @@
+"""Mutual nearest-neighbour matching."""
+import torch
+import torch.nn.functional as F
+
+from rfnet_ros.matching import match_mutual_nn
+
+
+def _descriptors(n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return F.normalize(torch.randn(n, 128, generator=g), dim=1)
+
+
+def test_recovers_a_permutation():
+    d0 = _descriptors(50)
+    perm = torch.randperm(50, generator=torch.Generator().manual_seed(1))
+    d1 = F.normalize(d0[perm] + 0.01 * _descriptors(50, 2), dim=1)
+    matches, distances = match_mutual_nn(d0, d1)
+    assert len(matches) == 50
+    assert torch.equal(perm[matches[:, 1]], matches[:, 0])
+    assert (distances < 0.05).all()
+
+
+def test_only_mutual_pairs_are_kept():
+    d0 = F.normalize(torch.tensor([[1.0, 0.0], [0.9, 0.1]]), dim=1)
+    d1 = F.normalize(torch.tensor([[1.0, 0.05]]), dim=1)
+    matches, _ = match_mutual_nn(d0, d1)
+    assert matches.tolist() == [[0, 0]]
+
+
+def test_distance_threshold_and_ratio_test():
+    d0 = _descriptors(20)
+    d1 = F.normalize(d0 + 0.3 * _descriptors(20, 3), dim=1)
+    all_matches, distances = match_mutual_nn(d0, d1)
+    limit = float(distances.median())
+    near, near_d = match_mutual_nn(d0, d1, max_distance=limit)
+    assert 0 < len(near) < len(all_matches) and (near_d <= limit).all()
+    # Two identical candidates make every match ambiguous: the ratio test removes it.
+    ambiguous = torch.cat([d1[:1], d1[:1]])
+    assert len(match_mutual_nn(d0[:1], ambiguous, ratio=0.9)[0]) == 0
+
+
+def test_empty_inputs():
+    matches, distances = match_mutual_nn(torch.zeros(0, 128), _descriptors(4))
+    assert matches.shape == (0, 2) and distances.shape == (0,)

@@ -1,0 +1,126 @@
+"""Detector, descriptor and keypoint operations: architecture facts and exact properties."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rfnet_ros.model.complexity import count_parameters, descriptor_complexity, detector_complexity
+from rfnet_ros.model.descriptor import HardNet
+from rfnet_ros.model.detector import Detector, soft_nms_3d
+from rfnet_ros.model.keypoints import nms, select_keypoints
+from rfnet_ros.model.patches import extract_patches
+from rfnet_ros.model.rfnet import model_to_input
+
+H, W = 240, 320
+
+
+@pytest.mark.parametrize("replaced", range(10))
+def test_detector_macs_and_parameters_follow_the_paper_formula(replaced):
+    # Standard 3x3 16->16 conv: K^2*Cin*Cout per pixel; separable: K^2*Cin + Cin*Cout.
+    standard, separable = 9 * 16 * 16, 9 * 16 + 16 * 16
+    assert (standard, separable) == (2304, 400)
+    full = detector_complexity(0, H, W)
+    variant = detector_complexity(replaced, H, W)
+    assert variant["macs"] == full["macs"] - replaced * (standard - separable) * H * W
+    # Parameters: a 3x3 conv with bias (2,320) becomes depthwise (160) + pointwise (272).
+    assert variant["parameters"] == 21_890 - replaced * (2_320 - 432)
+
+
+def test_detector_totals_match_the_design_figures():
+    assert round(detector_complexity(0, H, W)["macs"] / 1e9, 3) == 1.640
+    assert round(detector_complexity(9, H, W)["macs"] / 1e9, 3) == 0.324
+    assert detector_complexity(9, H, W)["parameters"] == 4_898
+    desc = descriptor_complexity()
+    assert 1.33e6 < desc["parameters"] < 1.34e6
+    assert 38e6 < desc["macs_per_patch"] < 40e6
+
+
+@pytest.mark.parametrize("replaced", [0, 4, 9])
+def test_variant_replaces_exactly_the_first_layers(replaced):
+    detector = Detector(replaced)
+    kinds = [isinstance(conv, torch.nn.Sequential) for conv in detector.convs]
+    assert kinds == [False] + [True] * replaced + [False] * (9 - replaced)
+
+
+@pytest.mark.parametrize("bad", [-1, 10])
+def test_invalid_variant_is_rejected(bad):
+    with pytest.raises(ValueError, match="replaced_layers"):
+        Detector(bad)
+
+
+def test_detector_outputs():
+    torch.manual_seed(0)
+    maps = Detector(9).eval()(torch.rand(2, 1, 64, 80))
+    assert maps.score.shape == (2, 1, 64, 80)
+    assert maps.scale_weights.shape == (2, 10, 64, 80)
+    assert torch.allclose(maps.scale_weights.sum(1), torch.ones(2, 64, 80), atol=1e-5)
+    scale, orientation = Detector(9).frames_at(maps, torch.tensor([[[10.0, 20.0]], [[40.5, 30.25]]]))
+    assert ((scale >= 3) & (scale <= 21)).all()
+    assert torch.allclose(orientation.norm(dim=-1), torch.ones(2, 1), atol=1e-5)
+
+
+def test_soft_nms_equals_the_direct_3d_window_definition():
+    torch.manual_seed(0)
+    logits = torch.randn(1, 10, 40, 50)
+    size, strength = 15, 3.0
+    direct_max = F.max_pool3d(logits[:, None], (10, size, size), stride=1,
+                              padding=(0, size // 2, size // 2))[:, 0]
+    exp = torch.exp(strength * (logits - direct_max))
+    window = F.conv3d(exp[:, None], torch.ones(1, 1, 10, size, size), padding=(0, size // 2, size // 2))[:, 0]
+    expected = exp / (window + 1e-8)
+    assert torch.allclose(soft_nms_3d(logits, size, strength), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_nms_and_topk_find_planted_peaks_with_subpixel_offsets():
+    score = torch.zeros(1, 1, 60, 80)
+    ys, xs = torch.meshgrid(torch.arange(60.0), torch.arange(80.0), indexing="ij")
+    peaks = [(20.3, 15.0), (50.0, 40.6), (65.2, 30.0)]
+    for x, y in peaks:
+        score[0, 0] += torch.exp(-((xs - x) ** 2 + (ys - y) ** 2) / 4.0)
+    xy, values, valid = select_keypoints(score, top_k=3, nms_size=5, border=8)
+    found = sorted(xy[0].tolist())
+    for (ex, ey), (fx, fy) in zip(sorted(peaks), found):
+        assert abs(fx - ex) < 0.15 and abs(fy - ey) < 0.15
+    assert valid.all()
+    assert nms(score, 5).count_nonzero() >= 3
+
+
+def test_border_keypoints_are_suppressed():
+    score = torch.zeros(1, 1, 40, 40)
+    score[0, 0, 2, 2] = 1.0
+    score[0, 0, 20, 20] = 0.5
+    xy, values, valid = select_keypoints(score, top_k=2, border=8)
+    assert xy[0, 0].tolist() == [20.0, 20.0]
+    assert valid[0].tolist() == [True, False]
+
+
+def test_model_to_input_uses_separate_x_and_y_ratios():
+    xy = torch.tensor([[0.0, 0.0], [319.0, 239.0], [159.5, 119.5]])
+    # A 1280x480 (8:3) frame resized to 320x240: ratio 4 in x, 2 in y; pixel centres map to pixel centres.
+    out = model_to_input(xy, 4.0, 2.0)
+    assert torch.allclose(out, torch.tensor([[1.5, 0.5], [1277.5, 478.5], [639.5, 239.5]]))
+
+
+def test_patches_follow_rotation():
+    torch.manual_seed(0)
+    image = F.avg_pool2d(torch.rand(1, 1, 200, 200), 5, stride=1, padding=2)
+    rotated = torch.rot90(image, 1, dims=(2, 3))  # 90 degrees: (x, y) -> (y, 199 - x)
+    xy = torch.tensor([[80.0, 100.0], [120.0, 90.0]])
+    xy_rot = torch.stack([xy[:, 1], 199 - xy[:, 0]], dim=1)
+    radius = torch.tensor([12.0, 20.0])
+    direction = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
+    # The image turned by rot90 maps direction (c, s) to (s, -c).
+    direction_rot = torch.stack([direction[:, 1], -direction[:, 0]], dim=1)
+    a = extract_patches(image, xy, radius, direction)
+    b = extract_patches(rotated, xy_rot, radius, direction_rot)
+    assert a.shape == (2, 1, 32, 32)
+    assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_hardnet_output_is_unit_length():
+    net = HardNet().eval()
+    with torch.inference_mode():
+        out = net(torch.rand(5, 1, 32, 32))
+    assert out.shape == (5, 128)
+    assert torch.allclose(out.norm(dim=1), torch.ones(5), atol=1e-5)
+    assert net(torch.zeros(0, 1, 32, 32)).shape == (0, 128)
+    assert count_parameters(net) == descriptor_complexity()["parameters"]

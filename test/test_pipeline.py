@@ -1,0 +1,95 @@
+"""The ROS-free pipeline with the shipped lite weights on real photographs."""
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from rfnet_ros.config import FeatureConfig
+from rfnet_ros.pipeline import STAGES, FeaturePipeline, to_gray
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.fixture(scope="module")
+def photo():
+    path = DATA / "images" / "heldout" / "building.png"
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    assert image is not None, f"{path} missing: run scripts/fetch_data.sh"
+    h, w = image.shape
+    y0, x0 = (h - 480) // 2, (w - 640) // 2
+    return image[y0:y0 + 480, x0:x0 + 640]
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    return FeaturePipeline(FeatureConfig(device="cpu", top_k=512))
+
+
+def test_synthetic_homography_pair_is_matched(pipeline, photo):
+    # A held-out photo against a view rotated by 10 degrees, zoomed by 1.15 and shifted.
+    h, w = photo.shape
+    homography = cv2.getRotationMatrix2D((w / 2, h / 2), 10, 1.15)
+    homography = np.vstack([homography, [0, 0, 1]])
+    homography[:2, 2] += (12, -8)
+    warped = cv2.warpPerspective(photo, homography, (w, h))
+    f0, f1 = pipeline.extract(photo), pipeline.extract(warped)
+    matches, _ = pipeline.match(f0.descriptors, f1.descriptors)
+    assert len(f0) > 200 and len(f1) > 200
+    projected = cv2.perspectiveTransform(f0.keypoints[matches[:, 0]][None].astype(np.float64), homography)[0]
+    error = np.linalg.norm(projected - f1.keypoints[matches[:, 1]], axis=1)
+    correct = int((error <= 3).sum())
+    assert correct >= 100, f"only {correct} correct matches"
+    assert correct / len(matches) >= 0.6, f"MMA@3 {correct / len(matches):.2f}"
+
+
+def test_keypoints_are_in_input_pixels_for_non_4_3_frames(pipeline, photo):
+    # The same content as a 480x640 and as a 480x1280 (8:3) frame: the detector sees the same 240x320
+    # image, so keypoints must agree after scaling x by 2 and leaving y alone.
+    wide = cv2.resize(photo, (1280, 480), interpolation=cv2.INTER_LINEAR)
+    f_normal, f_wide = pipeline.extract(photo), pipeline.extract(wide)
+    assert f_wide.image_size == (480, 1280)
+    assert f_wide.keypoints[:, 0].max() > 700, "x spans the whole wide frame"
+    mapped = f_wide.keypoints * np.float32([0.5, 1.0]) + np.float32([-0.25, 0.0])
+    distance = np.linalg.norm(mapped[:, None] - f_normal.keypoints[None], axis=2).min(axis=1)
+    assert np.mean(distance < 1.5) > 0.8
+
+
+def test_process_matches_to_the_previous_frame_with_stage_timings(pipeline, photo):
+    pipeline.reset()
+    first = pipeline.process(photo)
+    assert not first.has_previous and len(first.matches) == 0
+    shifted = np.roll(photo, (6, -9), axis=(0, 1))
+    second = pipeline.process(shifted)
+    assert second.has_previous and len(second.matches) > 100
+    flow = second.features.keypoints[second.matches[:, 1]] - first.features.keypoints[second.matches[:, 0]]
+    assert np.allclose(np.median(flow, axis=0), [-9, 6], atol=1.0)
+    assert set(second.timings) == set(STAGES)
+    assert all(v >= 0 for v in second.timings.values())
+    features = second.features
+    n = len(features)
+    assert features.keypoints.shape == (n, 2) and features.descriptors.shape == (n, 128)
+    assert features.keypoints.dtype == np.float32
+    assert np.allclose(np.linalg.norm(features.descriptors, axis=1), 1, atol=1e-4)
+    assert features.scores.shape == features.scales.shape == features.orientations.shape == (n,)
+    assert (np.abs(features.orientations) <= np.pi + 1e-6).all()
+
+
+@pytest.mark.parametrize("shape,dtype", [((48, 64), np.uint8), ((48, 64), np.uint16), ((48, 64, 3), np.uint8),
+                                         ((48, 64, 4), np.uint8), ((48, 64, 1), np.uint16)])
+def test_frame_layouts_are_accepted(shape, dtype):
+    gray = to_gray(np.zeros(shape, dtype))
+    assert gray.shape == (48, 64) and gray.dtype == dtype
+
+
+def test_colour_order_is_respected():
+    pixel = np.zeros((1, 1, 3), np.uint8)
+    pixel[..., 0] = 255  # blue in BGR, red in RGB
+    assert to_gray(pixel, "bgr")[0, 0] == 29 and to_gray(pixel, "rgb")[0, 0] == 76
+
+
+@pytest.mark.parametrize("image", [np.zeros((0, 10), np.uint8), np.zeros((5, 5, 2), np.uint8),
+                                   np.zeros((4, 4), np.int32)])
+def test_bad_frames_are_rejected(pipeline, image):
+    with pytest.raises(ValueError):
+        pipeline.extract(image)
