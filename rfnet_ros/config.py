@@ -15,7 +15,7 @@ import yaml
 PACKAGE_DIR = Path(__file__).resolve().parent
 WEIGHTS_DIR = PACKAGE_DIR / "weights"
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("fp32", "fp16", "bf16")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 
 def _setting(default: Any, description: str, *, low: float | None = None, high: float | None = None,
@@ -66,8 +66,8 @@ class FeatureConfig:
     match_ratio: float = _setting(1.0, "Lowe ratio test: nearest / second nearest distance must be below "
                                   "this (1.0 = off)", low=0.0, high=1.0)
     device: str = _setting("auto", "Torch device: auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
-    precision: str = _setting("fp32", "Descriptor precision: fp32, fp16 (CUDA only) or bf16",
-                              choices=PRECISIONS)
+    precision: str = _setting("fp32", "Descriptor precision: fp32, fp16 (CUDA only), bf16, or auto (fp16 on "
+                              "CUDA, bf16 on CPUs with native bf16, else fp32)", choices=PRECISIONS)
 
     def __post_init__(self) -> None:
         self.validate()

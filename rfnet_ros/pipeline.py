@@ -4,7 +4,6 @@ Training, evaluation, the command-line tools and the ROS node all call this; non
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,7 +11,8 @@ import torch
 
 from rfnet_ros.config import FeatureConfig
 from rfnet_ros.matching import match_mutual_nn
-from rfnet_ros.model.patches import orientation_angle
+from rfnet_ros.model.inference import FastDescriptor, bf16_supported
+from rfnet_ros.model.patches import extract_patches, orientation_angle
 from rfnet_ros.model.weights import load_model
 from rfnet_ros.timing import StageTimer
 
@@ -27,6 +27,17 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device: {name!r} requested but CUDA is not available")
     return device
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """``auto`` -> fp16 on CUDA, bf16 on CPUs with native bf16, else fp32; fp16 on a CPU is refused."""
+    if name == "auto":
+        if device.type == "cuda":
+            return "fp16"
+        return "bf16" if bf16_supported() else "fp32"
+    if name == "fp16" and device.type != "cuda":
+        raise ValueError("precision: fp16 needs a CUDA device; use fp32 or bf16 on the CPU")
+    return name
 
 
 def to_gray(image: np.ndarray, color_order: str = "bgr") -> np.ndarray:
@@ -103,17 +114,12 @@ class FeaturePipeline:
     def __init__(self, config: FeatureConfig | None = None):
         self.config = config or FeatureConfig()
         self.device = resolve_device(self.config.device)
-        self.precision = self.config.precision
-        if self.precision == "fp16" and self.device.type != "cuda":
-            raise ValueError("precision: fp16 needs a CUDA device; use fp32 or bf16 on the CPU")
+        self.precision = resolve_precision(self.config.precision, self.device)
         self.model = load_model(self.config.weights_path, self.config.replaced_layers).to(self.device).eval()
+        # The detector runs in fp32 (its soft NMS exponentiates score differences); the descriptor, about
+        # ten times the detector's work, runs folded and in the chosen precision.
+        self.descriptor = FastDescriptor(self.model.descriptor, self.precision).to(self.device)
         self._previous: torch.Tensor | None = None
-
-    def _autocast(self):
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
-        return torch.autocast(self.device.type, dtype=dtype)
 
     def reset(self) -> None:
         """Forget the previous frame (the next frame is matched to nothing)."""
@@ -134,8 +140,8 @@ class FeaturePipeline:
             valid = keypoints.valid[0]
             xy, radius = keypoints.xy[0][valid], keypoints.scale[0][valid]
             direction, score = keypoints.orientation[0][valid], keypoints.score[0][valid]
-        with timer.stage("describe"), self._autocast():
-            descriptors = self.model.describe(tensor, xy, radius, direction).float()
+        with timer.stage("describe"):
+            descriptors = self.descriptor(extract_patches(tensor, xy, radius, direction))
         features = FrameFeatures(
             keypoints=xy.float().cpu().numpy(), scores=score.float().cpu().numpy(),
             scales=radius.float().cpu().numpy(), orientations=orientation_angle(direction).float().cpu().numpy(),

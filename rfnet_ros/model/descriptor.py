@@ -27,6 +27,8 @@ class HardNet(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.orthogonal_(module.weight, gain=0.6)
+        # Channels-last runs about twice as fast on oneDNN (CPU) and cuDNN; loading a state dict keeps it.
+        self.to(memory_format=torch.channels_last)
 
     @staticmethod
     def standardise(patches: torch.Tensor) -> torch.Tensor:
@@ -40,4 +42,5 @@ class HardNet(nn.Module):
         """patches: (N, 1, 32, 32) -> descriptors (N, 128), L2-normalised."""
         if patches.shape[0] == 0:
             return patches.new_zeros((0, DESCRIPTOR_SIZE))
-        return F.normalize(self.features(self.standardise(patches)).flatten(1), dim=1)
+        x = self.standardise(patches).contiguous(memory_format=torch.channels_last)
+        return F.normalize(self.features(x).flatten(1), dim=1)
