@@ -241,6 +241,8 @@ class FeatureNode(Node):
             try:
                 self._process(frame)
             except Exception as exc:  # noqa: BLE001 - a failing frame must not stop the node
+                if self._stopping or not self.context.ok():
+                    return  # shut down while the frame was in the model: nothing left to publish to
                 self.monitor.on_error(f"{type(exc).__name__}: {exc}")
                 self.get_logger().error(f"processing a frame failed: {type(exc).__name__}: {exc}",
                                         throttle_duration_sec=WARN_THROTTLE)
