@@ -162,12 +162,14 @@ class Player(Node):
 
     def __init__(self, frame_source: Iterator[tuple[np.ndarray, int | None]], *, rate: float,
                  frame_id: str = "camera", bag_stamps: bool = False, max_frames: int | None = None,
-                 qos: str = "reliable", topic: str = "image", node_name: str = "rfnet_player"):
+                 qos: str = "reliable", topic: str = "image", node_name: str = "rfnet_player",
+                 wait_for_subscriber: bool = False):
         super().__init__(node_name)
         self._frames = frame_source
         self._frame_id = frame_id
         self._bag_stamps = bag_stamps
         self._max_frames = max_frames
+        self._wait_for_subscriber = wait_for_subscriber
         self.published = 0
         self.done = False
         self.error: str | None = None
@@ -176,6 +178,8 @@ class Player(Node):
 
     def _tick(self) -> None:
         if self.done:
+            return
+        if self._wait_for_subscriber and self.published == 0 and self.publisher.get_subscription_count() == 0:
             return
         if self._max_frames is not None and self.published >= self._max_frames:
             self._finish()
@@ -219,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--qos", choices=("reliable", "sensor_data"), default="reliable",
                         help="publisher QoS; reliable (default) reaches best-effort subscribers too")
     parser.add_argument("--topic", default="image", help="topic to publish on (default image)")
+    parser.add_argument("--wait-for-subscriber", action="store_true",
+                        help="hold the first frame until a subscriber is connected")
     return parser
 
 
@@ -235,7 +241,8 @@ def main(args: list[str] | None = None) -> int:
     player = None
     try:
         player = Player(source, rate=options.rate, frame_id=options.frame_id, bag_stamps=options.bag_stamps,
-                        max_frames=options.max_frames, qos=options.qos, topic=options.topic)
+                        max_frames=options.max_frames, qos=options.qos, topic=options.topic,
+                        wait_for_subscriber=options.wait_for_subscriber)
         while rclpy.ok() and not player.done:
             rclpy.spin_once(player, timeout_sec=0.1)
         # Give reliable subscribers a moment to receive the last frames before the publisher goes.
