@@ -1,0 +1,130 @@
+"""Unit tests of rfnet_ros.ros.monitor: time jumps, counters, per-period statistics and levels (fake clock)."""
+import pytest
+
+from rfnet_ros.ros.monitor import ERROR, GAP_FACTOR, MIN_PERIODS, OK, STAGE_NAMES, WARN, FrameMonitor, StampMonitor
+
+SECOND = 1_000_000_000
+
+
+def feed(monitor: StampMonitor, stamps_s):
+    return [monitor.update(int(s * SECOND)) for s in stamps_s]
+
+
+def test_regular_stamps_are_no_jumps_and_teach_the_period():
+    monitor = StampMonitor()
+    assert monitor.expected_period is None
+    assert feed(monitor, [i * 0.1 for i in range(MIN_PERIODS + 1)]) == [None] * (MIN_PERIODS + 1)
+    assert monitor.expected_period == pytest.approx(0.1)
+
+
+def test_backwards_stamp_is_a_jump():
+    monitor = StampMonitor()
+    feed(monitor, [10.0, 10.1])
+    kind, description = monitor.update(int(9.5 * SECOND))
+    assert kind == 'backwards' and 'back by 0.600 s' in description
+    assert monitor.update(int(9.6 * SECOND)) is None, 'the stream goes on from the new stamp'
+
+
+def test_gap_far_above_the_learned_period_is_a_jump():
+    monitor = StampMonitor()
+    stamps = [i * 0.1 for i in range(MIN_PERIODS + 1)]
+    feed(monitor, stamps)
+    assert monitor.update(int((stamps[-1] + 0.1 * (GAP_FACTOR - 1)) * SECOND)) is None
+    kind, description = monitor.update(int((stamps[-1] + 0.1 * (GAP_FACTOR - 1) + 0.1 * (GAP_FACTOR + 1)) * SECOND))
+    assert kind == 'gap' and 'expected period 0.100 s' in description
+
+
+def test_no_gap_is_reported_before_the_period_is_known():
+    monitor = StampMonitor()
+    assert feed(monitor, [0.0, 0.1, 50.0]) == [None, None, None]
+
+
+def test_expected_rate_sets_the_period():
+    monitor = StampMonitor(expected_rate=20.0)
+    assert monitor.expected_period == pytest.approx(0.05)
+    monitor.update(0)
+    assert monitor.update(int(0.05 * GAP_FACTOR * 1.5 * SECOND))[0] == 'gap'
+
+
+def test_equal_stamps_are_neither_jumps_nor_periods():
+    monitor = StampMonitor()
+    assert feed(monitor, [1.0] * 10) == [None] * 10
+    assert monitor.expected_period is None
+
+
+def processed(monitor, ms=10.0, keypoints=100, matches=50):
+    monitor.on_processed({stage: ms for stage in STAGE_NAMES}, keypoints, matches)
+
+
+def test_report_means_maxima_rates_and_totals():
+    monitor = FrameMonitor(now=0.0)
+    for i, ms in enumerate((10.0, 30.0)):
+        monitor.on_received(0.1 * i)
+        processed(monitor, ms, keypoints=100 + 100 * i, matches=None if i == 0 else 40)
+    report = monitor.report(now=2.0, stall_timeout=5.0, context={'device': 'cpu'})
+    v = report.values
+    assert report.level == OK and 'processing at 1.0 Hz' in report.message
+    assert v['input_rate_hz'] == '1.00' and v['output_rate_hz'] == '1.00'
+    assert v['frames_received'] == '2' and v['frames_processed'] == '2'
+    assert v['detect_ms_mean'] == '20.00' and v['detect_ms_max'] == '30.00'
+    assert v['keypoints_mean'] == '150.0' and v['matches_mean'] == '40.0'
+    assert v['device'] == 'cpu'
+    # The next period starts empty, totals carry on.
+    monitor.on_received(2.5)
+    v = monitor.report(now=3.0, stall_timeout=5.0).values
+    assert v['detect_ms_mean'] == '0.00' and v['frames_received'] == '3'
+
+
+def test_no_input_yet_warns():
+    report = FrameMonitor(now=0.0).report(now=1.0, stall_timeout=5.0)
+    assert report.level == WARN and 'no image received yet' in report.message
+
+
+def test_stalled_input_warns():
+    monitor = FrameMonitor(now=0.0)
+    monitor.on_received(0.0)
+    processed(monitor)
+    assert monitor.report(now=1.0, stall_timeout=2.0).level == OK
+    report = monitor.report(now=3.5, stall_timeout=2.0)
+    assert report.level == WARN and 'input stalled: no image for 3.5 s' in report.message
+
+
+def test_dropping_most_frames_warns_of_falling_behind():
+    monitor = FrameMonitor(now=0.0)
+    for i in range(10):
+        monitor.on_received(i * 0.1)
+        if i < 7:
+            monitor.on_dropped()
+    report = monitor.report(now=1.0, stall_timeout=5.0)
+    assert report.level == WARN and 'falling behind: dropped 7 of 10 frames' in report.message
+    assert report.values['frames_dropped'] == '7'
+
+
+def test_rejected_frames_warn_with_the_reason():
+    monitor = FrameMonitor(now=0.0)
+    monitor.on_received(0.5)
+    monitor.on_rejected("unsupported encoding 'yuv422'")
+    report = monitor.report(now=1.0, stall_timeout=5.0)
+    assert report.level == WARN and "1 frame(s) rejected, last: unsupported encoding 'yuv422'" in report.message
+    assert report.values['last_reject_reason'] == "unsupported encoding 'yuv422'"
+    monitor.on_received(1.5)
+    assert monitor.report(now=2.0, stall_timeout=5.0).level == OK, 'the warning is for its period only'
+
+
+def test_time_jumps_warn_and_count():
+    monitor = FrameMonitor(now=0.0)
+    monitor.on_received(0.5)
+    monitor.on_time_jump('stamp went back by 1.000 s')
+    report = monitor.report(now=1.0, stall_timeout=5.0)
+    assert report.level == WARN and 'time jump' in report.message and report.values['time_jumps'] == '1'
+
+
+def test_inference_errors_are_errors():
+    monitor = FrameMonitor(now=0.0)
+    monitor.on_received(0.5)
+    monitor.on_rejected('empty image: 0x0')
+    monitor.on_error('RuntimeError: out of memory')
+    report = monitor.report(now=1.0, stall_timeout=5.0)
+    assert report.level == ERROR
+    assert report.message.startswith('1 inference failure(s), last: RuntimeError: out of memory')
+    assert 'rejected' in report.message
