@@ -21,7 +21,6 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import rclpy
@@ -114,7 +113,8 @@ class _Frame:
 
     header: Header
     received: float  # time.perf_counter() when the callback got it
-    decode: Callable[[], tuple[np.ndarray, str]]  # -> (image array, colour order)
+    image: np.ndarray  # a view of the message data (image_to_array)
+    color_order: str
     convert_ms: float  # time spent converting in the callback
 
 
@@ -193,7 +193,7 @@ class FeatureNode(Node):
             return
         convert_ms = (time.perf_counter() - received) * 1e3
         self._check_stamp(msg.header)
-        self._offer(_Frame(msg.header, received, lambda: (image, color_order), convert_ms))
+        self._offer(_Frame(msg.header, received, image, color_order, convert_ms))
 
     def _check_stamp(self, header: Header) -> None:
         """Report time jumps of accepted frames; going backwards makes the worker restart matching."""
@@ -248,14 +248,7 @@ class FeatureNode(Node):
                                         throttle_duration_sec=WARN_THROTTLE)
 
     def _process(self, frame: _Frame) -> None:
-        start = time.perf_counter()
-        try:
-            image, color_order = frame.decode()
-        except ImageRejected as exc:
-            self._reject(exc.reason)
-            return
-        convert_ms = frame.convert_ms + (time.perf_counter() - start) * 1e3
-        result = self.pipeline.process(image, color_order)
+        result = self.pipeline.process(frame.image, frame.color_order)
 
         publish_start = time.perf_counter()
         header = frame.header
@@ -268,7 +261,7 @@ class FeatureNode(Node):
         end = time.perf_counter()
 
         stage_ms = dict(result.timings)
-        stage_ms["convert"] = stage_ms.get("convert", 0.0) + convert_ms
+        stage_ms["convert"] = stage_ms.get("convert", 0.0) + frame.convert_ms
         stage_ms["publish"] = (end - publish_start) * 1e3
         stage_ms["total"] = (end - frame.received) * 1e3
         self.monitor.on_processed(stage_ms, len(result.features), num_matches)
