@@ -128,12 +128,16 @@ def load_config(path: Path | str | None = None, ignore: tuple[str, ...] = (), **
 
 
 QOS_PROFILES = ("sensor_data", "reliable", "best_effort")
+IMAGE_TRANSPORTS = ("raw", "compressed")
 
 
 @dataclass
 class NodeConfig:
     """Settings of the ROS node around the pipeline (plain data: nothing here imports ROS)."""
 
+    image_transport: str = _setting("raw", "Input: raw (sensor_msgs/Image on `image`) or compressed "
+                                    "(sensor_msgs/CompressedImage on `image/compressed`)",
+                                    choices=IMAGE_TRANSPORTS)
     image_qos: str = _setting("sensor_data", "QoS of the image subscription: sensor_data (best effort, "
                               "keep last), reliable or best_effort", choices=QOS_PROFILES)
     qos_depth: int = _setting(1, "History depth of the image subscription", low=1, high=100)
