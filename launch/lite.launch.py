@@ -6,6 +6,10 @@
 
 Outputs go to <namespace>/keypoints, <namespace>/matches and <namespace>/timing, and /diagnostics; one
 launch per camera, each in its own namespace. Parameter defaults live in the YAML file, not here.
+
+image_topic names the raw topic. With `image_transport: "compressed"` in the parameters file the node reads
+<image_topic>/compressed instead (sensor_msgs/CompressedImage, as image_transport's compressed plugin
+publishes it): both of the node's inputs, `image` and `image/compressed`, are remapped here.
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
@@ -22,7 +26,8 @@ def generate_launch_description() -> LaunchDescription:
             description='ROS 2 parameters file of the node (every parameter with its value)'),
         DeclareLaunchArgument(
             'image_topic', default_value='/camera/image_raw',
-            description='sensor_msgs/Image topic to detect features on (remapped to the node\'s `image`)'),
+            description='sensor_msgs/Image topic to detect features on (remapped to the node\'s `image`; '
+                        'its `image/compressed` reads <image_topic>/compressed)'),
         DeclareLaunchArgument(
             'namespace', default_value='',
             description='Namespace of the node and its outputs (one per camera)'),
@@ -35,7 +40,8 @@ def generate_launch_description() -> LaunchDescription:
             name='rfnet_feature_node',
             namespace=LaunchConfiguration('namespace'),
             parameters=[LaunchConfiguration('params_file'), {'device': LaunchConfiguration('device')}],
-            remappings=[('image', LaunchConfiguration('image_topic'))],
+            remappings=[('image', LaunchConfiguration('image_topic')),
+                        ('image/compressed', [LaunchConfiguration('image_topic'), '/compressed'])],
             output='screen',
             emulate_tty=True,
         ),

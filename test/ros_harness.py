@@ -179,6 +179,18 @@ class Probe:
         self.publisher(Image, topic).publish(msg)
         return msg.header
 
+    def publish_compressed(self, data: bytes, stamp, frame_id: str = 'camera', fmt: str = 'jpeg',
+                           topic: str = 'image/compressed'):
+        """Publish ``data`` (e.g. a JPEG file's bytes) as sensor_msgs/CompressedImage; returns the header."""
+        import array
+        from sensor_msgs.msg import CompressedImage
+
+        msg = CompressedImage(format=fmt, data=array.array('B', data))
+        msg.header.stamp = stamp
+        msg.header.frame_id = frame_id
+        self.publisher(CompressedImage, topic).publish(msg)
+        return msg.header
+
     def wait_for(self, predicate: Callable[[], Any], what: str, timeout: float = FRAME_TIMEOUT,
                  process: ChildProcess | None = None) -> Any:
         """Poll ``predicate`` until it returns something truthy; fail naming ``what`` after ``timeout``."""

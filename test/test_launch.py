@@ -82,8 +82,11 @@ def test_lite_launch_starts_the_node_with_its_arguments():
     parameters = keyword(node, 'parameters').elts
     assert launch_configuration(parameters[0]) == 'params_file'
     assert ast.unparse(parameters[1]) == "{'device': LaunchConfiguration('device')}", 'device overrides the file'
-    (remap,) = keyword(node, 'remappings').elts
-    assert string(remap.elts[0]) == 'image' and launch_configuration(remap.elts[1]) == 'image_topic'
+    raw, compressed = keyword(node, 'remappings').elts
+    assert string(raw.elts[0]) == 'image' and launch_configuration(raw.elts[1]) == 'image_topic'
+    # image_transport compressed: the node's image/compressed reads <image_topic>/compressed.
+    assert string(compressed.elts[0]) == 'image/compressed'
+    assert ast.unparse(compressed.elts[1]) == "[LaunchConfiguration('image_topic'), '/compressed']"
 
 
 def test_launch_files_name_installed_files():

@@ -6,7 +6,8 @@ ROS TEST: needs `bash scripts/setup_env.sh`, `bash scripts/fetch_data.sh` and `s
 One node runs for the whole module, started from the installed config/lite.yaml with a smaller top_k and
 a faster diagnostics period; a probe node publishes frames to it one at a time and waits (bounded) for
 each frame's outputs, so no frame is dropped by the newest-frame policy. Stamps only go backwards where a
-test says so (StampClock.rewind), to restart the node's matching.
+test says so (StampClock.rewind), to restart the node's matching. The compressed-input tests start a second
+node with image_transport compressed in the namespace /compressed, so that the two never share a topic.
 """
 from __future__ import annotations
 
@@ -35,24 +36,26 @@ DIAGNOSTIC_KEYS = (
       for stat in ('mean', 'max')))
 
 
-@pytest.fixture(scope='module')
-def node():
-    """The feature node (child process) and a probe subscribed to its outputs."""
+def run_node(image_type, image_topic: str, namespace: str = '', extra_args: tuple[str, ...] = ()):
+    """Start the node (child process) in ``namespace`` with a probe subscribed to its outputs; yields
+    (process, probe, clock) once the node subscribes to ``image_topic`` (relative to the namespace)."""
     require_install()
     from diagnostic_msgs.msg import DiagnosticArray
     from rfnet_ros.msg import FrameTiming, Keypoints, Matches
 
-    process = executable('lite_node', *NODE_ARGS)
-    probe = Probe()
+    prefix = f'{namespace.strip("/")}/' if namespace else ''
+    remap = ('-r', f'__ns:={namespace}') if namespace else ()
+    process = executable('lite_node', *NODE_ARGS, *extra_args, *remap)
+    probe = Probe(name=f'rfnet_test_probe{"_" + namespace.strip("/") if namespace else ""}')
     try:
-        for msg_type, topic in ((Keypoints, 'keypoints'), (Matches, 'matches'), (FrameTiming, 'timing'),
-                                (DiagnosticArray, '/diagnostics')):
-            probe.subscribe(msg_type, topic)
-        from sensor_msgs.msg import Image
-        image_pub = probe.publisher(Image, 'image')
-        probe.wait_for(lambda: image_pub.get_subscription_count() > 0, 'the node to subscribe to /image',
-                       STARTUP_TIMEOUT, process)
-        probe.wait_for(lambda: all(probe.node.count_publishers(t) > 0 for t in ('/keypoints', '/matches', '/timing')),
+        for msg_type, topic in ((Keypoints, 'keypoints'), (Matches, 'matches'), (FrameTiming, 'timing')):
+            probe.subscribe(msg_type, prefix + topic)
+        probe.subscribe(DiagnosticArray, '/diagnostics')
+        image_pub = probe.publisher(image_type, prefix + image_topic)
+        probe.wait_for(lambda: image_pub.get_subscription_count() > 0,
+                       f'the node to subscribe to /{prefix}{image_topic}', STARTUP_TIMEOUT, process)
+        outputs = [f'/{prefix}{topic}' for topic in ('keypoints', 'matches', 'timing')]
+        probe.wait_for(lambda: all(probe.node.count_publishers(t) > 0 for t in outputs),
                        'the node\'s publishers', 30, process)
         time.sleep(1.0)  # let the probe's subscriptions match the node's publishers
         yield process, probe, StampClock()
@@ -64,6 +67,13 @@ def node():
     assert 'Traceback' not in process.output
 
 
+@pytest.fixture(scope='module')
+def node():
+    """The feature node on raw images (topic /image) and a probe subscribed to its outputs."""
+    from sensor_msgs.msg import Image
+    yield from run_node(Image, 'image')
+
+
 def send(node, image, color_order='bgr', frame_id='test_camera'):
     """Publish a frame and wait for its keypoints and timing; returns (header, keypoints, timing)."""
     process, probe, clock = node
@@ -73,20 +83,21 @@ def send(node, image, color_order='bgr', frame_id='test_camera'):
     return header, keypoints, timing
 
 
-def statuses(probe, since: float = 0.0):
-    """This node's DiagnosticStatus entries received at time.monotonic() >= ``since``, newest last."""
-    return [s for msg in probe.received('/diagnostics', since) for s in msg.status if s.name == STATUS_NAME]
+def statuses(probe, since: float = 0.0, name: str = STATUS_NAME):
+    """The DiagnosticStatus entries called ``name`` (this node's by default) received at
+    time.monotonic() >= ``since``, newest last."""
+    return [s for msg in probe.received('/diagnostics', since) for s in msg.status if s.name == name]
 
 
 def values(status) -> dict[str, str]:
     return {kv.key: kv.value for kv in status.values}
 
 
-def wait_for_status(node, predicate, what, timeout=30.0):
-    """The newest status that arrives from now on and satisfies ``predicate``."""
+def wait_for_status(node, predicate, what, timeout=30.0, name=STATUS_NAME):
+    """The newest status (of the node called ``name``) that arrives from now on and satisfies ``predicate``."""
     process, probe, _ = node
     start = time.monotonic()
-    return probe.wait_for(lambda: next((s for s in reversed(statuses(probe, start)) if predicate(s)), None),
+    return probe.wait_for(lambda: next((s for s in reversed(statuses(probe, start, name)) if predicate(s)), None),
                           what, timeout, process)
 
 
@@ -239,6 +250,7 @@ def test_every_config_parameter_is_declared_and_described(node):
     assert (top_k.integer_range[0].from_value, top_k.integer_range[0].to_value) == (1, 8192)
     assert by_name['score_threshold'].floating_point_range[0].to_value == 1.0
     assert by_name['weights'].read_only and not by_name['top_k'].read_only
+    assert by_name['image_transport'].read_only and 'compressed' in by_name['image_transport'].additional_constraints
     assert 'fp16' in by_name['precision'].additional_constraints
 
     got = probe.call(GetParameters, f'/{NODE_NAME}/get_parameters', GetParameters.Request(names=names)).values
@@ -258,7 +270,8 @@ def set_parameter(probe, name, value):
 def test_runtime_parameter_changes_are_validated(node):
     process, probe, _ = node
     rejected = (('top_k', 0, 'top_k'), ('nms_size', 4, 'nms_size'), ('match_ratio', 1.5, 'match_ratio'),
-                ('weights', 'other.pt', 'read-only'), ('precision', 'fp16', 'read-only'))
+                ('weights', 'other.pt', 'read-only'), ('precision', 'fp16', 'read-only'),
+                ('image_transport', 'compressed', 'read-only'))
     for name, value, reason in rejected:
         result = set_parameter(probe, name, value)
         assert not result.successful, f'{name}={value!r} was accepted'
@@ -286,6 +299,7 @@ def test_backwards_time_jump_is_counted(node):
     (('-p', 'top_k:=0'), 'invalid parameter top_k: 0 is below the minimum 1'),
     (('-p', 'weights:=/nonexistent/rfnet_missing.pt'), 'weights file not found: /nonexistent/rfnet_missing.pt'),
     (('-p', 'image_qos:=fast'), 'invalid parameter image_qos'),
+    (('-p', 'image_transport:=theora'), 'invalid parameter image_transport'),
     (('-p', 'score_threshold:=1'), 'invalid parameter score_threshold: expected a double'),
 ])
 def test_bad_startup_parameters_stop_the_node_with_one_clear_message(args, needle):
@@ -311,3 +325,74 @@ def test_params_file_and_launch_config_agree():
         assert feature.weights_path.name == f'rfnet_{name}.pt'
     assert yaml.safe_load((ROOT / 'config' / 'lite.yaml').read_text()).keys() == {'/**'}
 
+
+# --- Compressed input (image_transport compressed) ------------------------------------------------------
+COMPRESSED_NS = '/compressed'
+COMPRESSED_PREFIX = 'compressed/'  # the probe's topic names of that node (the probe is in /)
+COMPRESSED_STATUS_NAME = f'{COMPRESSED_PREFIX}{NODE_NAME}: features'
+
+
+@pytest.fixture(scope='module')
+def compressed_node():
+    """A second feature node, in /compressed, reading sensor_msgs/CompressedImage on image/compressed."""
+    from sensor_msgs.msg import CompressedImage
+    yield from run_node(CompressedImage, 'image/compressed', COMPRESSED_NS, ('-p', 'image_transport:=compressed'))
+
+
+def jpeg(image: np.ndarray) -> bytes:
+    import cv2
+    ok, data = cv2.imencode('.jpg', image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    return data.tobytes()
+
+
+def send_compressed(node, data: bytes, frame_id='test_camera'):
+    """Publish compressed data and wait for its keypoints and timing; returns (header, keypoints, timing)."""
+    process, probe, clock = node
+    header = probe.publish_compressed(data, clock.next(), frame_id=frame_id,
+                                      topic=COMPRESSED_PREFIX + 'image/compressed')
+    keypoints = probe.wait_for_stamp(COMPRESSED_PREFIX + 'keypoints', header.stamp, process)
+    timing = probe.wait_for_stamp(COMPRESSED_PREFIX + 'timing', header.stamp, process)
+    return header, keypoints, timing
+
+
+def test_compressed_frames_carry_the_input_headers(compressed_node):
+    process, probe, _ = compressed_node
+    assert probe.node.count_subscribers(f'{COMPRESSED_NS}/image') == 0, 'the raw topic is subscribed as well'
+    image = photo()
+    sent = []
+    for i, frame in enumerate((crop(image, 200, 150), crop(image, 195, 152)[..., 1].copy())):  # color, then mono
+        header, keypoints, timing = send_compressed(compressed_node, jpeg(frame), frame_id=f'jpeg_camera_{i}')
+        for msg in (keypoints, timing):
+            assert same_stamp(msg.header.stamp, header.stamp)
+            assert msg.header.frame_id == f'jpeg_camera_{i}'
+        check_keypoints(keypoints, 320, 240)
+        assert timing.num_keypoints == len(keypoints.x) and timing.convert_ms > 0
+        sent.append(header)
+    matches = probe.wait_for_stamp(COMPRESSED_PREFIX + 'matches', sent[1].stamp, process)
+    assert matches.header.frame_id == 'jpeg_camera_1'
+    assert same_stamp(matches.previous_stamp, sent[0].stamp)
+    assert len(matches.current_index) > 0
+    assert f'listening on {COMPRESSED_NS}/image/compressed (compressed' in process.output
+
+
+def test_corrupt_compressed_frames_are_rejected_and_the_node_keeps_running(compressed_node):
+    process, probe, clock = compressed_node
+    status = wait_for_status(compressed_node, lambda s: True, 'a diagnostics message', name=COMPRESSED_STATUS_NAME)
+    before = int(values(status)['frames_rejected'])
+    good = jpeg(crop(photo(), 120, 90))
+    bad_frames = [('does not decode', good[:100]),  # a JPEG cut off inside its headers
+                  ('empty compressed image', b'')]
+    for i, (reason, data) in enumerate(bad_frames, start=1):
+        probe.publish_compressed(data, clock.next(), topic=COMPRESSED_PREFIX + 'image/compressed')
+        status = wait_for_status(compressed_node, lambda s, i=i: int(values(s)['frames_rejected']) == before + i,
+                                 f'frames_rejected == {before + i} after a compressed frame rejected for "{reason}"',
+                                 name=COMPRESSED_STATUS_NAME)
+        assert reason in values(status)['last_reject_reason']
+    # Later good frames are still processed, and the timing message counts the rejections.
+    header, keypoints, timing = send_compressed(compressed_node, good, frame_id='after_corrupt')
+    assert keypoints.header.frame_id == 'after_corrupt'
+    check_keypoints(keypoints, 320, 240)
+    assert timing.frames_rejected == before + len(bad_frames)
+    assert process.running()
+    assert 'rejected frame: compressed image does not decode' in process.output

@@ -1,18 +1,22 @@
 """rfnet_feature_node: learned keypoints, descriptors and frame-to-frame matches for a camera stream.
 
-Subscribes:  image (sensor_msgs/Image; QoS from image_qos / qos_depth)
+Subscribes:  image (sensor_msgs/Image) with image_transport raw, the default, or image/compressed
+             (sensor_msgs/CompressedImage: JPEG, PNG) with image_transport compressed; QoS from image_qos /
+             qos_depth. Remap the one in use: image:=/camera/image_raw or
+             image/compressed:=/camera/image_raw/compressed.
 Publishes:   keypoints (rfnet_ros/Keypoints), matches (rfnet_ros/Matches, from the second frame on),
              timing (rfnet_ros/FrameTiming), /diagnostics (diagnostic_msgs/DiagnosticArray)
 Parameters:  every field of rfnet_ros.config.FeatureConfig and NodeConfig (see config/lite.yaml)
 
-Threading. Frames are processed newest-first: the image callback only converts the message (a zero-copy
-view of its data) and stores it in a one-frame slot, replacing, and counting as dropped, a frame the worker
-has not taken yet; so a slow model never builds a queue and latency stays bounded. One dedicated worker
-thread takes the newest frame, runs the pipeline and publishes the outputs; it alone touches the pipeline,
-which is therefore never run concurrently. The executor is multi-threaded with the image callbacks and the
-diagnostics timer in separate mutually exclusive callback groups (the parameter services stay in the
-default group), so receiving frames, reporting diagnostics and answering parameter requests all go on
-while a frame is inside the model (PyTorch releases the GIL while it computes).
+Threading. Frames are processed newest-first: the image callback only converts the message (a zero-copy view
+of a raw image's data, or the decoded compressed image) and stores it in a one-frame slot, replacing, and
+counting as dropped, a frame the worker has not taken yet; so a slow model never builds a queue and latency
+stays bounded. One dedicated worker thread takes the newest frame, runs the pipeline and publishes the
+outputs; it alone touches the pipeline, which is therefore never run concurrently. The executor is
+multi-threaded with the image callbacks and the diagnostics timer in separate mutually exclusive callback
+groups (the parameter services stay in the default group), so receiving frames, reporting diagnostics and
+answering parameter requests all go on while a frame is inside the model (PyTorch releases the GIL while it
+computes).
 """
 from __future__ import annotations
 
@@ -32,14 +36,14 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.logging import get_logger
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from rfnet_ros.config import FeatureConfig, NodeConfig
 from rfnet_ros.model.weights import WeightsError
 from rfnet_ros.msg import FrameTiming, Keypoints, Matches
 from rfnet_ros.pipeline import STAGES, FeaturePipeline, FrameResult
-from rfnet_ros.ros.image_conversion import ImageRejected, image_to_array
+from rfnet_ros.ros.image_conversion import ImageRejected, compressed_to_array, image_to_array
 from rfnet_ros.ros.monitor import ERROR, OK, STAGE_NAMES, WARN, FrameMonitor, StampMonitor
 from rfnet_ros.ros.parameters import (ParameterError, declare_settings, parameter_names, unknown_overrides,
                                       updated_settings)
@@ -50,6 +54,11 @@ OUTPUT_DEPTH = 10
 WARN_THROTTLE = 5.0
 # Seconds destroy_node waits for the frame in the model to finish.
 WORKER_JOIN_TIMEOUT = 30.0
+# image_transport -> (message type, topic, converter to (array, color order) that raises ImageRejected).
+INPUTS = {
+    "raw": (Image, "image", image_to_array),
+    "compressed": (CompressedImage, "image/compressed", compressed_to_array),
+}
 _LEVELS = {OK: DiagnosticStatus.OK, WARN: DiagnosticStatus.WARN, ERROR: DiagnosticStatus.ERROR}
 assert set(STAGES) <= set(STAGE_NAMES)
 
@@ -113,7 +122,7 @@ class _Frame:
 
     header: Header
     received: float  # time.perf_counter() when the callback got it
-    image: np.ndarray  # a view of the message data (image_to_array)
+    image: np.ndarray  # a view of a raw message's data (image_to_array) or a decoded compressed image
     color_order: str
     convert_ms: float  # time spent converting in the callback
 
@@ -153,14 +162,16 @@ class FeatureNode(Node):
         self._matches_pub = self.create_publisher(Matches, "matches", OUTPUT_DEPTH)
         self._timing_pub = self.create_publisher(FrameTiming, "timing", OUTPUT_DEPTH)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", OUTPUT_DEPTH)
-        self._image_sub = self.create_subscription(Image, "image", self._on_image, image_qos(node),
+        msg_type, topic, self._convert = INPUTS[node.image_transport]
+        self._image_sub = self.create_subscription(msg_type, topic, self._on_image, image_qos(node),
                                                    callback_group=input_group)
         self._diagnostics_timer = self.create_timer(node.diagnostics_period, self._publish_diagnostics,
                                                     callback_group=diagnostics_group)
         self._worker = threading.Thread(target=self._work, name="rfnet_inference", daemon=True)
         self._worker.start()
         self.get_logger().info(
-            f"listening on {self._image_sub.topic_name} ({node.image_qos}, depth {node.qos_depth}); "
+            f"listening on {self._image_sub.topic_name} ({node.image_transport}, {node.image_qos}, "
+            f"depth {node.qos_depth}); "
             f"model {feature.weights_path.name} (replaced_layers {feature.replaced_layers}) at "
             f"{feature.model_width}x{feature.model_height}, top_k {feature.top_k}, on "
             f"{self.pipeline.device} {self.pipeline.precision}")
@@ -183,11 +194,11 @@ class FeatureNode(Node):
         return SetParametersResult(successful=True)
 
     # --- Input (executor thread, input group) ----------------------------------------------------
-    def _on_image(self, msg: Image) -> None:
+    def _on_image(self, msg: Image | CompressedImage) -> None:
         received = time.perf_counter()
         self.monitor.on_received(time.monotonic())
         try:
-            image, color_order = image_to_array(msg)
+            image, color_order = self._convert(msg)
         except ImageRejected as exc:
             self._reject(exc.reason)
             return
