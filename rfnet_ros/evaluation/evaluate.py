@@ -12,6 +12,7 @@ Writes OUT/results.json (settings, every pair's metrics, the summary) and OUT/re
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import sys
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from rfnet_ros.config import NodeConfig, load_config
 from rfnet_ros.evaluation.extractors import Extractor, Features, make_extractors
 from rfnet_ros.evaluation.metrics import HA_THRESHOLDS, MMA_THRESHOLDS, evaluate_pair
 from rfnet_ros.evaluation.pairs import SIZE, Pair, oxford_pair, synthetic_pairs
@@ -145,6 +147,14 @@ def write_markdown(path: Path, rows: list[dict[str, Any]], settings: dict[str, A
     path.write_text("\n".join(lines) + "\n")
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """``HxW`` -> (height, width)."""
+    height, sep, width = text.lower().partition("x")
+    if not (sep and height.isdigit() and width.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected HxW, e.g. 480x640, got {text!r}")
+    return int(height), int(width)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rfnet-eval", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -159,6 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-photos", type=int, default=None, help="use only the first N held-out photos")
     parser.add_argument("--no-oxford", action="store_true", help="leave out the graf1 -> graf3 pair")
     parser.add_argument("--max-keypoints", type=int, default=1024, help="keypoints per image, every method")
+    parser.add_argument("--config", type=Path, help="YAML config (config/lite.yaml format) with the RF-Net "
+                        "settings other than weights, variant, top-k, device and precision")
+    parser.add_argument("--model-size", type=parse_size, metavar="HxW",
+                        help="detector input size, e.g. 480x640 (default: the config's, 240x320)")
     parser.add_argument("--device", default="auto", help="torch device of the RF-Net methods")
     parser.add_argument("--precision", default="fp32", help="RF-Net descriptor precision: fp32, fp16, bf16")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic pairs")
@@ -178,7 +192,11 @@ def main(argv: list[str] | None = None) -> int:
         print("rfnet-eval: error: --pairs-per-image and --max-keypoints must be positive", file=sys.stderr)
         return 2
     try:
-        extractors = make_extractors(args.methods, args.weights, args.max_keypoints, args.device, args.precision)
+        base = load_config(args.config, ignore=NodeConfig.names())
+        if args.model_size:
+            base = dataclasses.replace(base, model_height=args.model_size[0], model_width=args.model_size[1])
+        extractors = make_extractors(args.methods, args.weights, args.max_keypoints, args.device, args.precision,
+                                     base)
         pairs = load_pairs(args.data, args.pairs_per_image, args.seed, args.max_photos, not args.no_oxford)
     except (ValueError, WeightsError, FileNotFoundError) as exc:
         print(f"rfnet-eval: error: {exc}", file=sys.stderr)
@@ -193,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = {"data": str(args.data), "pairs_per_image": args.pairs_per_image, "max_photos": args.max_photos,
                 "seed": args.seed, "max_keypoints": args.max_keypoints, "image_size": list(SIZE),
+                "model_size": [base.model_height, base.model_width],
                 "pairs": len(pairs), "mma_thresholds": list(MMA_THRESHOLDS), "ha_thresholds": list(HA_THRESHOLDS)}
     methods = [e.describe() for e in extractors]
     args.out.mkdir(parents=True, exist_ok=True)

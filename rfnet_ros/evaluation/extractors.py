@@ -7,6 +7,8 @@ float32 (x, y) in the image's pixels and descriptors (N, D) (float32 for RF-Net 
 """
 from __future__ import annotations
 
+import dataclasses
+
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,12 +125,16 @@ def parse_weights_spec(spec: str) -> tuple[str, Path, int]:
 
 
 def make_extractors(methods: list[str], extra_weights: list[str], max_keypoints: int = 1024,
-                    device: str = "auto", precision: str = "fp32") -> list[Extractor]:
+                    device: str = "auto", precision: str = "fp32",
+                    base: FeatureConfig | None = None) -> list[Extractor]:
     """Extractors for ``methods`` (rfnet_full, rfnet_lite, orb, sift, or a name given by ``extra_weights``).
 
     ``extra_weights``: ``NAME=PATH:N`` specs; a spec whose NAME is also a built-in RF-Net variant replaces
-    that variant's weights file. Specs not named in ``methods`` are appended to them.
+    that variant's weights file. Specs not named in ``methods`` are appended to them. ``base`` holds the
+    other RF-Net settings (model size, NMS, thresholds); weights, variant, top-k, device and precision are
+    set per method from the arguments.
     """
+    base = base or FeatureConfig()
     variants = {name: (WEIGHTS_DIR / fname, n) for name, (fname, n) in RFNET_VARIANTS.items()}
     for spec in extra_weights:
         name, path, layers = parse_weights_spec(spec)
@@ -144,8 +150,8 @@ def make_extractors(methods: list[str], extra_weights: list[str], max_keypoints:
             if not Path(path).is_file():
                 raise ValueError(f"methods: {method}: weights file not found: {path} "
                                  f"(train it, pass --weights {method}=PATH:N, or leave it out of --methods)")
-            config = FeatureConfig(weights=str(Path(path).resolve()), replaced_layers=layers,
-                                   top_k=max_keypoints, device=device, precision=precision)
+            config = dataclasses.replace(base, weights=str(Path(path).resolve()), replaced_layers=layers,
+                                         top_k=max_keypoints, device=device, precision=precision)
             extractors.append(RFNetExtractor(method, config))
         else:
             known = ", ".join([*variants, *OPENCV_METHODS])

@@ -75,6 +75,23 @@ def score_map_loss(score0: torch.Tensor, score1: torch.Tensor, homography: torch
     return (error / visible.flatten(1).sum(1).clamp_min(2.0)).mean()
 
 
+def repeatability_loss(score0: torch.Tensor, score1: torch.Tensor, homography: torch.Tensor,
+                       window: int = 16) -> torch.Tensor:
+    """1 - mean cosine similarity of co-located ``window``-px patches of image 0's score map and image 1's
+    map warped into image 0 (the repeatability loss of R2D2, Revaud et al. 2019; gradients reach both maps).
+
+    Unlike the sparse top-k score loss it gives every visible region a signal: peaks must sit at the same
+    scene points in both images. Patches less than 90% visible are ignored.
+    """
+    warped, visible = warp_map(score1, homography)
+    stride = window // 2
+    p0 = F.unfold(score0 * visible, window, stride=stride)
+    p1 = F.unfold(warped * visible, window, stride=stride)
+    weight = (F.unfold(visible, window, stride=stride).mean(1) > 0.9).float()
+    cosine = F.cosine_similarity(p0, p1, dim=1, eps=1e-8)
+    return 1.0 - (cosine * weight).sum() / weight.sum().clamp_min(1.0)
+
+
 def equivariance_loss(direction: torch.Tensor, expected_direction: torch.Tensor, radius: torch.Tensor,
                       expected_radius: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Orientation and log-scale found at a warped keypoint against the keypoint's frame carried by the warp."""

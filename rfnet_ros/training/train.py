@@ -26,7 +26,8 @@ from rfnet_ros.model.patches import SUPPORT, extract_patches
 from rfnet_ros.model.rfnet import RFNet
 from rfnet_ros.model.weights import read_weights, save_weights
 from rfnet_ros.training.homography import warp_frames
-from rfnet_ros.training.losses import equivariance_loss, hardnet_triplet_loss, score_map_loss
+from rfnet_ros.training.losses import (equivariance_loss, hardnet_triplet_loss, repeatability_loss,
+                                       score_map_loss)
 from rfnet_ros.training.pairs import PairSampler
 
 MIN_SCALE, MAX_SCALE = 3.0, 21.0
@@ -50,7 +51,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--descriptor-lr", type=float, default=1e-4, help="HardNet learning rate in the joint stage")
     p.add_argument("--score-weight", type=float, default=1000.0)
-    p.add_argument("--equivariance-weight", type=float, default=1.0)
+    p.add_argument("--repeatability-weight", type=float, default=1.0,
+                   help="weight of the dense repeatability loss between the two score maps")
+    p.add_argument("--equivariance-weight", type=float, default=5.0)
     p.add_argument("--predicted-frame-weight", type=float, default=1.0,
                    help="weight of the triplet loss on patches cut with the frames predicted in image 1 "
                         "(0 skips those patches, a third of the descriptor work of a joint step)")
@@ -111,8 +114,12 @@ def joint_step(model: RFNet, batch, args, rng: np.random.Generator, autocast) ->
     b, _, h, w = image0.shape
     maps = model.detector(torch.cat([image0, image1]))
     score0, score1 = maps.score[:b], maps.score[b:]
+    hom_inv = torch.linalg.inv(hom)
     score = score_map_loss(score0, score1, hom, args.score_top_k)
-    score = score + score_map_loss(score1, score0, torch.linalg.inv(hom), args.score_top_k)
+    score = score + score_map_loss(score1, score0, hom_inv, args.score_top_k)
+    repeatability = torch.zeros(())
+    if args.repeatability_weight > 0:
+        repeatability = 0.5 * (repeatability_loss(score0, score1, hom) + repeatability_loss(score1, score0, hom_inv))
 
     xy0, _, valid0 = select_keypoints(score0, args.keypoints)
     xy0 = xy0.detach()
@@ -137,9 +144,9 @@ def joint_step(model: RFNet, batch, args, rng: np.random.Generator, autocast) ->
     triplet_pred = (hardnet_triplet_loss(anchor, positive_pred, image_id, flat_xy, weight=flat_valid)
                     if positive_pred is not None else torch.zeros(()))
     loss = (triplet_gt + args.predicted_frame_weight * triplet_pred + args.score_weight * score
-            + args.equivariance_weight * equivariance)
+            + args.repeatability_weight * repeatability + args.equivariance_weight * equivariance)
     return {"loss": loss, "triplet_gt": triplet_gt, "triplet_pred": triplet_pred, "score": score,
-            "equivariance": equivariance, "keypoints": flat_valid.sum() / b}
+            "repeatability": repeatability, "equivariance": equivariance, "keypoints": flat_valid.sum() / b}
 
 
 def make_optimizer(model: RFNet, args) -> torch.optim.Optimizer:
@@ -211,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     provenance = {
         "stage": args.stage, "steps": args.steps, "batch": args.batch, "keypoints": args.keypoints,
         "crop": list(args.crop), "seed": args.seed, "lr": args.lr, "max_angle_deg": args.max_angle,
+        "loss_weights": {"score": args.score_weight, "repeatability": args.repeatability_weight,
+                         "equivariance": args.equivariance_weight, "predicted_frame": args.predicted_frame_weight},
         "init": str(args.init) if args.init else None, "training_images": sampler.names,
         "final_losses": history[-1] if history else {}, "precision": args.precision,
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
