@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                         "torch_rng": torch.get_rng_state(), "history": history}, checkpoint_path)
 
     provenance = {
-        "stage": args.stage, "steps": args.steps, "batch": args.batch, "keypoints": args.keypoints,
+        "stage": args.stage, "steps": max(start, args.steps), "batch": args.batch, "keypoints": args.keypoints,
         "crop": list(args.crop), "seed": args.seed, "lr": args.lr, "max_angle_deg": args.max_angle,
         "loss_weights": {"score": args.score_weight, "repeatability": args.repeatability_weight,
                          "equivariance": args.equivariance_weight, "predicted_frame": args.predicted_frame_weight},
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.init:
         provenance["init_provenance"] = read_weights(args.init).get("provenance", {})
     save_weights(args.out, model.eval(), provenance)
-    print(f"[rfnet-train] wrote {args.out} after {args.steps} steps", flush=True)
+    print(f"[rfnet-train] wrote {args.out} after {max(start, args.steps)} steps", flush=True)
     return 0
 
 
