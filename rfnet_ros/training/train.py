@@ -41,7 +41,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--replaced-layers", type=int, default=9, help="lightweight variant 0..9 (0 = full RF-Net)")
     p.add_argument("--data", type=Path, default=Path("data/images/train"), help="folder of training photos")
     p.add_argument("--out", type=Path, required=True, help="weights file to write")
-    p.add_argument("--init", type=Path, help="weights file whose descriptor starts this run")
+    p.add_argument("--init", type=Path, help="weights file to start from: its descriptor, and its detector "
+                   "when it holds the same variant")
     p.add_argument("--checkpoint", type=Path, help="checkpoint file (default: OUT with .ckpt)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint if it exists")
     p.add_argument("--steps", type=int, default=1000)
@@ -170,7 +171,10 @@ def main(argv: list[str] | None = None) -> int:
 
     model = RFNet(args.replaced_layers)
     if args.init:
-        model.descriptor.load_state_dict(read_weights(args.init)["descriptor"])
+        init = read_weights(args.init)
+        model.descriptor.load_state_dict(init["descriptor"])
+        if init["replaced_layers"] == args.replaced_layers:
+            model.detector.load_state_dict(init["detector"])
     model.train()
     optimizer = make_optimizer(model, args)
     step_fn = descriptor_step if args.stage == "descriptor" else joint_step
