@@ -1,6 +1,7 @@
 """Random homographies and the geometry of points, orientations and scales under them."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 
@@ -21,8 +22,6 @@ def random_homography(rng: np.random.Generator, height: int, width: int, max_ang
     rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]) * scale
     shift = rng.uniform(-max_shift, max_shift, size=2) * np.float32([width, height])
     moved = centred @ rot.T + np.float32([cx, cy]) + shift
-    import cv2  # local: keep module import light for the geometry helpers
-
     return cv2.getPerspectiveTransform(corners, moved.astype(np.float32)).astype(np.float64)
 
 

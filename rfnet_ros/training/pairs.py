@@ -50,8 +50,9 @@ class PairSampler:
         h, w = self.size
         image = self.images[self.rng.integers(len(self.images))]
         ih, iw = image.shape
-        zoom = np.exp(self.rng.uniform(np.log(max(h / ih, w / iw) * 1.6), np.log(1.0)))
-        zoom = min(max(zoom, max(h / ih, w / iw) * 1.6), 1.0)
+        # Zoom out at most until the crop covers 1/1.6 of the photo's shorter extent; never zoom in.
+        smallest = max(h / ih, w / iw) * 1.6
+        zoom = min(max(np.exp(self.rng.uniform(np.log(smallest), 0.0)), smallest), 1.0)
         vh, vw = ih * zoom, iw * zoom
         x0 = self.rng.uniform(0, max(vw - w, 0))
         y0 = self.rng.uniform(0, max(vh - h, 0))
