@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rfnet_ros.evaluation.metrics import evaluate_pair, inside, warp_points
+from rfnet_ros.evaluation.metrics import evaluate_pair, frame_errors, inside, warp_points
 from rfnet_ros.evaluation.pairs import (oxford_pair, photo_pairs, read_homography, resize_homography,
                                         synthetic_pairs)
 
@@ -59,6 +59,27 @@ def test_matches_shifted_by_four_pixels():
     assert m.repeatability == 0.0  # the grid's 40 px spacing leaves no other point within 3 px
     assert m.corner_error == pytest.approx(4.0, abs=1e-3)  # a consistent shift: RANSAC finds H plus 4 px
     assert not m.ha[3] and m.ha[5]
+
+
+def test_frame_errors_follow_the_homography():
+    h = similarity(angle_deg=20.0, scale=1.25)
+    kp0, kp1, _ = perfect_case(h)
+    n = len(kp0)
+    theta0 = np.linspace(-3.0, 3.0, n)
+    angle, scale = frame_errors(kp0, kp1, theta0, theta0 + np.radians(20.0), np.full(n, 4.0), np.full(n, 5.0),
+                                h, SIZE)
+    assert len(angle) == len(scale) == n
+    assert np.abs(angle).max() < 1e-3 and np.abs(scale).max() < 1e-6
+    # Frames that ignore the warp (upright, fixed size) are off by exactly its rotation and scale.
+    angle, scale = frame_errors(kp0, kp1, np.zeros(n), np.zeros(n), np.ones(n), np.ones(n), h, SIZE)
+    assert np.allclose(angle, 20.0, atol=1e-3) and np.allclose(scale, np.log2(1.25), atol=1e-6)
+    # Angles wrap: a difference of 370 degrees is an error of 10.
+    angle, _ = frame_errors(kp0, kp0, np.zeros(n), np.full(n, np.radians(370.0)), np.ones(n), np.ones(n),
+                            np.eye(3), SIZE)
+    assert np.allclose(angle, 10.0, atol=1e-3)
+    # Keypoints without a detection near their projection are left out.
+    angle, _ = frame_errors(kp0, kp1 + [10.0, 0.0], theta0, theta0, np.ones(n), np.ones(n), h, SIZE)
+    assert len(angle) == 0
 
 
 def test_half_the_matches_wrong():
@@ -177,6 +198,7 @@ def test_opencv_extractors(method):
     f0, ms = extractor.timed_extract(pair.image0)
     f1 = extractor.extract(pair.image1)
     assert 0 < len(f0) <= 200 and f0.keypoints.shape == (len(f0), 2) and len(f0.descriptors) == len(f0) and ms > 0
+    assert f0.orientations.shape == f0.scales.shape == (len(f0),) and (f0.scales > 0).all()
     matches = extractor.match(f0.descriptors, f1.descriptors)
     assert matches.ndim == 2 and matches.shape[1] == 2 and len(matches) > 0
     assert len(np.unique(matches[:, 0])) == len(matches)  # cross-checked: one-to-one
@@ -206,6 +228,8 @@ def test_eval_command_small_run(tmp_path, capsys):
     result = json.loads((tmp_path / "results.json").read_text())
     assert [r["set"] for r in result["summary"]] == ["viewpoint", "illumination", "synthetic", "graf1->graf3"]
     assert len(result["pairs"]) == 3 and (tmp_path / "results.md").is_file()
+    # ORB's orientations are repeatable: a few degrees of error on the synthetic pairs, never near random (90).
+    assert all(0 <= row["orientation_error"] < 30 for row in result["summary"])
 
 
 def test_sweep_lists_variants_without_weights(tmp_path):

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from rfnet_ros.config import NodeConfig, load_config
 from rfnet_ros.evaluation.extractors import Extractor, Features, make_extractors
-from rfnet_ros.evaluation.metrics import HA_THRESHOLDS, MMA_THRESHOLDS, evaluate_pair
+from rfnet_ros.evaluation.metrics import HA_THRESHOLDS, MMA_THRESHOLDS, evaluate_pair, frame_errors
 from rfnet_ros.evaluation.pairs import SIZE, Pair, oxford_pair, synthetic_pairs
 from rfnet_ros.model.weights import WeightsError
 
@@ -37,7 +37,8 @@ SETS = {"viewpoint": ("viewpoint",), "illumination": ("illumination",),
 COLUMNS = {
     "MMA@1": ("mma@1", "{:.3f}"), "MMA@3": ("mma@3", "{:.3f}"), "MMA@5": ("mma@5", "{:.3f}"),
     "HA@3": ("ha@3", "{:.3f}"), "HA@5": ("ha@5", "{:.3f}"), "MS": ("matching_score", "{:.3f}"),
-    "Rep@3": ("repeatability", "{:.3f}"), "kpts": ("keypoints", "{:.0f}"), "matches": ("matches", "{:.0f}"),
+    "Rep@3": ("repeatability", "{:.3f}"), "ori°": ("orientation_error", "{:.1f}"),
+    "scale oct": ("scale_error", "{:.2f}"), "kpts": ("keypoints", "{:.0f}"), "matches": ("matches", "{:.0f}"),
     "ms/img": ("ms_per_image", "{:.1f}"),
 }
 
@@ -70,7 +71,14 @@ def evaluate_method(extractor: Extractor, pairs: list[Pair],
         matches = extractor.match(features0.descriptors, features1.descriptors)
         metrics = evaluate_pair(features0.keypoints, features1.keypoints, matches, pair.homography,
                                 pair.image0.shape, pair.image1.shape)
-        records.append({"method": extractor.name, "pair": pair.name, "kind": pair.kind, **metrics.to_dict()})
+        record = {"method": extractor.name, "pair": pair.name, "kind": pair.kind, **metrics.to_dict()}
+        if features0.orientations is not None and features1.orientations is not None:
+            angle, scale = frame_errors(features0.keypoints, features1.keypoints, features0.orientations,
+                                        features1.orientations, features0.scales, features1.scales,
+                                        pair.homography, pair.image1.shape)
+            record["orientation_error"] = float(np.median(angle)) if len(angle) else float("nan")
+            record["scale_error"] = float(np.median(scale)) if len(scale) else float("nan")
+        records.append(record)
     return records, times
 
 
@@ -86,6 +94,10 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, float]:
     for key in ("matching_score", "repeatability", "matches", "correct_shared", "inliers"):
         out[key] = float(np.mean([r[key] for r in records]))
     out["correct@3"] = float(np.mean([r["correct"][3] for r in records]))
+    # Frame errors: each pair's median over its repeated keypoints, averaged over the pairs that have one.
+    for key in ("orientation_error", "scale_error"):
+        values = [r[key] for r in records if np.isfinite(r.get(key, float("nan")))]
+        out[key] = float(np.mean(values)) if values else float("nan")
     out["keypoints"] = float(np.mean([(r["keypoints0"] + r["keypoints1"]) / 2 for r in records]))
     out["shared"] = float(np.mean([(r["shared0"] + r["shared1"]) / 2 for r in records]))
     return out
@@ -138,7 +150,9 @@ def write_markdown(path: Path, rows: list[dict[str, Any]], settings: dict[str, A
              "MMA@t: correct (within t px under the true H) / matches. HA@e: RANSAC homography (3 px) with mean "
              "corner error <= e px. MS (matching score): correct@3 matches in the shared region / mean of both "
              "images' shared keypoints. Rep@3: shared keypoints with a detection within 3 px in the other image / "
-             "shared keypoints (both images pooled). kpts, matches: means per pair (kpts: mean of both images). "
+             "shared keypoints (both images pooled). ori°, scale oct: orientation error (degrees) and scale "
+             "error (|log2|, octaves) of image0's repeated keypoints against the true homography's local "
+             "rotation and scale (metrics.frame_errors), the median of each pair averaged over pairs. kpts, matches: means per pair (kpts: mean of both images). "
              "ms/img: median wall-clock extraction time.", "",
              "graf1->graf3: the Oxford pair resized from 640x800 to 480x640 (separate x and y ratios) with its "
              "ground-truth homography H1to3p adjusted to match; it is a single pair, so its HA values are 0 or 1.",

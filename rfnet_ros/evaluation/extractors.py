@@ -1,7 +1,8 @@
 """One interface over the evaluated feature methods: our RF-Net variants, OpenCV ORB and OpenCV SIFT.
 
 ``extract(image)`` takes a grayscale uint8 (H, W) image and returns :class:`Features`: keypoints (N, 2)
-float32 (x, y) in the image's pixels and descriptors (N, D) (float32 for RF-Net and SIFT, uint8 for ORB).
+float32 (x, y) in the image's pixels, descriptors (N, D) (float32 for RF-Net and SIFT, uint8 for ORB), and
+each keypoint's orientation (radians, image coordinates) and scale (RF-Net: patch half-width; OpenCV: size).
 ``match(d0, d1)`` returns mutual nearest-neighbour matches (M, 2) int64 (index into d0, index into d1).
 ``timed_extract`` adds the wall-clock extraction time in ms (perf_counter).
 """
@@ -26,10 +27,12 @@ OPENCV_METHODS = ("orb", "sift")
 
 @dataclass
 class Features:
-    """keypoints: (N, 2) float32 (x, y) px; descriptors: (N, D)."""
+    """keypoints: (N, 2) float32 (x, y) px; descriptors: (N, D); orientations, scales: (N,) or None."""
 
     keypoints: np.ndarray
     descriptors: np.ndarray
+    orientations: np.ndarray | None = None
+    scales: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.keypoints)
@@ -67,7 +70,7 @@ class RFNetExtractor(Extractor):
 
     def extract(self, image: np.ndarray) -> Features:
         features = self.pipeline.extract(image)
-        return Features(features.keypoints, features.descriptors)
+        return Features(features.keypoints, features.descriptors, features.orientations, features.scales)
 
     def match(self, desc0: np.ndarray, desc1: np.ndarray) -> np.ndarray:
         return self.pipeline.match(desc0, desc1)[0].astype(np.int64).reshape(-1, 2)
@@ -101,9 +104,12 @@ class OpenCVExtractor(Extractor):
         keypoints = sorted(keypoints, key=lambda k: -k.response)[:self.max_keypoints]
         keypoints, descriptors = self.detector.compute(image, keypoints)
         if descriptors is None or not keypoints:
-            return Features(np.zeros((0, 2), np.float32), np.zeros((0, self.dim), self.dtype))
+            return Features(np.zeros((0, 2), np.float32), np.zeros((0, self.dim), self.dtype),
+                            np.zeros(0, np.float32), np.zeros(0, np.float32))
         xy = np.array([k.pt for k in keypoints], dtype=np.float32).reshape(-1, 2)
-        return Features(xy, descriptors)
+        orientations = np.radians([k.angle for k in keypoints]).astype(np.float32)
+        scales = np.array([k.size for k in keypoints], dtype=np.float32)
+        return Features(xy, descriptors, orientations, scales)
 
     def match(self, desc0: np.ndarray, desc1: np.ndarray) -> np.ndarray:
         if len(desc0) == 0 or len(desc1) == 0:

@@ -16,6 +16,10 @@ Definitions (the design notes' evaluation vocabulary):
   matches; the corner error is the mean distance between image0's 4 corners warped by the estimate and by
   the true H; accurate when it is at most e px. Fewer than 4 matches or a failed RANSAC: not accurate
   (corner error inf).
+- Frame errors (methods that give each keypoint an orientation and a scale): for every shared keypoint of
+  image0 whose nearest image1 keypoint lies within 3 px of its projection, the orientation error is the angle
+  between image1's orientation and image0's carried by the local Jacobian J of H, and the scale error is
+  |log2(s1 / (s0 * sqrt|det J|))|. Reported as medians (degrees, octaves) over those keypoints.
 """
 from __future__ import annotations
 
@@ -83,6 +87,45 @@ def estimate_homography(xy0: np.ndarray, xy1: np.ndarray,
     if estimated is None or estimated.shape != (3, 3):
         return None, 0
     return estimated, int(mask.sum()) if mask is not None else 0
+
+
+def local_frame_change(homography: np.ndarray, xy: np.ndarray, step: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """The local Jacobian of H at (N, 2) points as (rotation (N,) radians of the x axis, scale (N,) sqrt|det J|)."""
+    xy = np.asarray(xy, np.float64).reshape(-1, 2)
+    base = warp_points(homography, xy)
+    jx = (warp_points(homography, xy + [step, 0.0]) - base) / step
+    jy = (warp_points(homography, xy + [0.0, step]) - base) / step
+    rotation = np.arctan2(jx[:, 1], jx[:, 0])
+    scale = np.sqrt(np.abs(jx[:, 0] * jy[:, 1] - jx[:, 1] * jy[:, 0]))
+    return rotation, scale
+
+
+def frame_errors(keypoints0: np.ndarray, keypoints1: np.ndarray, orientations0: np.ndarray,
+                 orientations1: np.ndarray, scales0: np.ndarray, scales1: np.ndarray, homography: np.ndarray,
+                 size1: tuple[int, int], threshold: float = REPEATABILITY_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
+    """Orientation errors (degrees) and scale errors (octaves) of image0's repeated keypoints.
+
+    orientations: (N,) radians in image coordinates (x right, y down); scales: (N,) any unit common to both
+    images (a radius or a diameter). Returns two (R,) arrays over the repeated keypoints (see the module
+    docstring).
+    """
+    kp0 = np.asarray(keypoints0, np.float64).reshape(-1, 2)
+    kp1 = np.asarray(keypoints1, np.float64).reshape(-1, 2)
+    if len(kp0) == 0 or len(kp1) == 0:
+        return np.zeros(0), np.zeros(0)
+    projected = warp_points(homography, kp0)
+    shared = inside(projected, size1)
+    squared = ((projected[shared][:, None, :] - kp1[None, :, :]) ** 2).sum(-1)
+    nearest = squared.argmin(axis=1)
+    repeated = np.sqrt(squared[np.arange(len(nearest)), nearest]) <= threshold
+    index0, index1 = np.flatnonzero(shared)[repeated], nearest[repeated]
+    rotation, scale = local_frame_change(homography, kp0[index0])
+    angle = np.asarray(orientations1, np.float64)[index1] - np.asarray(orientations0, np.float64)[index0] - rotation
+    angle_error = np.degrees(np.abs(np.angle(np.exp(1j * angle))))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.asarray(scales1, np.float64)[index1] / (np.asarray(scales0, np.float64)[index0] * scale)
+        scale_error = np.abs(np.log2(ratio))
+    return angle_error, scale_error
 
 
 @dataclass
