@@ -152,8 +152,9 @@ def write_markdown(path: Path, rows: list[dict[str, Any]], settings: dict[str, A
              "images' shared keypoints. Rep@3: shared keypoints with a detection within 3 px in the other image / "
              "shared keypoints (both images pooled). ori°, scale oct: orientation error (degrees) and scale "
              "error (|log2|, octaves) of image0's repeated keypoints against the true homography's local "
-             "rotation and scale (metrics.frame_errors), the median of each pair averaged over pairs. kpts, matches: means per pair (kpts: mean of both images). "
-             "ms/img: median wall-clock extraction time.", "",
+             "rotation and scale (metrics.frame_errors), the median of each pair averaged over pairs. kpts, "
+             "matches: means per pair (kpts: mean of both images). ms/img: median wall-clock extraction time.",
+             "",
              "graf1->graf3: the Oxford pair resized from 640x800 to 480x640 (separate x and y ratios) with its "
              "ground-truth homography H1to3p adjusted to match; it is a single pair, so its HA values are 0 or 1.",
              "", "## Methods", ""]

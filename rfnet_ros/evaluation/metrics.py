@@ -60,14 +60,21 @@ def image_corners(size: tuple[int, int]) -> np.ndarray:
     return np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], dtype=np.float64)
 
 
+def nearest_neighbour(points: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each of (N, 2) points, the index of the nearest of (K, 2) targets and its distance, both (N,).
+
+    With K = 0 every index is -1 and every distance inf.
+    """
+    if len(points) == 0 or len(targets) == 0:
+        return np.full(len(points), -1, np.int64), np.full(len(points), np.inf)
+    squared = ((points[:, None, :] - targets[None, :, :]) ** 2).sum(-1)
+    index = squared.argmin(axis=1)
+    return index, np.sqrt(squared[np.arange(len(points)), index])
+
+
 def nearest_distance(points: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """(N,) distance from each of (N, 2) points to the nearest of (K, 2) targets (inf when K = 0)."""
-    if len(points) == 0:
-        return np.zeros(0)
-    if len(targets) == 0:
-        return np.full(len(points), np.inf)
-    squared = ((points[:, None, :] - targets[None, :, :]) ** 2).sum(-1)
-    return np.sqrt(squared.min(axis=1))
+    return nearest_neighbour(points, targets)[1]
 
 
 def corner_error(estimated: np.ndarray, true: np.ndarray, size0: tuple[int, int]) -> float:
@@ -111,13 +118,10 @@ def frame_errors(keypoints0: np.ndarray, keypoints1: np.ndarray, orientations0: 
     """
     kp0 = np.asarray(keypoints0, np.float64).reshape(-1, 2)
     kp1 = np.asarray(keypoints1, np.float64).reshape(-1, 2)
-    if len(kp0) == 0 or len(kp1) == 0:
-        return np.zeros(0), np.zeros(0)
     projected = warp_points(homography, kp0)
     shared = inside(projected, size1)
-    squared = ((projected[shared][:, None, :] - kp1[None, :, :]) ** 2).sum(-1)
-    nearest = squared.argmin(axis=1)
-    repeated = np.sqrt(squared[np.arange(len(nearest)), nearest]) <= threshold
+    nearest, distance = nearest_neighbour(projected[shared], kp1)
+    repeated = distance <= threshold
     index0, index1 = np.flatnonzero(shared)[repeated], nearest[repeated]
     rotation, scale = local_frame_change(homography, kp0[index0])
     angle = np.asarray(orientations1, np.float64)[index1] - np.asarray(orientations0, np.float64)[index0] - rotation
