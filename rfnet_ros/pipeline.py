@@ -136,7 +136,7 @@ class FeaturePipeline:
             tensor = (tensor.float() / scale)[None, None]
         with timer.stage("detect"):
             keypoints, _ = self.model.detect(tensor, cfg.model_size, cfg.top_k, cfg.nms_size, cfg.border,
-                                             cfg.score_threshold)
+                                             cfg.score_threshold, cfg.keypoint_frames)
             valid = keypoints.valid[0]
             xy, radius = keypoints.xy[0][valid], keypoints.scale[0][valid]
             direction, score = keypoints.orientation[0][valid], keypoints.score[0][valid]

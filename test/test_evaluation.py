@@ -206,6 +206,15 @@ def test_opencv_extractors(method):
     assert empty.shape == (0, 2)
 
 
+def test_image_frame_variants_carry_their_own_settings():
+    from rfnet_ros.evaluation.extractors import make_extractors
+
+    lite, image480 = make_extractors(["rfnet_lite", "rfnet_lite_img480"], [], max_keypoints=64, device="cpu")
+    assert (lite.config.keypoint_frames, lite.config.model_size) == ("learned", (240, 320))
+    assert (image480.config.keypoint_frames, image480.config.model_size) == ("image", (480, 640))
+    assert image480.config.top_k == 64 and image480.describe()["keypoint_frames"] == "image"
+
+
 def test_unknown_method_and_missing_weights():
     from rfnet_ros.evaluation.extractors import make_extractors
 

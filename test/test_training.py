@@ -16,15 +16,17 @@ def _losses(path):
     return [json.loads(line)["loss"] for line in path.with_suffix(".log.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.parametrize("stage", ["descriptor", "joint"])
-def test_training_is_deterministic_and_resumable(tmp_path, stage):
+@pytest.mark.parametrize("stage,frames", [("descriptor", "learned"), ("joint", "learned"), ("joint", "image")])
+def test_training_is_deterministic_and_resumable(tmp_path, stage, frames):
     a, b = tmp_path / "a.pt", tmp_path / "b.pt"
-    assert train.main(["--stage", stage, "--out", str(a), "--steps", "3", *TINY]) == 0
+    args = ["--stage", stage, "--keypoint-frames", frames, *TINY]
+    assert train.main(["--out", str(a), "--steps", "3", *args]) == 0
     # Same seed, interrupted after 2 steps and resumed: same losses, same weights file content.
-    assert train.main(["--stage", stage, "--out", str(b), "--steps", "2", "--checkpoint-every", "1", *TINY]) == 0
-    assert train.main(["--stage", stage, "--out", str(b), "--steps", "3", "--resume", *TINY]) == 0
+    assert train.main(["--out", str(b), "--steps", "2", "--checkpoint-every", "1", *args]) == 0
+    assert train.main(["--out", str(b), "--steps", "3", "--resume", *args]) == 0
     assert _losses(a) == pytest.approx(_losses(b), rel=1e-4)
     model = load_model(a)
     assert model.replaced_layers == 9
     provenance = read_weights(a)["provenance"]
     assert provenance["steps"] == 3 and provenance["seed"] == 3 and provenance["stage"] == stage
+    assert provenance["keypoint_frames"] == frames

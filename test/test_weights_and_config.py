@@ -55,7 +55,7 @@ def test_variant_mismatch_is_reported(tmp_path):
 
 @pytest.mark.parametrize("key,value", [("top_k", 0), ("replaced_layers", 10), ("nms_size", 4),
                                        ("device", "gpu"), ("precision", "int8"), ("model_height", 8),
-                                       ("match_ratio", 1.5), ("weights", "")])
+                                       ("match_ratio", 1.5), ("weights", ""), ("keypoint_frames", "sift")])
 def test_invalid_settings_name_the_key(key, value):
     with pytest.raises(ValueError, match=key):
         FeatureConfig(**{key: value})

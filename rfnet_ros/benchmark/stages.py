@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rfnet_ros.config import WEIGHTS_DIR, FeatureConfig
+from rfnet_ros.config import FRAME_SOURCES, WEIGHTS_DIR, FeatureConfig
 from rfnet_ros.evaluation.pairs import cover_crop, read_gray
 from rfnet_ros.model.weights import WeightsError
 from rfnet_ros.pipeline import STAGES, FeaturePipeline
@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--top-k", type=int, default=1024, help="keypoints per frame")
     parser.add_argument("--model-height", type=int, default=None, help="detector input height (config default)")
     parser.add_argument("--model-width", type=int, default=None, help="detector input width (config default)")
+    parser.add_argument("--keypoint-frames", choices=FRAME_SOURCES, default="learned",
+                        help="keypoint scales and orientations: learned or measured on the image")
     parser.add_argument("--max-total-ms", type=float, default=None,
                         help="speed target: exit 1 when a run's median total exceeds it")
     parser.add_argument("--out", type=Path, default=None, help="also write the results to this JSON file")
@@ -130,18 +132,21 @@ def main(argv: list[str] | None = None) -> int:
             if n not in weights:
                 raise ValueError(f"--variants: no weights file for replaced_layers {n}: pass --weights {n}=PATH")
             configs += [FeatureConfig(weights=str(weights[n]), replaced_layers=n, top_k=args.top_k,
-                                      device=args.device, precision=p, **model_size) for p in args.precisions]
+                                      device=args.device, precision=p, keypoint_frames=args.keypoint_frames,
+                                      **model_size) for p in args.precisions]
         results = [run_variant(c, frames, args.frames, args.warmup) for c in configs]
     except (ValueError, WeightsError, FileNotFoundError) as exc:
         print(f"benchmark: error: {exc}", file=sys.stderr)
         return 2
     device = torch.device(results[0]["device"])
     header = {"image": str(args.image), "resolution": [args.height, args.width],
-              "model_size": list(configs[0].model_size), "top_k": args.top_k, "frames": args.frames,
+              "model_size": list(configs[0].model_size), "keypoint_frames": args.keypoint_frames,
+              "top_k": args.top_k, "frames": args.frames,
               "device": device_description(device), "torch": torch.__version__,
               "torch_threads": torch.get_num_threads()}
     print(f"Per-stage ms, median / mean over {args.frames} frames of {args.image.name} at {args.height}x{args.width} "
-          f"(detector at {configs[0].model_height}x{configs[0].model_width}), top-k {args.top_k}")
+          f"(detector at {configs[0].model_height}x{configs[0].model_width}, {args.keypoint_frames} keypoint frames), "
+          f"top-k {args.top_k}")
     print(f"device: {results[0]['device']} ({header['device']}); torch {torch.__version__}, "
           f"{header['torch_threads']} threads")
     print(format_table(results))

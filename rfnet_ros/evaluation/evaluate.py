@@ -29,7 +29,7 @@ from rfnet_ros.evaluation.metrics import HA_THRESHOLDS, MMA_THRESHOLDS, evaluate
 from rfnet_ros.evaluation.pairs import SIZE, Pair, oxford_pair, synthetic_pairs
 from rfnet_ros.model.weights import WeightsError
 
-DEFAULT_METHODS = ("rfnet_full", "rfnet_lite", "orb", "sift")
+DEFAULT_METHODS = ("rfnet_full", "rfnet_lite", "rfnet_full_img480", "rfnet_lite_img480", "orb", "sift")
 # Pair set -> the pair kinds it holds.
 SETS = {"viewpoint": ("viewpoint",), "illumination": ("illumination",),
         "synthetic": ("viewpoint", "illumination"), "graf1->graf3": ("oxford",)}
@@ -175,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("data"), help="data folder (scripts/fetch_data.sh)")
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS),
-                        help="rfnet_full, rfnet_lite, orb, sift, or names given with --weights")
+                        help="rfnet_full, rfnet_lite, rfnet_full_img480, rfnet_lite_img480 (detector at 480x640, "
+                             "frames measured on the image), orb, sift, or names given with --weights")
     parser.add_argument("--weights", action="append", default=[], metavar="NAME=PATH:N",
                         help="evaluate weights file PATH (replaced_layers N) as method NAME; repeatable; "
                              "NAME rfnet_full/rfnet_lite replaces that variant's file")

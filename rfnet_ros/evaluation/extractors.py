@@ -20,8 +20,13 @@ import numpy as np
 from rfnet_ros.config import WEIGHTS_DIR, FeatureConfig
 from rfnet_ros.pipeline import FeaturePipeline
 
-# Our variants by name: the packaged weights file and its replaced_layers.
-RFNET_VARIANTS = {"rfnet_full": ("rfnet_full.pt", 0), "rfnet_lite": ("rfnet_lite.pt", 9)}
+# Our methods by name: the packaged weights file, its replaced_layers and the method's own settings over the
+# evaluation's base config. The *_img480 methods run the detector at the pairs' 480x640 and measure keypoint
+# frames on the image (``keypoint_frames: image``) instead of taking the learned ones.
+IMAGE_FRAMES_480 = {"keypoint_frames": "image", "model_height": 480, "model_width": 640}
+RFNET_VARIANTS = {"rfnet_full": ("rfnet_full.pt", 0, {}), "rfnet_lite": ("rfnet_lite.pt", 9, {}),
+                  "rfnet_full_img480": ("rfnet_full.pt", 0, IMAGE_FRAMES_480),
+                  "rfnet_lite_img480": ("rfnet_lite.pt", 9, IMAGE_FRAMES_480)}
 OPENCV_METHODS = ("orb", "sift")
 
 
@@ -78,7 +83,8 @@ class RFNetExtractor(Extractor):
     def describe(self) -> dict:
         return {"name": self.name, "weights": str(self.config.weights_path),
                 "replaced_layers": self.config.replaced_layers, "top_k": self.config.top_k,
-                "model_size": list(self.config.model_size), "device": str(self.pipeline.device),
+                "model_size": list(self.config.model_size), "keypoint_frames": self.config.keypoint_frames,
+                "device": str(self.pipeline.device),
                 "precision": self.config.precision}
 
 
@@ -133,18 +139,19 @@ def parse_weights_spec(spec: str) -> tuple[str, Path, int]:
 def make_extractors(methods: list[str], extra_weights: list[str], max_keypoints: int = 1024,
                     device: str = "auto", precision: str = "fp32",
                     base: FeatureConfig | None = None) -> list[Extractor]:
-    """Extractors for ``methods`` (rfnet_full, rfnet_lite, orb, sift, or a name given by ``extra_weights``).
+    """Extractors for ``methods`` (a name of ``RFNET_VARIANTS``, orb, sift, or a name given by ``extra_weights``).
 
     ``extra_weights``: ``NAME=PATH:N`` specs; a spec whose NAME is also a built-in RF-Net variant replaces
-    that variant's weights file. Specs not named in ``methods`` are appended to them. ``base`` holds the
-    other RF-Net settings (model size, NMS, thresholds); weights, variant, top-k, device and precision are
-    set per method from the arguments.
+    that variant's weights file (and keeps its own settings). Specs not named in ``methods`` are appended to
+    them. ``base`` holds the other RF-Net settings (model size, keypoint frames, NMS, thresholds); weights,
+    variant, top-k, device and precision are set per method from the arguments, and a variant's own
+    settings (``RFNET_VARIANTS``) come last.
     """
     base = base or FeatureConfig()
-    variants = {name: (WEIGHTS_DIR / fname, n) for name, (fname, n) in RFNET_VARIANTS.items()}
+    variants = {name: (WEIGHTS_DIR / fname, n, own) for name, (fname, n, own) in RFNET_VARIANTS.items()}
     for spec in extra_weights:
         name, path, layers = parse_weights_spec(spec)
-        variants[name] = (path, layers)
+        variants[name] = (path, layers, variants.get(name, (None, None, {}))[2])
         if name not in methods:
             methods = [*methods, name]
     extractors: list[Extractor] = []
@@ -152,12 +159,12 @@ def make_extractors(methods: list[str], extra_weights: list[str], max_keypoints:
         if method in OPENCV_METHODS:
             extractors.append(OpenCVExtractor(method, max_keypoints))
         elif method in variants:
-            path, layers = variants[method]
+            path, layers, own = variants[method]
             if not Path(path).is_file():
                 raise ValueError(f"methods: {method}: weights file not found: {path} "
                                  f"(train it, pass --weights {method}=PATH:N, or leave it out of --methods)")
             config = dataclasses.replace(base, weights=str(Path(path).resolve()), replaced_layers=layers,
-                                         top_k=max_keypoints, device=device, precision=precision)
+                                         top_k=max_keypoints, device=device, precision=precision, **own)
             extractors.append(RFNetExtractor(method, config))
         else:
             known = ", ".join([*variants, *OPENCV_METHODS])

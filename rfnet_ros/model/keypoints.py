@@ -59,9 +59,9 @@ def select_keypoints(score: torch.Tensor, top_k: int, nms_size: int = 5, border:
     return xy, values, values > threshold
 
 
-def sample_maps(maps: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
-    """Bilinear sample of (B, C, H, W) maps at xy (B, K, 2) pixels -> (B, K, C)."""
+def sample_maps(maps: torch.Tensor, xy: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+    """Sample (B, C, H, W) maps at xy (B, K, 2) pixels -> (B, K, C); ``mode``: bilinear or bicubic."""
     _, _, h, w = maps.shape
     grid = torch.stack([(2 * xy[..., 0] + 1) / w - 1, (2 * xy[..., 1] + 1) / h - 1], dim=-1)
-    out = F.grid_sample(maps, grid.unsqueeze(1), mode="bilinear", align_corners=False, padding_mode="border")
+    out = F.grid_sample(maps, grid.unsqueeze(1), mode=mode, align_corners=False, padding_mode="border")
     return out.squeeze(2).transpose(1, 2)

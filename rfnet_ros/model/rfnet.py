@@ -7,8 +7,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rfnet_ros.config import FRAME_SOURCES
 from rfnet_ros.model.descriptor import HardNet
 from rfnet_ros.model.detector import Detector, DetectorMaps
+from rfnet_ros.model.frames import image_frames
 from rfnet_ros.model.keypoints import select_keypoints
 from rfnet_ros.model.patches import SUPPORT, extract_patches
 
@@ -47,19 +49,31 @@ class RFNet(nn.Module):
         return self.detector.replaced_layers
 
     def detect(self, image: torch.Tensor, model_size: tuple[int, int], top_k: int, nms_size: int = 5,
-               border: int = 8, threshold: float = 0.0) -> tuple[Keypoints, DetectorMaps]:
-        """image: (B, 1, H, W) in [0, 1] at input resolution -> keypoints in input px and the dense maps."""
+               border: int = 8, threshold: float = 0.0,
+               keypoint_frames: str = "learned") -> tuple[Keypoints, DetectorMaps]:
+        """image: (B, 1, H, W) in [0, 1] at input resolution -> keypoints in input px and the dense maps.
+
+        ``keypoint_frames`` says where each keypoint's scale and orientation come from: ``learned``, the detector's
+        heads (RF-Net); ``image``, measured on the model-resolution image (rfnet_ros.model.frames): the
+        characteristic scale of the Laplacian and the dominant gradient direction.
+        """
+        if keypoint_frames not in FRAME_SOURCES:
+            raise ValueError(f"keypoint_frames: {keypoint_frames!r} is not one of {', '.join(FRAME_SOURCES)}")
         h, w = image.shape[-2:]
         mh, mw = model_size
         small = image if (h, w) == (mh, mw) else F.interpolate(image, size=(mh, mw), mode="area")
         maps = self.detector(small)
         xy_model, score, valid = select_keypoints(maps.score, top_k, nms_size, border, threshold)
-        scale, orientation = self.detector.frames_at(maps, xy_model)
         ratio_x, ratio_y = w / mw, h / mh
+        xy = model_to_input(xy_model, ratio_x, ratio_y)
         # Patches stay square: the half-width uses the geometric mean of the two resize ratios.
-        radius = scale * SUPPORT * (ratio_x * ratio_y) ** 0.5
-        keypoints = Keypoints(model_to_input(xy_model, ratio_x, ratio_y), score, radius, orientation, valid)
-        return keypoints, maps
+        ratio = (ratio_x * ratio_y) ** 0.5
+        if keypoint_frames == "learned":
+            scale, orientation = self.detector.frames_at(maps, xy_model)
+            radius = scale * SUPPORT
+        else:
+            radius, orientation = image_frames(small, xy_model)
+        return Keypoints(xy, score, radius * ratio, orientation, valid), maps
 
     def describe(self, image: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor,
                  orientation: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from rfnet_ros.config import FRAME_SOURCES
 from rfnet_ros.model.detector import DetectorMaps
+from rfnet_ros.model.frames import image_frames
 from rfnet_ros.model.keypoints import select_keypoints
 from rfnet_ros.model.patches import SUPPORT, extract_patches
 from rfnet_ros.model.rfnet import RFNet
@@ -58,6 +60,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--predicted-frame-weight", type=float, default=1.0,
                    help="weight of the triplet loss on patches cut with the frames predicted in image 1 "
                         "(0 skips those patches, a third of the descriptor work of a joint step)")
+    p.add_argument("--keypoint-frames", choices=FRAME_SOURCES, default="learned",
+                   help="frames the joint stage cuts its patches with: learned (the detector's heads) or image "
+                        "(measured on the images, as the pipeline's keypoint_frames: image); the learned heads are "
+                        "trained by the equivariance loss either way")
     p.add_argument("--max-angle", type=float, default=30.0, help="largest rotation of the warps, degrees")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
@@ -133,6 +139,13 @@ def joint_step(model: RFNet, batch, args, rng: np.random.Generator, autocast) ->
     radius1 = scale1 * SUPPORT
     valid = (valid0 & inside(xy1, h, w)).float()
     equivariance = equivariance_loss(direction1, direction1_gt.detach(), radius1, radius1_gt.detach(), valid)
+    if args.keypoint_frames == "image":
+        # Patches cut as the pipeline cuts them with keypoint_frames: image; the positives' "true" frames are image 0's
+        # measured frames carried through the warp, the predicted ones are measured in image 1.
+        with torch.no_grad():
+            radius0, direction0 = image_frames(image0, xy0)
+            radius1, direction1 = image_frames(image1, xy1)
+            _, direction1_gt, radius1_gt = warp_frames(hom, xy0, direction0, radius0)
 
     with autocast:
         anchor = describe_batch(model, image0, xy0, radius0, direction0)
@@ -222,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     provenance = {
         "stage": args.stage, "steps": max(start, args.steps), "batch": args.batch, "keypoints": args.keypoints,
         "crop": list(args.crop), "seed": args.seed, "lr": args.lr, "max_angle_deg": args.max_angle,
+        "keypoint_frames": args.keypoint_frames, "descriptor_lr": args.descriptor_lr,
         "loss_weights": {"score": args.score_weight, "repeatability": args.repeatability_weight,
                          "equivariance": args.equivariance_weight, "predicted_frame": args.predicted_frame_weight},
         "init": str(args.init) if args.init else None, "training_images": sampler.names,

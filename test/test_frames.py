@@ -1,0 +1,73 @@
+"""Keypoint frames measured on the image: characteristic scale and dominant gradient orientation."""
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from rfnet_ros.config import FeatureConfig
+from rfnet_ros.evaluation.metrics import frame_errors
+from rfnet_ros.model.frames import characteristic_scale, dominant_orientation
+from rfnet_ros.model.rfnet import RFNet
+from rfnet_ros.pipeline import FeaturePipeline
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def blob(size: int, std: float) -> torch.Tensor:
+    """A (1, 1, size, size) Gaussian blob of standard deviation ``std`` px centred on pixel (size // 2)."""
+    t = torch.arange(size, dtype=torch.float32) - size // 2
+    return torch.exp(-(t[:, None] ** 2 + t[None, :] ** 2) / (2 * std**2))[None, None]
+
+
+@pytest.mark.parametrize("std", [2.5, 4.0, 7.0])
+def test_characteristic_scale_of_a_gaussian_blob_is_its_std(std):
+    # sigma^2 LoG of a Gaussian blob of variance t^2 peaks at its centre at sigma = t (Lindeberg).
+    centre = torch.tensor([[[64.0, 64.0]]])
+    sigma = characteristic_scale(blob(129, std), centre)
+    assert sigma.shape == (1, 1)
+    assert abs(float(sigma) / std - 1) < 0.1, float(sigma)
+
+
+@pytest.mark.parametrize("degrees", [0.0, 40.0, 135.0, -100.0])
+def test_dominant_orientation_of_an_edge_is_its_normal(degrees):
+    # A smooth step edge through the centre, bright on the side its normal points to.
+    theta = np.radians(degrees)
+    ys, xs = np.mgrid[0:101, 0:101].astype(np.float64) - 50
+    image = (0.5 + 0.4 * np.tanh((xs * np.cos(theta) + ys * np.sin(theta)) / 2)).astype(np.float32)
+    direction = dominant_orientation(torch.from_numpy(image)[None, None], torch.tensor([[50.0, 50.0]]),
+                                     torch.tensor([15.0]))
+    assert direction.shape == (1, 2) and torch.allclose(direction.norm(dim=-1), torch.ones(1))
+    found = np.degrees(np.arctan2(float(direction[0, 1]), float(direction[0, 0])))
+    assert abs((found - degrees + 180) % 360 - 180) < 2.0, found
+
+
+def test_no_keypoints_give_no_orientations():
+    assert dominant_orientation(torch.rand(1, 1, 32, 32), torch.zeros(0, 2), torch.zeros(0)).shape == (0, 2)
+
+
+def test_unknown_frame_source_is_rejected():
+    with pytest.raises(ValueError, match="keypoint_frames"):
+        RFNet(9).detect(torch.rand(1, 1, 64, 64), (64, 64), 16, keypoint_frames="sift")
+
+
+@pytest.mark.skipif(not (DATA / "images" / "heldout" / "building.png").is_file(),
+                    reason="data/ missing: run scripts/fetch_data.sh")
+def test_image_frames_follow_a_similarity_warp():
+    # A held-out photo against itself rotated by 30 degrees and zoomed by 1.25: the frames measured at the
+    # repeated keypoints must turn and grow with it. A constant scale would be 0.32 octaves off, a random
+    # orientation 90 degrees.
+    image = cv2.imread(str(DATA / "images" / "heldout" / "building.png"), cv2.IMREAD_GRAYSCALE)
+    h, w = image.shape
+    photo = image[(h - 480) // 2:(h - 480) // 2 + 480, (w - 640) // 2:(w - 640) // 2 + 640]
+    homography = np.vstack([cv2.getRotationMatrix2D((320, 240), 30, 1.25), [0, 0, 1]])
+    warped = cv2.warpPerspective(photo, homography, (640, 480), flags=cv2.INTER_LINEAR)
+    pipeline = FeaturePipeline(FeatureConfig(device="cpu", top_k=512, keypoint_frames="image", model_height=480,
+                                             model_width=640))
+    f0, f1 = pipeline.extract(photo), pipeline.extract(warped)
+    angle, scale = frame_errors(f0.keypoints, f1.keypoints, f0.orientations, f1.orientations, f0.scales,
+                                f1.scales, homography, (480, 640))
+    assert len(angle) > 100
+    assert np.median(angle) < 8.0, np.median(angle)
+    assert np.median(scale) < 0.2, np.median(scale)
