@@ -68,13 +68,15 @@ def test_yaml_files_hold_every_setting_with_the_defaults():
 
     root = Path(__file__).resolve().parents[1] / "config"
     names = set(FeatureConfig.__dataclass_fields__) | set(NodeConfig.__dataclass_fields__)
-    for name in ("lite.yaml", "full.yaml"):
+    for name in ("lite.yaml", "full.yaml", "lite_native.yaml"):
         params = read_parameters(root / name)
         assert set(params) == names, name
     lite = load_config(root / "lite.yaml", ignore=NodeConfig.names())
     assert lite == FeatureConfig()
     full = load_config(root / "full.yaml", ignore=NodeConfig.names())
     assert (full.replaced_layers, full.weights) == (0, "rfnet_full.pt")
+    native = load_config(root / "lite_native.yaml", ignore=NodeConfig.names())
+    assert native == FeatureConfig(model_height=480, model_width=640, keypoint_frames="image")
 
 
 def test_unknown_yaml_key_is_an_error(tmp_path):
