@@ -29,7 +29,8 @@ LEVELS_PER_OCTAVE = 4
 OCTAVES = 3  # scales searched: FIRST_SIGMA * 2**(i / 4), i = 0..11, i.e. 1.6 to 10.8 px
 SIGMAS_PER_RADIUS = 5.0  # patch half-width per unit of characteristic sigma: 8 to 54 px
 ORIENTATION_BINS = 36
-PATCH_BLUR = 2.5  # patch px (of 32): smoothing before the gradients of the orientation histogram
+ORIENTATION_PATCH = 16  # px per side of the upright patch the orientation histogram is taken in
+PATCH_BLUR = 1.25  # patch px: smoothing before the gradients of the orientation histogram
 WINDOW_SIGMA = 0.5  # Gaussian weight of the histogram, in units of the patch half-width
 
 
@@ -55,7 +56,7 @@ def laplacian_responses(image: torch.Tensor, xy: torch.Tensor, first_sigma: floa
 
     Each octave starts from a base blurred by ``first_sigma`` in its own px: octave 0 blurs the image, and
     every further base is the previous octave's 2 * first_sigma level, 2x area-downsampled. Levels within an
-    octave add the blur that brings the base to their sigma, so octave seams do not show in the responses.
+    octave add the blur that brings the base to their sigma.
     """
     laplacian = image.new_tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
     sigmas = [first_sigma * 2 ** (i / levels_per_octave) for i in range(levels_per_octave + 1)]
@@ -94,7 +95,7 @@ def characteristic_scale(image: torch.Tensor, xy: torch.Tensor, first_sigma: flo
 
 def dominant_orientation(image: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor,
                          bins: int = ORIENTATION_BINS, blur: float = PATCH_BLUR,
-                         window: float = WINDOW_SIGMA) -> torch.Tensor:
+                         window: float = WINDOW_SIGMA, size: int = ORIENTATION_PATCH) -> torch.Tensor:
     """Dominant gradient direction of one image (1, 1, H, W) at N keypoints -> (N, 2) unit (cos, sin).
 
     xy: (N, 2) px; radius: (N,) half-width in px of the square the histogram covers.
@@ -104,7 +105,7 @@ def dominant_orientation(image: torch.Tensor, xy: torch.Tensor, radius: torch.Te
         return xy.new_zeros((0, 2))
     upright = torch.zeros_like(xy)
     upright[:, 0] = 1.0
-    patches = gaussian_blur(extract_patches(image, xy, radius, upright), blur)[:, 0]
+    patches = gaussian_blur(extract_patches(image, xy, radius, upright, size), blur)[:, 0]
     gx = patches[:, 1:-1, 2:] - patches[:, 1:-1, :-2]
     gy = patches[:, 2:, 1:-1] - patches[:, :-2, 1:-1]
     size = gx.shape[-1]
