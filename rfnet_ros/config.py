@@ -61,9 +61,9 @@ class FeatureConfig:
     nms_size: int = _setting(5, "Side of the max-pool non-maximum suppression window in model px (odd)",
                              low=1, high=31)
     border: int = _setting(8, "Model-px frame border in which no keypoint is kept", low=0, high=64)
-    keypoint_frames: str = _setting("learned", "Keypoint scale and orientation: learned (the detector's heads, as in "
-                           "RF-Net) or image (Laplacian characteristic scale and dominant gradient direction "
-                           "measured on the frame)", choices=FRAME_SOURCES)
+    keypoint_frames: str = _setting("learned", "Keypoint scale and orientation: learned (the detector's heads, "
+                                    "as in RF-Net) or image (Laplacian characteristic scale and dominant "
+                                    "gradient direction measured on the frame)", choices=FRAME_SOURCES)
     score_threshold: float = _setting(0.0, "Keypoints must score above this", low=0.0, high=1.0)
     match_max_distance: float = _setting(2.0, "Largest descriptor L2 distance of a match (2.0 = no limit)",
                                          low=0.0, high=2.0)

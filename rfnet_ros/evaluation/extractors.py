@@ -84,8 +84,7 @@ class RFNetExtractor(Extractor):
         return {"name": self.name, "weights": str(self.config.weights_path),
                 "replaced_layers": self.config.replaced_layers, "top_k": self.config.top_k,
                 "model_size": list(self.config.model_size), "keypoint_frames": self.config.keypoint_frames,
-                "device": str(self.pipeline.device),
-                "precision": self.config.precision}
+                "device": str(self.pipeline.device), "precision": self.config.precision}
 
 
 class OpenCVExtractor(Extractor):

@@ -53,9 +53,9 @@ class RFNet(nn.Module):
                keypoint_frames: str = "learned") -> tuple[Keypoints, DetectorMaps]:
         """image: (B, 1, H, W) in [0, 1] at input resolution -> keypoints in input px and the dense maps.
 
-        ``keypoint_frames`` says where each keypoint's scale and orientation come from: ``learned``, the detector's
-        heads (RF-Net); ``image``, measured on the model-resolution image (rfnet_ros.model.frames): the
-        characteristic scale of the Laplacian and the dominant gradient direction.
+        ``keypoint_frames`` says where each keypoint's scale and orientation come from: ``learned``, the
+        detector's heads (RF-Net); ``image``, measured on the model-resolution image (rfnet_ros.model.frames):
+        the characteristic scale of the Laplacian and the dominant gradient direction.
         """
         if keypoint_frames not in FRAME_SOURCES:
             raise ValueError(f"keypoint_frames: {keypoint_frames!r} is not one of {', '.join(FRAME_SOURCES)}")

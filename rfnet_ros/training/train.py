@@ -61,9 +61,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="weight of the triplet loss on patches cut with the frames predicted in image 1 "
                         "(0 skips those patches, a third of the descriptor work of a joint step)")
     p.add_argument("--keypoint-frames", choices=FRAME_SOURCES, default="learned",
-                   help="frames the joint stage cuts its patches with: learned (the detector's heads) or image "
-                        "(measured on the images, as the pipeline's keypoint_frames: image); the learned heads are "
-                        "trained by the equivariance loss either way")
+                   help="frames the joint stage cuts its patches with: learned (the detector's heads) or "
+                        "image (measured on the images, as the pipeline's keypoint_frames: image); the learned "
+                        "heads are trained by the equivariance loss either way")
     p.add_argument("--max-angle", type=float, default=30.0, help="largest rotation of the warps, degrees")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
@@ -140,8 +140,8 @@ def joint_step(model: RFNet, batch, args, rng: np.random.Generator, autocast) ->
     valid = (valid0 & inside(xy1, h, w)).float()
     equivariance = equivariance_loss(direction1, direction1_gt.detach(), radius1, radius1_gt.detach(), valid)
     if args.keypoint_frames == "image":
-        # Patches cut as the pipeline cuts them with keypoint_frames: image; the positives' "true" frames are image 0's
-        # measured frames carried through the warp, the predicted ones are measured in image 1.
+        # Patches cut as the pipeline cuts them with keypoint_frames: image; the positives' "true" frames are
+        # image 0's measured frames carried through the warp, the predicted ones are measured in image 1.
         with torch.no_grad():
             radius0, direction0 = image_frames(image0, xy0)
             radius1, direction1 = image_frames(image1, xy1)
