@@ -21,7 +21,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from rfnet_ros.model.keypoints import sample_maps
+from rfnet_ros.model.keypoints import parabola_peak_offset, sample_maps
 from rfnet_ros.model.patches import extract_patches
 
 FIRST_SIGMA = 1.6  # px: the finest scale searched
@@ -84,10 +84,7 @@ def characteristic_scale(image: torch.Tensor, xy: torch.Tensor, first_sigma: flo
     levels = response.shape[-1]
     peak = response.argmax(dim=-1, keepdim=True)
     inner = peak.clamp(1, levels - 2)
-    below, centre, above = (response.gather(-1, inner + d).squeeze(-1) for d in (-1, 0, 1))
-    curvature = below + above - 2 * centre
-    offset = torch.where(curvature < -1e-12, (below - above) / (2 * curvature).clamp(max=-1e-12),
-                         torch.zeros_like(centre)).clamp(-0.5, 0.5)
+    offset = parabola_peak_offset(*(response.gather(-1, inner + d).squeeze(-1) for d in (-1, 0, 1)))
     # A peak at the first or last level has no neighbour on one side: keep it unrefined.
     offset = torch.where(peak.squeeze(-1) == inner.squeeze(-1), offset, torch.zeros_like(offset))
     return first_sigma * 2 ** ((peak.squeeze(-1).to(image.dtype) + offset) / levels_per_octave)
@@ -126,10 +123,8 @@ def dominant_orientation(image: torch.Tensor, xy: torch.Tensor, radius: torch.Te
     for _ in range(2):  # circular [1, 1, 1] / 3 smoothing, twice (as in SIFT)
         histogram = (histogram.roll(1, 1) + histogram + histogram.roll(-1, 1)) / 3
     peak = histogram.argmax(dim=1, keepdim=True)
-    left, centre, right = (histogram.gather(1, (peak + d) % bins).squeeze(1) for d in (-1, 0, 1))
-    denominator = left - 2 * centre + right
-    offset = torch.where(denominator.abs() > 1e-12, 0.5 * (left - right) / denominator, torch.zeros_like(centre))
-    theta = (peak.squeeze(1).to(image.dtype) + 0.5 + offset.clamp(-0.5, 0.5)) / bins * 2 * math.pi - math.pi
+    offset = parabola_peak_offset(*(histogram.gather(1, (peak + d) % bins).squeeze(1) for d in (-1, 0, 1)))
+    theta = (peak.squeeze(1).to(image.dtype) + 0.5 + offset) / bins * 2 * math.pi - math.pi
     return torch.stack([theta.cos(), theta.sin()], dim=-1)
 
 

@@ -24,6 +24,14 @@ def nms(score: torch.Tensor, size: int = 5) -> torch.Tensor:
     return score * (score == local_max)
 
 
+def parabola_peak_offset(below: torch.Tensor, centre: torch.Tensor, above: torch.Tensor) -> torch.Tensor:
+    """Vertex offset in [-0.5, 0.5] of the parabola through samples at -1, 0, +1 (0 where it is not a peak)."""
+    curvature = below + above - 2 * centre
+    delta = torch.where(curvature < -1e-12, (below - above) / (2 * curvature).clamp(max=-1e-12),
+                        torch.zeros_like(centre))
+    return delta.clamp(-0.5, 0.5)
+
+
 def subpixel_offsets(score: torch.Tensor, flat_index: torch.Tensor) -> torch.Tensor:
     """Quadratic-fit offsets in [-0.5, 0.5] px of peaks ``flat_index`` (B, K) in a (B, 1, H, W) map -> (B, K, 2)."""
     b, _, h, w = score.shape
@@ -35,12 +43,7 @@ def subpixel_offsets(score: torch.Tensor, flat_index: torch.Tensor) -> torch.Ten
         return padded.gather(1, (y + dy) * stride + (x + dx))
 
     centre = at(0, 0)
-    offsets = []
-    for lo, hi in ((at(0, -1), at(0, 1)), (at(-1, 0), at(1, 0))):
-        curvature = lo + hi - 2 * centre
-        delta = torch.where(curvature < -1e-12, (lo - hi) / (2 * curvature).clamp(max=-1e-12),
-                            torch.zeros_like(centre))
-        offsets.append(delta.clamp(-0.5, 0.5))
+    offsets = [parabola_peak_offset(lo, centre, hi) for lo, hi in ((at(0, -1), at(0, 1)), (at(-1, 0), at(1, 0)))]
     return torch.stack(offsets, dim=-1)
 
 
