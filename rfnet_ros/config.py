@@ -65,6 +65,14 @@ class FeatureConfig:
                                     "as in RF-Net) or image (Laplacian characteristic scale and dominant "
                                     "gradient direction measured on the frame)", choices=FRAME_SOURCES)
     score_threshold: float = _setting(0.0, "Keypoints must score above this", low=0.0, high=1.0)
+    min_strength: float = _setting(0.0, "Keypoints must have score times image contrast (|sigma^2 LoG| at "
+                                   "their characteristic scale, intensities 0..1) above this, so faint and flat "
+                                   "regions give fewer keypoints (0 = keep all; needs keypoint_frames: image)",
+                                   low=0.0, high=1.0)
+    second_peak_ratio: float = _setting(1.0, "Also describe a keypoint under its second scale and its second "
+                                        "orientation peak when that peak reaches this fraction of the first; "
+                                        "matching uses the closest pair of descriptions (1.0 = off; needs "
+                                        "keypoint_frames: image)", low=0.0, high=1.0)
     match_max_distance: float = _setting(2.0, "Largest descriptor L2 distance of a match (2.0 = no limit)",
                                          low=0.0, high=2.0)
     match_ratio: float = _setting(1.0, "Lowe ratio test: nearest / second nearest distance must be below "
@@ -85,6 +93,11 @@ class FeatureConfig:
             raise ValueError(f"device: {self.device!r} is not auto, cpu, cuda or cuda:N")
         if not self.weights:
             raise ValueError("weights: must name a weights file")
+        if self.keypoint_frames == "learned":
+            if self.min_strength > 0:
+                raise ValueError("min_strength: needs keypoint_frames: image (the contrast is measured there)")
+            if self.second_peak_ratio < 1:
+                raise ValueError("second_peak_ratio: needs keypoint_frames: image (the peaks are measured there)")
 
     @property
     def weights_path(self) -> Path:

@@ -80,6 +80,9 @@ class FrameFeatures:
 
     keypoints: (N, 2) float32 sub-pixel (x, y); scores: (N,); scales: (N,) patch half-width in px;
     orientations: (N,) radians; descriptors: (N, 128) float32 unit rows; image_size: (height, width).
+    descriptor_hypotheses: with ``second_peak_ratio`` < 1, (N, 3, 128): each keypoint described under its
+    frame, its second scale and its second orientation (a copy of the first where it has no such peak);
+    matching takes the closest pair of descriptions. None otherwise.
     """
 
     keypoints: np.ndarray
@@ -88,6 +91,12 @@ class FrameFeatures:
     orientations: np.ndarray
     descriptors: np.ndarray
     image_size: tuple[int, int]
+    descriptor_hypotheses: np.ndarray | None = None
+
+    @property
+    def matchable(self) -> np.ndarray:
+        """What the matcher compares: the descriptor hypotheses where there are some, else the descriptors."""
+        return self.descriptors if self.descriptor_hypotheses is None else self.descriptor_hypotheses
 
     def __len__(self) -> int:
         return len(self.keypoints)
@@ -136,17 +145,28 @@ class FeaturePipeline:
             tensor = (tensor.float() / scale)[None, None]
         with timer.stage("detect"):
             keypoints, _ = self.model.detect(tensor, cfg.model_size, cfg.top_k, cfg.nms_size, cfg.border,
-                                             cfg.score_threshold, cfg.keypoint_frames)
+                                             cfg.score_threshold, cfg.keypoint_frames, cfg.min_strength,
+                                             cfg.second_peak_ratio)
             valid = keypoints.valid[0]
             xy, radius = keypoints.xy[0][valid], keypoints.scale[0][valid]
             direction, score = keypoints.orientation[0][valid], keypoints.score[0][valid]
         with timer.stage("describe"):
             descriptors = self.descriptor(extract_patches(tensor, xy, radius, direction))
+            hypotheses = [descriptors]
+            for alt_radius, alt_direction, present in keypoints.alternative_frames:
+                # Only keypoints with a second peak are described again; the others repeat their descriptor.
+                index = present[0][valid].nonzero().squeeze(1)
+                alternative = descriptors.clone()
+                alternative[index] = self.descriptor(extract_patches(tensor, xy[index], alt_radius[0][valid][index],
+                                                                     alt_direction[0][valid][index]))
+                hypotheses.append(alternative)
+            matchable = torch.stack(hypotheses, dim=1) if len(hypotheses) > 1 else descriptors
         features = FrameFeatures(
             keypoints=xy.float().cpu().numpy(), scores=score.float().cpu().numpy(),
             scales=radius.float().cpu().numpy(), orientations=orientation_angle(direction).float().cpu().numpy(),
-            descriptors=descriptors.cpu().numpy(), image_size=(int(gray.shape[0]), int(gray.shape[1])))
-        return features, descriptors
+            descriptors=descriptors.cpu().numpy(), image_size=(int(gray.shape[0]), int(gray.shape[1])),
+            descriptor_hypotheses=matchable.cpu().numpy() if len(hypotheses) > 1 else None)
+        return features, matchable
 
     def extract(self, image: np.ndarray, color_order: str = "bgr") -> FrameFeatures:
         """Keypoints and descriptors of one frame, without matching."""
@@ -154,7 +174,10 @@ class FeaturePipeline:
 
     @torch.inference_mode()
     def match(self, desc0: np.ndarray | torch.Tensor, desc1: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """Mutual nearest-neighbour matches (M, 2) and distances (M,) with this pipeline's thresholds."""
+        """Mutual nearest-neighbour matches (M, 2) and distances (M,) with this pipeline's thresholds.
+
+        Takes descriptors (N, D) or descriptor hypotheses (N, H, D), e.g. ``FrameFeatures.matchable``.
+        """
         d0, d1 = (torch.as_tensor(d, device=self.device) for d in (desc0, desc1))
         matches, distances = match_mutual_nn(d0, d1, self.config.match_max_distance, self.config.match_ratio)
         return matches.cpu().numpy(), distances.cpu().numpy()

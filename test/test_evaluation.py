@@ -1,9 +1,11 @@
 """Evaluation metrics on synthetic data with known answers, the Oxford homography file and pair generation."""
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from rfnet_ros.config import NodeConfig, load_config
 from rfnet_ros.evaluation.metrics import evaluate_pair, frame_errors, inside, warp_points
 from rfnet_ros.evaluation.pairs import (oxford_pair, photo_pairs, read_homography, resize_homography,
                                         synthetic_pairs)
@@ -209,10 +211,17 @@ def test_opencv_extractors(method):
 def test_image_frame_variants_carry_their_own_settings():
     from rfnet_ros.evaluation.extractors import make_extractors
 
-    lite, image480 = make_extractors(["rfnet_lite", "rfnet_lite_img480"], [], max_keypoints=64, device="cpu")
+    lite, image480, native = make_extractors(["rfnet_lite", "rfnet_lite_img480", "rfnet_lite_native"], [],
+                                             max_keypoints=64, device="cpu")
     assert (lite.config.keypoint_frames, lite.config.model_size) == ("learned", (240, 320))
     assert (image480.config.keypoint_frames, image480.config.model_size) == ("image", (480, 640))
     assert image480.config.top_k == 64 and image480.describe()["keypoint_frames"] == "image"
+    assert (image480.config.min_strength, image480.config.second_peak_ratio) == (0.0, 1.0)
+    # rfnet_lite_native is config/lite_native.yaml's pipeline, with the evaluation's top-k.
+    shipped = load_config(Path(__file__).resolve().parents[1] / "config" / "lite_native.yaml",
+                          ignore=NodeConfig.names())
+    assert native.config == dataclasses.replace(shipped, weights=native.config.weights, top_k=64, device="cpu")
+    assert native.describe()["second_peak_ratio"] == 0.7
 
 
 def test_unknown_method_and_missing_weights():

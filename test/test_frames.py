@@ -8,7 +8,8 @@ import torch
 
 from rfnet_ros.config import FeatureConfig
 from rfnet_ros.evaluation.metrics import frame_errors
-from rfnet_ros.model.frames import characteristic_scale, dominant_orientation
+from rfnet_ros.model.frames import (SIGMAS_PER_RADIUS, characteristic_scale, dominant_orientation,
+                                   measure_frames)
 from rfnet_ros.model.rfnet import RFNet
 from rfnet_ros.pipeline import FeaturePipeline
 
@@ -41,6 +42,51 @@ def test_dominant_orientation_of_an_edge_is_its_normal(degrees):
     assert direction.shape == (1, 2) and torch.allclose(direction.norm(dim=-1), torch.ones(1))
     found = np.degrees(np.arctan2(float(direction[0, 1]), float(direction[0, 0])))
     assert abs((found - degrees + 180) % 360 - 180) < 2.0, found
+
+
+def degrees_of(direction: torch.Tensor) -> float:
+    return float(np.degrees(np.arctan2(float(direction[..., 1]), float(direction[..., 0]))))
+
+
+def off(a: float, b: float) -> float:
+    """Angle between two directions in degrees."""
+    return abs((a - b + 180) % 360 - 180)
+
+
+@pytest.mark.parametrize("degrees", [30.0, -75.0])
+def test_a_bar_has_two_opposite_orientation_peaks_and_an_edge_one(degrees):
+    # Across a bright bar the gradients point both ways: the 180-degree ambiguity that second-peak frames
+    # resolve. A step edge has a single direction.
+    theta = np.radians(degrees)
+    ys, xs = np.mgrid[0:101, 0:101].astype(np.float64) - 50
+    across = xs * np.cos(theta) + ys * np.sin(theta)
+    centre = torch.tensor([[[50.0, 50.0]]])
+    bar = measure_frames(torch.from_numpy((0.2 + 0.6 * np.exp(-across**2 / 18)).astype(np.float32))[None, None],
+                         centre, second_peaks=True)
+    first, second = degrees_of(bar.direction[0, 0]), degrees_of(bar.second_direction[0, 0])
+    assert float(bar.second_orientation_ratio) > 0.9
+    assert min(off(first, degrees) + off(second, degrees + 180), off(first, degrees + 180) + off(second, degrees)) < 6
+    edge = measure_frames(torch.from_numpy((0.5 + 0.4 * np.tanh(across / 2)).astype(np.float32))[None, None],
+                          centre, second_peaks=True)
+    assert float(edge.second_orientation_ratio) < 0.3
+    assert off(degrees_of(edge.direction[0, 0]), degrees) < 2
+
+
+def test_a_blob_on_a_wider_dip_has_two_scale_peaks_and_a_blob_one():
+    # A bright blob (std 2) inside a dark one (std 8): the Laplacian peaks at a fine and a coarse scale.
+    # A single blob has one peak, at its std (within the radius of SIGMAS_PER_RADIUS sigmas).
+    t = torch.arange(161, dtype=torch.float32) - 80
+    r2 = t[:, None] ** 2 + t[None] ** 2
+    centre = torch.tensor([[[80.0, 80.0]]])
+    nested = measure_frames((0.5 + 0.3 * (torch.exp(-r2 / 8) - torch.exp(-r2 / 128)))[None, None], centre,
+                            second_peaks=True)
+    fine, coarse = sorted(float(r) / SIGMAS_PER_RADIUS for r in (nested.radius, nested.second_radius))
+    assert float(nested.second_scale_ratio) > 0.5 and fine < 2.6 and coarse > 6, (fine, coarse)
+    single = measure_frames((0.5 + 0.3 * torch.exp(-r2 / 32))[None, None], centre, second_peaks=True)
+    assert float(single.second_scale_ratio) == 0.0
+    assert abs(float(single.radius) / SIGMAS_PER_RADIUS / 4 - 1) < 0.1
+    assert float(single.contrast) > 0.05
+    assert measure_frames((0.5 + 0.3 * torch.exp(-r2 / 32))[None, None], centre).second_radius is None
 
 
 def test_no_keypoints_give_no_orientations():

@@ -2,7 +2,7 @@
 import torch
 import torch.nn.functional as F
 
-from rfnet_ros.matching import match_mutual_nn
+from rfnet_ros.matching import descriptor_distances, match_mutual_nn
 
 
 def _descriptors(n, seed=0):
@@ -42,3 +42,19 @@ def test_distance_threshold_and_ratio_test():
 def test_empty_inputs():
     matches, distances = match_mutual_nn(torch.zeros(0, 128), _descriptors(4))
     assert matches.shape == (0, 2) and distances.shape == (0,)
+
+
+def test_descriptor_hypotheses_match_by_their_closest_pair():
+    # Keypoint 0 of image 1 matches keypoint 0 of image 0 only through image 0's second description
+    # (a second orientation, say); keypoint 1 matches through its first. 2-D and 3-D inputs mix.
+    base = _descriptors(4, 5)
+    d0 = torch.stack([torch.stack([base[0], base[1]]), torch.stack([base[2], base[2]])])  # (2, 2, 128)
+    d1 = F.normalize(torch.stack([base[1], base[2]]) + 0.01 * _descriptors(2, 6), dim=1)  # (2, 128)
+    distances = descriptor_distances(d0, d1)
+    brute = torch.stack([torch.stack([(d0[i] - d1[j]).norm(dim=1).min() for j in range(2)]) for i in range(2)])
+    assert torch.allclose(distances, brute, atol=1e-5)
+    matches, _ = match_mutual_nn(d0, d1)
+    assert matches.tolist() == [[0, 0], [1, 1]]
+    only_first, _ = match_mutual_nn(d0[:, 0], d1)
+    assert [0, 0] not in only_first.tolist()
+    assert torch.equal(descriptor_distances(d0[:, :1], d1[:, None]), descriptor_distances(d0[:, 0], d1))

@@ -94,3 +94,41 @@ def test_colour_order_is_respected():
 def test_bad_frames_are_rejected(pipeline, image):
     with pytest.raises(ValueError):
         pipeline.extract(image)
+
+
+def test_min_strength_drops_keypoints_of_flat_frames_but_not_of_textured_ones(photo):
+    # A flat grey frame with sensor-like noise: the detector's instance-normalised input makes the noise look
+    # like structure, so without min_strength all top-k slots fill; with it few keypoints survive. The
+    # textured photo keeps most of its keypoints.
+    noise = np.clip(128 + np.random.default_rng(0).normal(0, 2, photo.shape), 0, 255).astype(np.uint8)
+    settings = dict(device="cpu", top_k=512, keypoint_frames="image", model_height=480, model_width=640)
+    every = FeaturePipeline(FeatureConfig(**settings))
+    strong = FeaturePipeline(FeatureConfig(**settings, min_strength=1e-4))
+    assert len(every.extract(noise)) == 512
+    assert len(strong.extract(noise)) < 50
+    assert len(strong.extract(photo)) > 300
+
+
+def test_second_peak_frames_give_descriptor_hypotheses_and_better_matches(photo):
+    # Some keypoints get a second scale or orientation; their extra descriptions are used in matching only
+    # where they are closer, so a rotated and zoomed view gets at least as many correct matches.
+    h, w = photo.shape
+    homography = np.vstack([cv2.getRotationMatrix2D((w / 2, h / 2), 25, 1.2), [0, 0, 1]])
+    warped = cv2.warpPerspective(photo, homography, (w, h))
+    settings = dict(device="cpu", top_k=512, keypoint_frames="image", model_height=480, model_width=640)
+    correct = {}
+    for ratio in (1.0, 0.7):
+        pipeline = FeaturePipeline(FeatureConfig(**settings, second_peak_ratio=ratio))
+        f0, f1 = pipeline.extract(photo), pipeline.extract(warped)
+        if ratio == 1.0:
+            assert f0.descriptor_hypotheses is None
+        else:
+            n = len(f0)
+            assert f0.descriptor_hypotheses.shape == (n, 3, 128)
+            assert np.array_equal(f0.descriptor_hypotheses[:, 0], f0.descriptors)
+            described_again = (f0.descriptor_hypotheses[:, 1:] != f0.descriptors[:, None]).any(axis=2)
+            assert 0.05 * n < described_again.any(axis=1).sum() < 0.9 * n
+        matches, _ = pipeline.match(f0.matchable, f1.matchable)
+        projected = cv2.perspectiveTransform(f0.keypoints[matches[:, 0]][None].astype(np.float64), homography)[0]
+        correct[ratio] = int((np.linalg.norm(projected - f1.keypoints[matches[:, 1]], axis=1) <= 3).sum())
+    assert correct[0.7] >= correct[1.0] > 100, correct

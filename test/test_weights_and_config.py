@@ -55,7 +55,8 @@ def test_variant_mismatch_is_reported(tmp_path):
 
 @pytest.mark.parametrize("key,value", [("top_k", 0), ("replaced_layers", 10), ("nms_size", 4),
                                        ("device", "gpu"), ("precision", "int8"), ("model_height", 8),
-                                       ("match_ratio", 1.5), ("weights", ""), ("keypoint_frames", "sift")])
+                                       ("match_ratio", 1.5), ("weights", ""), ("keypoint_frames", "sift"),
+                                       ("min_strength", -0.1), ("second_peak_ratio", 1.5)])
 def test_invalid_settings_name_the_key(key, value):
     with pytest.raises(ValueError, match=key):
         FeatureConfig(**{key: value})
@@ -76,7 +77,16 @@ def test_yaml_files_hold_every_setting_with_the_defaults():
     full = load_config(root / "full.yaml", ignore=NodeConfig.names())
     assert (full.replaced_layers, full.weights) == (0, "rfnet_full.pt")
     native = load_config(root / "lite_native.yaml", ignore=NodeConfig.names())
-    assert native == FeatureConfig(model_height=480, model_width=640, keypoint_frames="image")
+    assert native == FeatureConfig(model_height=480, model_width=640, keypoint_frames="image", min_strength=1e-4,
+                                   second_peak_ratio=0.7)
+
+
+@pytest.mark.parametrize("key,value", [("min_strength", 1e-4), ("second_peak_ratio", 0.7)])
+def test_image_frame_settings_need_image_frames(key, value):
+    # Both act on what is measured on the image; with learned frames they would silently do nothing.
+    with pytest.raises(ValueError, match=f"{key}: needs keypoint_frames: image"):
+        FeatureConfig(**{key: value})
+    assert getattr(FeatureConfig(keypoint_frames="image", **{key: value}), key) == value
 
 
 def test_unknown_yaml_key_is_an_error(tmp_path):

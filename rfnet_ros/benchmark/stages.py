@@ -108,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-width", type=int, default=None, help="detector input width (config default)")
     parser.add_argument("--keypoint-frames", choices=FRAME_SOURCES, default="learned",
                         help="keypoint scales and orientations: learned or measured on the image")
+    parser.add_argument("--min-strength", type=float, default=0.0,
+                        help="min_strength setting (needs --keypoint-frames image; lite_native.yaml: 1e-4)")
+    parser.add_argument("--second-peak-ratio", type=float, default=1.0,
+                        help="second_peak_ratio setting (needs --keypoint-frames image; lite_native.yaml: 0.7)")
     parser.add_argument("--max-total-ms", type=float, default=None,
                         help="speed target: exit 1 when a run's median total exceeds it")
     parser.add_argument("--out", type=Path, default=None, help="also write the results to this JSON file")
@@ -133,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(f"--variants: no weights file for replaced_layers {n}: pass --weights {n}=PATH")
             configs += [FeatureConfig(weights=str(weights[n]), replaced_layers=n, top_k=args.top_k,
                                       device=args.device, precision=p, keypoint_frames=args.keypoint_frames,
+                                      min_strength=args.min_strength, second_peak_ratio=args.second_peak_ratio,
                                       **model_size) for p in args.precisions]
         results = [run_variant(c, frames, args.frames, args.warmup) for c in configs]
     except (ValueError, WeightsError, FileNotFoundError) as exc:
@@ -141,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(results[0]["device"])
     header = {"image": str(args.image), "resolution": [args.height, args.width],
               "model_size": list(configs[0].model_size), "keypoint_frames": args.keypoint_frames,
+              "min_strength": args.min_strength, "second_peak_ratio": args.second_peak_ratio,
               "top_k": args.top_k, "frames": args.frames,
               "device": device_description(device), "torch": torch.__version__,
               "torch_threads": torch.get_num_threads()}

@@ -1,7 +1,8 @@
 """rfnet-extract: keypoints and descriptors of image files, one .npz per image.
 
 Each OUT/<stem>.npz holds ``keypoints`` (N, 2) float32 (x, y) in the input image's pixels, ``scores`` (N,),
-``scales`` (N,), ``orientations`` (N,) radians and ``descriptors`` (N, 128) float32. An unreadable or empty
+``scales`` (N,), ``orientations`` (N,) radians and ``descriptors`` (N, 128) float32; with ``second_peak_ratio``
+below 1 also ``descriptor_hypotheses`` (N, 3, 128) (``FrameFeatures``). An unreadable or empty
 image is reported and skipped; the others are still processed and the exit status is 1.
 """
 from __future__ import annotations
@@ -53,8 +54,11 @@ def main(argv: list[str] | None = None) -> int:
             failures += 1
             continue
         target = args.out / f"{path.stem}.npz"
-        np.savez(target, keypoints=features.keypoints, scores=features.scores, scales=features.scales,
-                 orientations=features.orientations, descriptors=features.descriptors)
+        arrays = dict(keypoints=features.keypoints, scores=features.scores, scales=features.scales,
+                      orientations=features.orientations, descriptors=features.descriptors)
+        if features.descriptor_hypotheses is not None:
+            arrays["descriptor_hypotheses"] = features.descriptor_hypotheses
+        np.savez(target, **arrays)
         print(f"{path}: {len(features)} keypoints -> {target}")
     return 1 if failures else 0
 

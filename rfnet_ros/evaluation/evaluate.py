@@ -29,7 +29,8 @@ from rfnet_ros.evaluation.metrics import HA_THRESHOLDS, MMA_THRESHOLDS, evaluate
 from rfnet_ros.evaluation.pairs import SIZE, Pair, oxford_pair, synthetic_pairs
 from rfnet_ros.model.weights import WeightsError
 
-DEFAULT_METHODS = ("rfnet_full", "rfnet_lite", "rfnet_full_img480", "rfnet_lite_img480", "orb", "sift")
+DEFAULT_METHODS = ("rfnet_full", "rfnet_lite", "rfnet_full_img480", "rfnet_lite_img480", "rfnet_full_native",
+                   "rfnet_lite_native", "orb", "sift")
 # Pair set -> the pair kinds it holds.
 SETS = {"viewpoint": ("viewpoint",), "illumination": ("illumination",),
         "synthetic": ("viewpoint", "illumination"), "graf1->graf3": ("oxford",)}
@@ -176,7 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", type=Path, default=Path("data"), help="data folder (scripts/fetch_data.sh)")
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS),
                         help="rfnet_full, rfnet_lite, rfnet_full_img480, rfnet_lite_img480 (detector at 480x640, "
-                             "frames measured on the image), orb, sift, or names given with --weights")
+                             "frames measured on the image), rfnet_full_native, rfnet_lite_native (img480 plus "
+                             "min_strength and second-peak frames: config/lite_native.yaml), orb, sift, or names "
+                             "given with --weights")
     parser.add_argument("--weights", action="append", default=[], metavar="NAME=PATH:N",
                         help="evaluate weights file PATH (replaced_layers N) as method NAME; repeatable; "
                              "NAME rfnet_full/rfnet_lite replaces that variant's file")

@@ -1,7 +1,8 @@
 """One interface over the evaluated feature methods: our RF-Net variants, OpenCV ORB and OpenCV SIFT.
 
 ``extract(image)`` takes a grayscale uint8 (H, W) image and returns :class:`Features`: keypoints (N, 2)
-float32 (x, y) in the image's pixels, descriptors (N, D) (float32 for RF-Net and SIFT, uint8 for ORB), and
+float32 (x, y) in the image's pixels, descriptors (N, D) (float32 for RF-Net and SIFT, uint8 for ORB; RF-Net
+with several frame hypotheses per keypoint: (N, H, D), see ``FrameFeatures.descriptor_hypotheses``), and
 each keypoint's orientation (radians, image coordinates) and scale (RF-Net: patch half-width; OpenCV: size).
 ``match(d0, d1)`` returns mutual nearest-neighbour matches (M, 2) int64 (index into d0, index into d1).
 ``timed_extract`` adds the wall-clock extraction time in ms (perf_counter).
@@ -22,17 +23,21 @@ from rfnet_ros.pipeline import FeaturePipeline
 
 # Our methods by name: the packaged weights file, its replaced_layers and the method's own settings over the
 # evaluation's base config. The *_img480 methods run the detector at the pairs' 480x640 and measure keypoint
-# frames on the image (``keypoint_frames: image``) instead of taking the learned ones.
+# frames on the image (``keypoint_frames: image``) instead of taking the learned ones; the *_native methods
+# add the contrast-weighted keypoint threshold and second-peak frame hypotheses (config/lite_native.yaml).
 IMAGE_FRAMES_480 = {"keypoint_frames": "image", "model_height": 480, "model_width": 640}
+NATIVE_480 = {**IMAGE_FRAMES_480, "min_strength": 1e-4, "second_peak_ratio": 0.7}
 RFNET_VARIANTS = {"rfnet_full": ("rfnet_full.pt", 0, {}), "rfnet_lite": ("rfnet_lite.pt", 9, {}),
                   "rfnet_full_img480": ("rfnet_full.pt", 0, IMAGE_FRAMES_480),
-                  "rfnet_lite_img480": ("rfnet_lite.pt", 9, IMAGE_FRAMES_480)}
+                  "rfnet_lite_img480": ("rfnet_lite.pt", 9, IMAGE_FRAMES_480),
+                  "rfnet_full_native": ("rfnet_full.pt", 0, NATIVE_480),
+                  "rfnet_lite_native": ("rfnet_lite.pt", 9, NATIVE_480)}
 OPENCV_METHODS = ("orb", "sift")
 
 
 @dataclass
 class Features:
-    """keypoints: (N, 2) float32 (x, y) px; descriptors: (N, D); orientations, scales: (N,) or None."""
+    """keypoints: (N, 2) float32 (x, y) px; descriptors: (N, D) or (N, H, D); orientations, scales: (N,) or None."""
 
     keypoints: np.ndarray
     descriptors: np.ndarray
@@ -75,7 +80,7 @@ class RFNetExtractor(Extractor):
 
     def extract(self, image: np.ndarray) -> Features:
         features = self.pipeline.extract(image)
-        return Features(features.keypoints, features.descriptors, features.orientations, features.scales)
+        return Features(features.keypoints, features.matchable, features.orientations, features.scales)
 
     def match(self, desc0: np.ndarray, desc1: np.ndarray) -> np.ndarray:
         return self.pipeline.match(desc0, desc1)[0].astype(np.int64).reshape(-1, 2)
@@ -84,6 +89,7 @@ class RFNetExtractor(Extractor):
         return {"name": self.name, "weights": str(self.config.weights_path),
                 "replaced_layers": self.config.replaced_layers, "top_k": self.config.top_k,
                 "model_size": list(self.config.model_size), "keypoint_frames": self.config.keypoint_frames,
+                "min_strength": self.config.min_strength, "second_peak_ratio": self.config.second_peak_ratio,
                 "device": str(self.pipeline.device), "precision": self.config.precision}
 
 

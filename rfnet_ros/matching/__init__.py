@@ -1,4 +1,4 @@
 """Descriptor matching."""
-from rfnet_ros.matching.mutual_nn import match_mutual_nn
+from rfnet_ros.matching.mutual_nn import descriptor_distances, match_mutual_nn
 
-__all__ = ["match_mutual_nn"]
+__all__ = ["descriptor_distances", "match_mutual_nn"]

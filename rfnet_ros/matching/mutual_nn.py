@@ -4,9 +4,22 @@ from __future__ import annotations
 import torch
 
 
+def descriptor_distances(desc0: torch.Tensor, desc1: torch.Tensor) -> torch.Tensor:
+    """L2 distances (N0, N1) between unit descriptors (N0, D) or (N0, H0, D) and (N1, D) or (N1, H1, D).
+
+    With several descriptions per keypoint (H > 1: one per frame hypothesis, rfnet_ros.model.frames), the
+    distance of two keypoints is the smallest over all pairs of their descriptions.
+    """
+    n0, n1 = desc0.shape[0], desc1.shape[0]
+    a = desc0.float().reshape(n0, -1, desc0.shape[-1])
+    b = desc1.float().reshape(n1, -1, desc1.shape[-1])
+    similarity = (a.flatten(0, 1) @ b.flatten(0, 1).T).view(n0, a.shape[1], n1, b.shape[1]).amax(dim=(1, 3))
+    return (2.0 - 2.0 * similarity).clamp_min(0.0).sqrt()
+
+
 def match_mutual_nn(desc0: torch.Tensor, desc1: torch.Tensor, max_distance: float = 2.0,
                     ratio: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Match (N0, D) against (N1, D) unit descriptors.
+    """Match (N0, D) or (N0, H0, D) against (N1, D) or (N1, H1, D) unit descriptors (``descriptor_distances``).
 
     A pair (i, j) is kept when j is i's nearest neighbour and i is j's, their L2 distance is at most
     ``max_distance`` and, if ``ratio`` < 1, the nearest distance is below ``ratio`` times the second nearest
@@ -14,8 +27,7 @@ def match_mutual_nn(desc0: torch.Tensor, desc1: torch.Tensor, max_distance: floa
     """
     if desc0.shape[0] == 0 or desc1.shape[0] == 0:
         return desc0.new_zeros((0, 2), dtype=torch.long), desc0.new_zeros((0,), dtype=torch.float32)
-    similarity = desc0.float() @ desc1.float().T
-    distance = (2.0 - 2.0 * similarity).clamp_min(0.0).sqrt()
+    distance = descriptor_distances(desc0, desc1)
     nn01 = distance.argmin(dim=1)
     nn10 = distance.argmin(dim=0)
     index0 = torch.arange(desc0.shape[0], device=desc0.device)

@@ -11,12 +11,18 @@ measures both on the image at the detected keypoints, as SIFT does for its own k
   (linear binning), weighted by magnitude and a Gaussian window, in a smoothed upright patch of the
   keypoint's size; the histogram is smoothed circularly and its peak refined by a parabola.
 
+Where a keypoint's frame is ambiguous, the second-strongest peak is kept too (``measure_frames``): the
+orientation histogram's second peak, as SIFT does by adding a keypoint per peak above 80% of the maximum, and
+the Laplacian's second local maximum over scale. Describing the keypoint under those frames as well lets the
+matcher use whichever description agrees with the other image (rfnet_ros.matching).
+
 OpenCV offers neither for given points (``SIFT.compute`` keeps the angle and size it is handed), so they are
 written here in PyTorch: batched over keypoints, no Python loop over them, on the image's device.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +33,7 @@ from rfnet_ros.model.patches import extract_patches
 FIRST_SIGMA = 1.6  # px: the finest scale searched
 LEVELS_PER_OCTAVE = 4
 OCTAVES = 3  # scales searched: FIRST_SIGMA * 2**(i / 4), i = 0..11, i.e. 1.6 to 10.8 px
-SIGMAS_PER_RADIUS = 5.0  # patch half-width per unit of characteristic sigma: 8 to 54 px
+SIGMAS_PER_RADIUS = 6.5  # patch half-width per unit of characteristic sigma: 10 to 70 px
 ORIENTATION_BINS = 36
 ORIENTATION_PATCH = 16  # px per side of the upright patch the orientation histogram is taken in
 PATCH_BLUR = 1.25  # patch px: smoothing before the gradients of the orientation histogram
@@ -77,29 +83,60 @@ def laplacian_responses(image: torch.Tensor, xy: torch.Tensor, first_sigma: floa
     return torch.cat(responses, dim=-1)
 
 
+def _refined_peak(values: torch.Tensor, peak: torch.Tensor, circular: bool = False) -> torch.Tensor:
+    """Sub-bin position of peaks ``peak`` (..., 1) of ``values`` (..., L) along the last axis -> (...).
+
+    Circular axes wrap around; on a linear axis a peak at either end has no neighbour on one side and is kept
+    unrefined.
+    """
+    levels = values.shape[-1]
+    if circular:
+        offset = parabola_peak_offset(*(values.gather(-1, (peak + d) % levels).squeeze(-1) for d in (-1, 0, 1)))
+    else:
+        inner = peak.clamp(1, levels - 2)
+        offset = parabola_peak_offset(*(values.gather(-1, inner + d).squeeze(-1) for d in (-1, 0, 1)))
+        offset = torch.where(peak.squeeze(-1) == inner.squeeze(-1), offset, torch.zeros_like(offset))
+    return peak.squeeze(-1).to(values.dtype) + offset
+
+
+def _second_peak(values: torch.Tensor, first: torch.Tensor,
+                 circular: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The highest local maximum of ``values`` (..., L) other than ``first`` (..., 1), and its height over
+    the first's -> (index (..., 1), ratio (...); ratio 0 where there is no other local maximum)."""
+    if circular:
+        below, above = values.roll(1, -1), values.roll(-1, -1)
+    else:
+        below = torch.cat([torch.full_like(values[..., :1], -math.inf), values[..., :-1]], dim=-1)
+        above = torch.cat([values[..., 1:], torch.full_like(values[..., :1], -math.inf)], dim=-1)
+    local_max = (values > below) & (values >= above)
+    local_max.scatter_(-1, first, False)
+    candidates = torch.where(local_max, values, torch.zeros_like(values))
+    height, second = candidates.max(dim=-1, keepdim=True)
+    ratio = height.squeeze(-1) / values.gather(-1, first).squeeze(-1).clamp(min=1e-12)
+    return second, ratio
+
+
+def _level_sigma(position: torch.Tensor, first_sigma: float, levels_per_octave: int) -> torch.Tensor:
+    return first_sigma * 2 ** (position / levels_per_octave)
+
+
 def characteristic_scale(image: torch.Tensor, xy: torch.Tensor, first_sigma: float = FIRST_SIGMA,
                          levels_per_octave: int = LEVELS_PER_OCTAVE, octaves: int = OCTAVES) -> torch.Tensor:
     """Characteristic scale sigma (B, K) in px of (B, 1, H, W) images at xy (B, K, 2) px (module docstring)."""
     response = laplacian_responses(image, xy, first_sigma, levels_per_octave, octaves)
-    levels = response.shape[-1]
     peak = response.argmax(dim=-1, keepdim=True)
-    inner = peak.clamp(1, levels - 2)
-    offset = parabola_peak_offset(*(response.gather(-1, inner + d).squeeze(-1) for d in (-1, 0, 1)))
-    # A peak at the first or last level has no neighbour on one side: keep it unrefined.
-    offset = torch.where(peak.squeeze(-1) == inner.squeeze(-1), offset, torch.zeros_like(offset))
-    return first_sigma * 2 ** ((peak.squeeze(-1).to(image.dtype) + offset) / levels_per_octave)
+    return _level_sigma(_refined_peak(response, peak), first_sigma, levels_per_octave)
 
 
-def dominant_orientation(image: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor,
-                         bins: int = ORIENTATION_BINS, blur: float = PATCH_BLUR,
-                         window: float = WINDOW_SIGMA, size: int = ORIENTATION_PATCH) -> torch.Tensor:
-    """Dominant gradient direction of one image (1, 1, H, W) at N keypoints -> (N, 2) unit (cos, sin).
+def orientation_histogram(image: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor,
+                          bins: int = ORIENTATION_BINS, blur: float = PATCH_BLUR, window: float = WINDOW_SIGMA,
+                          size: int = ORIENTATION_PATCH) -> torch.Tensor:
+    """Smoothed gradient-direction histograms (N, bins) of one image (1, 1, H, W) at N keypoints.
 
-    xy: (N, 2) px; radius: (N,) half-width in px of the square the histogram covers.
+    xy: (N, 2) px; radius: (N,) half-width in px of the square the histogram covers. Bin i is centred on
+    direction (i + 0.5) / bins * 2 pi - pi.
     """
     n = xy.shape[0]
-    if n == 0:
-        return xy.new_zeros((0, 2))
     upright = torch.zeros_like(xy)
     upright[:, 0] = 1.0
     patches = gaussian_blur(extract_patches(image, xy, radius, upright, size), blur)[:, 0]
@@ -122,10 +159,87 @@ def dominant_orientation(image: torch.Tensor, xy: torch.Tensor, radius: torch.Te
     histogram.scatter_add_(1, (lower + 1) % bins, magnitude * upper_share)
     for _ in range(2):  # circular [1, 1, 1] / 3 smoothing, twice (as in SIFT)
         histogram = (histogram.roll(1, 1) + histogram + histogram.roll(-1, 1)) / 3
-    peak = histogram.argmax(dim=1, keepdim=True)
-    offset = parabola_peak_offset(*(histogram.gather(1, (peak + d) % bins).squeeze(1) for d in (-1, 0, 1)))
-    theta = (peak.squeeze(1).to(image.dtype) + 0.5 + offset) / bins * 2 * math.pi - math.pi
+    return histogram
+
+
+def _bin_direction(histogram: torch.Tensor, peak: torch.Tensor) -> torch.Tensor:
+    """Unit direction (N, 2) of histogram peaks ``peak`` (N, 1), refined between bins."""
+    bins = histogram.shape[-1]
+    theta = (_refined_peak(histogram, peak, circular=True) + 0.5) / bins * 2 * math.pi - math.pi
     return torch.stack([theta.cos(), theta.sin()], dim=-1)
+
+
+def dominant_orientation(image: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor,
+                         bins: int = ORIENTATION_BINS, blur: float = PATCH_BLUR,
+                         window: float = WINDOW_SIGMA, size: int = ORIENTATION_PATCH) -> torch.Tensor:
+    """Dominant gradient direction of one image (1, 1, H, W) at N keypoints -> (N, 2) unit (cos, sin).
+
+    xy: (N, 2) px; radius: (N,) half-width in px of the square the histogram covers.
+    """
+    if xy.shape[0] == 0:
+        return xy.new_zeros((0, 2))
+    histogram = orientation_histogram(image, xy, radius, bins, blur, window, size)
+    return _bin_direction(histogram, histogram.argmax(dim=1, keepdim=True))
+
+
+@dataclass
+class ImageFrames:
+    """Frames of (B, K) keypoints measured on the image, in the image's px.
+
+    radius: (B, K) patch half-width (``SIGMAS_PER_RADIUS`` characteristic sigmas); direction: (B, K, 2) unit
+    (cos, sin) dominant gradient direction in a square of that half-width; contrast: (B, K) |sigma^2 LoG| at
+    the characteristic scale, in image intensity units.
+    Second peaks (None unless asked for): second_direction, the orientation histogram's second peak, and
+    second_radius, the Laplacian's second peak over scale, with second_radius_direction, the dominant
+    direction measured at that radius; second_orientation_ratio / second_scale_ratio: (B, K) the height of
+    each second peak over the first's (0 where there is none).
+    """
+
+    radius: torch.Tensor
+    direction: torch.Tensor
+    contrast: torch.Tensor
+    second_direction: torch.Tensor | None = None
+    second_orientation_ratio: torch.Tensor | None = None
+    second_radius: torch.Tensor | None = None
+    second_radius_direction: torch.Tensor | None = None
+    second_scale_ratio: torch.Tensor | None = None
+
+
+def _orientation_peaks(image: torch.Tensor, xy: torch.Tensor,
+                       radius: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Dominant and second directions (B, K, 2) and the second's height ratio (B, K) at radius (B, K)."""
+    if xy.shape[1] == 0:
+        return xy.new_zeros(xy.shape), xy.new_zeros(xy.shape), xy.new_zeros(xy.shape[:2])
+    first, second, ratios = [], [], []
+    for i in range(len(image)):
+        histogram = orientation_histogram(image[i:i + 1], xy[i], radius[i])
+        first_bin = histogram.argmax(dim=1, keepdim=True)
+        second_bin, ratio = _second_peak(histogram, first_bin, circular=True)
+        first.append(_bin_direction(histogram, first_bin))
+        second.append(_bin_direction(histogram, second_bin))
+        ratios.append(ratio)
+    return torch.stack(first), torch.stack(second), torch.stack(ratios)
+
+
+def measure_frames(image: torch.Tensor, xy: torch.Tensor, second_peaks: bool = False) -> ImageFrames:
+    """Frames of keypoints xy (B, K, 2) px measured on (B, 1, H, W) images, with the second peaks if asked."""
+    response = laplacian_responses(image, xy)
+    peak = response.argmax(dim=-1, keepdim=True)
+    contrast = response.gather(-1, peak).squeeze(-1)
+
+    def radius_at(level: torch.Tensor) -> torch.Tensor:
+        return _level_sigma(_refined_peak(response, level), FIRST_SIGMA, LEVELS_PER_OCTAVE) * SIGMAS_PER_RADIUS
+
+    radius = radius_at(peak)
+    direction, second_direction, orientation_ratio = _orientation_peaks(image, xy, radius)
+    frames = ImageFrames(radius, direction, contrast)
+    if second_peaks:
+        second, scale_ratio = _second_peak(response, peak)
+        second_radius = radius_at(second)
+        frames.second_direction, frames.second_orientation_ratio = second_direction, orientation_ratio
+        frames.second_radius, frames.second_scale_ratio = second_radius, scale_ratio
+        frames.second_radius_direction = _orientation_peaks(image, xy, second_radius)[0]
+    return frames
 
 
 def image_frames(image: torch.Tensor, xy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,10 +248,9 @@ def image_frames(image: torch.Tensor, xy: torch.Tensor) -> tuple[torch.Tensor, t
     Returns the patch half-width (B, K) in px (``SIGMAS_PER_RADIUS`` characteristic sigmas) and the unit
     dominant gradient direction (B, K, 2) (cos, sin) measured in a square of that half-width.
     """
-    radius = characteristic_scale(image, xy) * SIGMAS_PER_RADIUS
-    direction = torch.stack([dominant_orientation(image[i:i + 1], xy[i], radius[i]) for i in range(len(image))])
-    return radius, direction
+    frames = measure_frames(image, xy)
+    return frames.radius, frames.direction
 
 
-__all__ = ["SIGMAS_PER_RADIUS", "characteristic_scale", "dominant_orientation", "gaussian_blur", "image_frames",
-           "laplacian_responses"]
+__all__ = ["SIGMAS_PER_RADIUS", "ImageFrames", "characteristic_scale", "dominant_orientation", "gaussian_blur",
+           "image_frames", "laplacian_responses", "measure_frames", "orientation_histogram"]

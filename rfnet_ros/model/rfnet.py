@@ -1,7 +1,7 @@
 """RF-Net: detector + HardNet descriptor, and the geometry that ties model and input resolutions together."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -10,7 +10,7 @@ from torch import nn
 from rfnet_ros.config import FRAME_SOURCES
 from rfnet_ros.model.descriptor import HardNet
 from rfnet_ros.model.detector import Detector, DetectorMaps
-from rfnet_ros.model.frames import image_frames
+from rfnet_ros.model.frames import measure_frames
 from rfnet_ros.model.keypoints import select_keypoints
 from rfnet_ros.model.patches import SUPPORT, extract_patches
 
@@ -21,6 +21,8 @@ class Keypoints:
 
     xy: (B, K, 2) sub-pixel (x, y); score: (B, K); scale: (B, K) patch half-width in input px;
     orientation: (B, K, 2) unit (cos, sin); valid: (B, K) bool.
+    alternative_frames: further (scale, orientation, present) frames to describe each keypoint under, shaped
+    like scale, orientation and valid; ``present`` marks the keypoints that have that alternative.
     """
 
     xy: torch.Tensor
@@ -28,6 +30,7 @@ class Keypoints:
     scale: torch.Tensor
     orientation: torch.Tensor
     valid: torch.Tensor
+    alternative_frames: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = field(default_factory=list)
 
 
 def model_to_input(xy: torch.Tensor, ratio_x: float, ratio_y: float) -> torch.Tensor:
@@ -49,16 +52,21 @@ class RFNet(nn.Module):
         return self.detector.replaced_layers
 
     def detect(self, image: torch.Tensor, model_size: tuple[int, int], top_k: int, nms_size: int = 5,
-               border: int = 8, threshold: float = 0.0,
-               keypoint_frames: str = "learned") -> tuple[Keypoints, DetectorMaps]:
+               border: int = 8, threshold: float = 0.0, keypoint_frames: str = "learned",
+               min_strength: float = 0.0, second_peak_ratio: float = 1.0) -> tuple[Keypoints, DetectorMaps]:
         """image: (B, 1, H, W) in [0, 1] at input resolution -> keypoints in input px and the dense maps.
 
         ``keypoint_frames`` says where each keypoint's scale and orientation come from: ``learned``, the
         detector's heads (RF-Net); ``image``, measured on the model-resolution image (rfnet_ros.model.frames):
-        the characteristic scale of the Laplacian and the dominant gradient direction.
+        the characteristic scale of the Laplacian and the dominant gradient direction. With image frames,
+        keypoints whose score times image contrast is at most ``min_strength`` are marked invalid, and a
+        second scale or orientation peak reaching ``second_peak_ratio`` of the first becomes an alternative
+        frame (``Keypoints.alternative_frames``; 1.0: none).
         """
         if keypoint_frames not in FRAME_SOURCES:
             raise ValueError(f"keypoint_frames: {keypoint_frames!r} is not one of {', '.join(FRAME_SOURCES)}")
+        if keypoint_frames == "learned" and (min_strength > 0 or second_peak_ratio < 1):
+            raise ValueError("min_strength and second_peak_ratio need keypoint_frames: image")
         h, w = image.shape[-2:]
         mh, mw = model_size
         small = image if (h, w) == (mh, mw) else F.interpolate(image, size=(mh, mw), mode="area")
@@ -70,10 +78,21 @@ class RFNet(nn.Module):
         ratio = (ratio_x * ratio_y) ** 0.5
         if keypoint_frames == "learned":
             scale, orientation = self.detector.frames_at(maps, xy_model)
-            radius = scale * SUPPORT
-        else:
-            radius, orientation = image_frames(small, xy_model)
-        return Keypoints(xy, score, radius * ratio, orientation, valid), maps
+            return Keypoints(xy, score, scale * SUPPORT * ratio, orientation, valid), maps
+        frames = measure_frames(small, xy_model, second_peaks=second_peak_ratio < 1)
+        if min_strength > 0:
+            # The detector sees instance-normalised input, so its score ignores how faint a structure is;
+            # the Laplacian contrast puts that back, as SIFT's contrast threshold does.
+            valid = valid & (score * frames.contrast > min_strength)
+        keypoints = Keypoints(xy, score, frames.radius * ratio, frames.direction, valid)
+        if second_peak_ratio < 1:
+            def present(peak_ratio: torch.Tensor) -> torch.Tensor:  # a ratio of 0 means no second peak
+                return (peak_ratio >= second_peak_ratio) & (peak_ratio > 0)
+
+            keypoints.alternative_frames = [
+                (frames.second_radius * ratio, frames.second_radius_direction, present(frames.second_scale_ratio)),
+                (frames.radius * ratio, frames.second_direction, present(frames.second_orientation_ratio))]
+        return keypoints, maps
 
     def describe(self, image: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor,
                  orientation: torch.Tensor) -> torch.Tensor:
