@@ -97,7 +97,7 @@ def test_bad_frames_are_rejected(pipeline, image):
 
 
 def test_min_strength_drops_keypoints_of_flat_frames_but_not_of_textured_ones(photo):
-    # A flat grey frame with sensor-like noise: the detector's instance-normalised input makes the noise look
+    # A flat grey frame with sensor-like noise: the detector's instance normalisation makes the noise look
     # like structure, so without min_strength all top-k slots fill; with it few keypoints survive. The
     # textured photo keeps most of its keypoints.
     noise = np.clip(128 + np.random.default_rng(0).normal(0, 2, photo.shape), 0, 255).astype(np.uint8)

@@ -81,8 +81,8 @@ class RFNet(nn.Module):
             return Keypoints(xy, score, scale * SUPPORT * ratio, orientation, valid), maps
         frames = measure_frames(small, xy_model, second_peaks=second_peak_ratio < 1)
         if min_strength > 0:
-            # The detector sees instance-normalised input, so its score ignores how faint a structure is;
-            # the Laplacian contrast puts that back, as SIFT's contrast threshold does.
+            # The detector's instance normalisation removes the image's contrast, so its score ignores how
+            # faint a structure is; the Laplacian contrast puts that back, as SIFT's contrast threshold does.
             valid = valid & (score * frames.contrast > min_strength)
         keypoints = Keypoints(xy, score, frames.radius * ratio, frames.direction, valid)
         if second_peak_ratio < 1:
