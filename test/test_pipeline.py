@@ -132,3 +132,18 @@ def test_second_peak_frames_give_descriptor_hypotheses_and_better_matches(photo)
         projected = cv2.perspectiveTransform(f0.keypoints[matches[:, 0]][None].astype(np.float64), homography)[0]
         correct[ratio] = int((np.linalg.norm(projected - f1.keypoints[matches[:, 1]], axis=1) <= 3).sum())
     assert correct[0.7] >= correct[1.0] > 100, correct
+
+
+def test_process_matches_descriptor_hypotheses_to_the_previous_frame(photo):
+    # config/lite_native.yaml's pipeline keeps each frame's (N, 3, 128) hypotheses to match the next frame.
+    from rfnet_ros.config import NodeConfig, load_config
+
+    config = load_config(Path(__file__).resolve().parents[1] / "config" / "lite_native.yaml",
+                         ignore=NodeConfig.names(), device="cpu")
+    pipeline = FeaturePipeline(config)
+    first = pipeline.process(photo)
+    second = pipeline.process(np.roll(photo, (6, -9), axis=(0, 1)))
+    assert first.features.descriptor_hypotheses.shape == (len(first.features), 3, 128)
+    assert second.has_previous and len(second.matches) > 100
+    flow = second.features.keypoints[second.matches[:, 1]] - first.features.keypoints[second.matches[:, 0]]
+    assert np.allclose(np.median(flow, axis=0), [-9, 6], atol=1.0)
