@@ -116,16 +116,17 @@ def _second_peak(values: torch.Tensor, first: torch.Tensor,
     return second, ratio
 
 
-def _level_sigma(position: torch.Tensor, first_sigma: float, levels_per_octave: int) -> torch.Tensor:
-    return first_sigma * 2 ** (position / levels_per_octave)
+def _peak_sigma(response: torch.Tensor, level: torch.Tensor, first_sigma: float = FIRST_SIGMA,
+                levels_per_octave: int = LEVELS_PER_OCTAVE) -> torch.Tensor:
+    """Sigma (...) in px of Laplacian peaks at ``level`` (..., 1) of responses (..., levels), refined."""
+    return first_sigma * 2 ** (_refined_peak(response, level) / levels_per_octave)
 
 
 def characteristic_scale(image: torch.Tensor, xy: torch.Tensor, first_sigma: float = FIRST_SIGMA,
                          levels_per_octave: int = LEVELS_PER_OCTAVE, octaves: int = OCTAVES) -> torch.Tensor:
     """Characteristic scale sigma (B, K) in px of (B, 1, H, W) images at xy (B, K, 2) px (module docstring)."""
     response = laplacian_responses(image, xy, first_sigma, levels_per_octave, octaves)
-    peak = response.argmax(dim=-1, keepdim=True)
-    return _level_sigma(_refined_peak(response, peak), first_sigma, levels_per_octave)
+    return _peak_sigma(response, response.argmax(dim=-1, keepdim=True), first_sigma, levels_per_octave)
 
 
 def orientation_histogram(image: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor,
@@ -163,7 +164,7 @@ def orientation_histogram(image: torch.Tensor, xy: torch.Tensor, radius: torch.T
 
 
 def _bin_direction(histogram: torch.Tensor, peak: torch.Tensor) -> torch.Tensor:
-    """Unit direction (N, 2) of histogram peaks ``peak`` (N, 1), refined between bins."""
+    """Unit directions (..., 2) of peaks ``peak`` (..., 1) of histograms (..., bins), refined between bins."""
     bins = histogram.shape[-1]
     theta = (_refined_peak(histogram, peak, circular=True) + 0.5) / bins * 2 * math.pi - math.pi
     return torch.stack([theta.cos(), theta.sin()], dim=-1)
@@ -205,40 +206,28 @@ class ImageFrames:
     second_scale_ratio: torch.Tensor | None = None
 
 
-def _orientation_peaks(image: torch.Tensor, xy: torch.Tensor,
-                       radius: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Dominant and second directions (B, K, 2) and the second's height ratio (B, K) at radius (B, K)."""
+def _histograms(image: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+    """Orientation histograms (B, K, bins) of keypoints xy (B, K, 2) px, half-widths radius (B, K)."""
     if xy.shape[1] == 0:
-        return xy.new_zeros(xy.shape), xy.new_zeros(xy.shape), xy.new_zeros(xy.shape[:2])
-    first, second, ratios = [], [], []
-    for i in range(len(image)):
-        histogram = orientation_histogram(image[i:i + 1], xy[i], radius[i])
-        first_bin = histogram.argmax(dim=1, keepdim=True)
-        second_bin, ratio = _second_peak(histogram, first_bin, circular=True)
-        first.append(_bin_direction(histogram, first_bin))
-        second.append(_bin_direction(histogram, second_bin))
-        ratios.append(ratio)
-    return torch.stack(first), torch.stack(second), torch.stack(ratios)
+        return xy.new_zeros((*xy.shape[:2], ORIENTATION_BINS))
+    return torch.stack([orientation_histogram(image[i:i + 1], xy[i], radius[i]) for i in range(len(image))])
 
 
 def measure_frames(image: torch.Tensor, xy: torch.Tensor, second_peaks: bool = False) -> ImageFrames:
     """Frames of keypoints xy (B, K, 2) px measured on (B, 1, H, W) images, with the second peaks if asked."""
     response = laplacian_responses(image, xy)
     peak = response.argmax(dim=-1, keepdim=True)
-    contrast = response.gather(-1, peak).squeeze(-1)
-
-    def radius_at(level: torch.Tensor) -> torch.Tensor:
-        return _level_sigma(_refined_peak(response, level), FIRST_SIGMA, LEVELS_PER_OCTAVE) * SIGMAS_PER_RADIUS
-
-    radius = radius_at(peak)
-    direction, second_direction, orientation_ratio = _orientation_peaks(image, xy, radius)
-    frames = ImageFrames(radius, direction, contrast)
+    radius = _peak_sigma(response, peak) * SIGMAS_PER_RADIUS
+    histogram = _histograms(image, xy, radius)
+    first_bin = histogram.argmax(dim=-1, keepdim=True)
+    frames = ImageFrames(radius, _bin_direction(histogram, first_bin), response.gather(-1, peak).squeeze(-1))
     if second_peaks:
-        second, scale_ratio = _second_peak(response, peak)
-        second_radius = radius_at(second)
-        frames.second_direction, frames.second_orientation_ratio = second_direction, orientation_ratio
-        frames.second_radius, frames.second_scale_ratio = second_radius, scale_ratio
-        frames.second_radius_direction = _orientation_peaks(image, xy, second_radius)[0]
+        second_bin, frames.second_orientation_ratio = _second_peak(histogram, first_bin, circular=True)
+        frames.second_direction = _bin_direction(histogram, second_bin)
+        second_level, frames.second_scale_ratio = _second_peak(response, peak)
+        frames.second_radius = _peak_sigma(response, second_level) * SIGMAS_PER_RADIUS
+        at_second = _histograms(image, xy, frames.second_radius)
+        frames.second_radius_direction = _bin_direction(at_second, at_second.argmax(dim=-1, keepdim=True))
     return frames
 
 
