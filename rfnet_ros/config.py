@@ -16,6 +16,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 WEIGHTS_DIR = PACKAGE_DIR / "weights"
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+ENGINES = ("auto", "torch", "openvino", "onnxruntime", "tensorrt")  # rfnet_ros.engines
 FRAME_SOURCES = ("learned", "image")  # where keypoint scales and orientations come from (RFNet.detect)
 
 
@@ -77,9 +78,13 @@ class FeatureConfig:
                                          low=0.0, high=2.0)
     match_ratio: float = _setting(1.0, "Lowe ratio test: nearest / second nearest distance must be below "
                                   "this (1.0 = off)", low=0.0, high=1.0)
-    device: str = _setting("auto", "Torch device: auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
-    precision: str = _setting("fp32", "Descriptor precision: fp32, fp16 (CUDA only), bf16, or auto (fp16 on "
-                              "CUDA, bf16 on CPUs with native bf16, else fp32)", choices=PRECISIONS)
+    device: str = _setting("auto", "Device: auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
+    engine: str = _setting("auto", "Inference engine of the networks: auto (the fastest installed for the device: "
+                           "TensorRT, then ONNX Runtime, then torch on CUDA; OpenVINO, then ONNX Runtime, then torch "
+                           "on the CPU), torch, openvino, onnxruntime or tensorrt", choices=ENGINES)
+    precision: str = _setting("auto", "Descriptor precision: auto (fp16 on CUDA, bf16 on CPUs that compute it in "
+                              "hardware, else fp32), fp32, fp16 (CUDA) or bf16 (torch, openvino)",
+                              choices=PRECISIONS)
 
     def __post_init__(self) -> None:
         self.validate()

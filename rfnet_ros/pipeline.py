@@ -10,34 +10,18 @@ import numpy as np
 import torch
 
 from rfnet_ros.config import FeatureConfig
+from rfnet_ros.engines import Engine, create_engine, resolve_device, resolve_engine, resolve_precision
+from rfnet_ros.engines.graphs import file_digest
 from rfnet_ros.matching import match_mutual_nn
-from rfnet_ros.model.inference import FastDescriptor, bf16_supported
 from rfnet_ros.model.patches import extract_patches, orientation_angle
+from rfnet_ros.model.rfnet import keypoints_from_maps, model_input
 from rfnet_ros.model.weights import load_model
 from rfnet_ros.timing import StageTimer
 
 STAGES = ("convert", "preprocess", "detect", "describe", "match")
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; explicit CUDA requests fail clearly without a GPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device: {name!r} requested but CUDA is not available")
-    return device
-
-
-def resolve_precision(name: str, device: torch.device) -> str:
-    """``auto`` -> fp16 on CUDA, bf16 on CPUs with native bf16, else fp32; fp16 on a CPU is refused."""
-    if name == "auto":
-        if device.type == "cuda":
-            return "fp16"
-        return "bf16" if bf16_supported() else "fp32"
-    if name == "fp16" and device.type != "cuda":
-        raise ValueError("precision: fp16 needs a CUDA device; use fp32 or bf16 on the CPU")
-    return name
+# Settings an engine is built for: changing one rebuilds the engine (FeaturePipeline.configure).
+ENGINE_SETTINGS = ("weights", "replaced_layers", "device", "engine", "precision", "model_height", "model_width",
+                   "keypoint_frames")
 
 
 def to_gray(image: np.ndarray, color_order: str = "bgr") -> np.ndarray:
@@ -118,17 +102,46 @@ class FrameResult:
 
 
 class FeaturePipeline:
-    """Lightweight RF-Net on numpy frames; keeps the previous frame's descriptors to match against."""
+    """Lightweight RF-Net on numpy frames; keeps the previous frame's descriptors to match against.
+
+    The networks run in an inference engine (rfnet_ros.engines, setting ``engine``); everything between them
+    (resizing, keypoint selection and frames, patch sampling, matching) runs here in PyTorch.
+    """
 
     def __init__(self, config: FeatureConfig | None = None):
         self.config = config or FeatureConfig()
-        self.device = resolve_device(self.config.device)
-        self.precision = resolve_precision(self.config.precision, self.device)
-        self.model = load_model(self.config.weights_path, self.config.replaced_layers).to(self.device).eval()
-        # The detector runs in fp32 (its soft NMS exponentiates score differences); the descriptor, about
-        # ten times the detector's work, runs folded and in the chosen precision.
-        self.descriptor = FastDescriptor(self.model.descriptor, self.precision).to(self.device)
+        self.engine = self._build_engine(self.config)
         self._previous: torch.Tensor | None = None
+
+    @staticmethod
+    def _build_engine(config: FeatureConfig) -> Engine:
+        device = resolve_device(config.device)
+        name = resolve_engine(config.engine, device)
+        precision = resolve_precision(config.precision, name, device)
+        model = load_model(config.weights_path, config.replaced_layers)
+        hypotheses = 3 if config.second_peak_ratio < 1 else 1
+        return create_engine(name, model, file_digest(config.weights_path), device, precision, config.model_size,
+                             frame_outputs=config.keypoint_frames == "learned",
+                             max_patches=config.top_k * hypotheses, threads=torch.get_num_threads())
+
+    def configure(self, config: FeatureConfig) -> None:
+        """Use ``config`` from the next frame; the engine is rebuilt only when a setting it was built for changed
+        (``ENGINE_SETTINGS``). The previous frame is kept for matching unless the descriptor changed."""
+        rebuild = any(getattr(config, key) != getattr(self.config, key) for key in ENGINE_SETTINGS)
+        if rebuild:
+            self.engine = self._build_engine(config)
+            if (config.weights, config.precision, config.engine) != (self.config.weights, self.config.precision,
+                                                                     self.config.engine):
+                self._previous = None
+        self.config = config
+
+    @property
+    def device(self) -> torch.device:
+        return self.engine.device
+
+    @property
+    def precision(self) -> str:
+        return self.engine.precision
 
     def reset(self) -> None:
         """Forget the previous frame (the next frame is matched to nothing)."""
@@ -143,22 +156,24 @@ class FeaturePipeline:
             tensor = torch.from_numpy(np.ascontiguousarray(gray)).to(self.device, non_blocking=True)
         with timer.stage("preprocess"):
             tensor = (tensor.float() / scale)[None, None]
+            small = model_input(tensor, cfg.model_size)
         with timer.stage("detect"):
-            keypoints, _ = self.model.detect(tensor, cfg.model_size, cfg.top_k, cfg.nms_size, cfg.border,
-                                             cfg.score_threshold, cfg.keypoint_frames, cfg.min_strength,
-                                             cfg.second_peak_ratio)
+            maps = self.engine.detect(small)
+            keypoints = keypoints_from_maps(maps, small, tuple(tensor.shape[-2:]), cfg.top_k, cfg.nms_size,
+                                            cfg.border, cfg.score_threshold, cfg.keypoint_frames, cfg.min_strength,
+                                            cfg.second_peak_ratio)
             valid = keypoints.valid[0]
             xy, radius = keypoints.xy[0][valid], keypoints.scale[0][valid]
             direction, score = keypoints.orientation[0][valid], keypoints.score[0][valid]
         with timer.stage("describe"):
-            descriptors = self.descriptor(extract_patches(tensor, xy, radius, direction))
+            descriptors = self.engine.describe(extract_patches(tensor, xy, radius, direction))
             hypotheses = [descriptors]
             for alt_radius, alt_direction, present in keypoints.alternative_frames:
                 # Only keypoints with a second peak are described again; the others repeat their descriptor.
                 index = present[0][valid].nonzero().squeeze(1)
                 alternative = descriptors.clone()
-                alternative[index] = self.descriptor(extract_patches(tensor, xy[index], alt_radius[0][valid][index],
-                                                                     alt_direction[0][valid][index]))
+                alternative[index] = self.engine.describe(extract_patches(
+                    tensor, xy[index], alt_radius[0][valid][index], alt_direction[0][valid][index]))
                 hypotheses.append(alternative)
             matchable = torch.stack(hypotheses, dim=1) if len(hypotheses) > 1 else descriptors
         features = FrameFeatures(

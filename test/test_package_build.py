@@ -61,7 +61,7 @@ def test_message_fields(msg):
         **header,
         **{f'{stage}_ms': 'float' for stage in
            ('convert', 'preprocess', 'detect', 'describe', 'match', 'publish', 'total')},
-        'device': 'string', 'precision': 'string',
+        'device': 'string', 'engine': 'string', 'precision': 'string',
         'num_keypoints': 'uint32', 'num_matches': 'uint32',
         'frames_dropped': 'uint64', 'frames_rejected': 'uint64',
     }

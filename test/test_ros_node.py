@@ -30,10 +30,19 @@ NODE_ARGS = ('--ros-args', '--params-file', str(SHARE / 'config' / 'lite.yaml'),
 BUILTIN_PARAMETERS = {'use_sim_time', 'start_type_description_service'}
 DIAGNOSTIC_KEYS = (
     'input_rate_hz', 'output_rate_hz', 'frames_received', 'frames_processed', 'frames_dropped',
-    'frames_rejected', 'last_reject_reason', 'time_jumps', 'device', 'precision', 'replaced_layers',
+    'frames_rejected', 'last_reject_reason', 'time_jumps', 'device', 'engine', 'precision', 'replaced_layers',
     'keypoints_mean', 'matches_mean',
     *(f'{stage}_ms_{stat}' for stage in ('convert', 'preprocess', 'detect', 'describe', 'match', 'publish', 'total')
       for stat in ('mean', 'max')))
+
+
+def expected_engine() -> tuple[str, str]:
+    """The engine and precision lite.yaml's auto settings resolve to on this machine."""
+    from rfnet_ros.engines import resolve_device, resolve_engine, resolve_precision
+
+    device = resolve_device('auto')
+    engine = resolve_engine('auto', device)
+    return engine, resolve_precision('auto', engine, device)
 
 
 def run_node(image_type, image_topic: str, namespace: str = '', extra_args: tuple[str, ...] = ()):
@@ -134,7 +143,7 @@ def test_sequence_outputs_carry_the_input_headers(node):
             assert msg.header.frame_id == f'test_camera_{i}'
         check_keypoints(keypoints, 320, 240)
         assert timing.num_keypoints == len(keypoints.x)
-        assert timing.device and timing.precision == 'fp32'
+        assert timing.device and (timing.engine, timing.precision) == expected_engine()
         stages = [timing.convert_ms, timing.preprocess_ms, timing.detect_ms, timing.describe_ms, timing.match_ms,
                   timing.publish_ms]
         assert all(ms >= 0 for ms in stages) and timing.detect_ms > 0
@@ -219,9 +228,9 @@ def test_diagnostics_report_rates_counts_and_stage_times(node):
     missing = [key for key in DIAGNOSTIC_KEYS if key not in found]
     assert not missing, f'diagnostics lack {missing}'
     assert status.hardware_id == found['device']
-    assert found['precision'] == 'fp32' and found['replaced_layers'] == '9'
+    assert (found['engine'], found['precision']) == expected_engine() and found['replaced_layers'] == '9'
     for key in DIAGNOSTIC_KEYS:
-        if key not in ('last_reject_reason', 'device', 'precision'):
+        if key not in ('last_reject_reason', 'device', 'engine', 'precision'):
             assert float(found[key]) >= 0, key
     # With no input for longer than stall_timeout (2 s in lite.yaml), diagnostics warn of a stall.
     stalled = wait_for_status(node, lambda s: 'input stalled' in s.message, 'a stall warning', timeout=20)

@@ -193,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-size", type=parse_size, metavar="HxW",
                         help="detector input size, e.g. 480x640 (default: the config's, 240x320)")
     parser.add_argument("--device", default="auto", help="torch device of the RF-Net methods")
-    parser.add_argument("--precision", default="fp32", help="RF-Net descriptor precision: fp32, fp16, bf16")
+    parser.add_argument("--precision", default="auto", help="RF-Net descriptor precision: auto (as the configs), "
+                        "fp32, fp16, bf16")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic pairs")
     parser.add_argument("--out", type=Path, default=Path("runs/eval"), help="folder for results.json/.md")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")

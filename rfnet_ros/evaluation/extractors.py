@@ -142,7 +142,7 @@ def parse_weights_spec(spec: str) -> tuple[str, Path, int]:
 
 
 def make_extractors(methods: list[str], extra_weights: list[str], max_keypoints: int = 1024,
-                    device: str = "auto", precision: str = "fp32",
+                    device: str = "auto", precision: str = "auto",
                     base: FeatureConfig | None = None) -> list[Extractor]:
     """Extractors for ``methods`` (a name of ``RFNET_VARIANTS``, orb, sift, or a name given by ``extra_weights``).
 

@@ -17,6 +17,8 @@ def _block(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
 class HardNet(nn.Module):
     """Seven bias-free convs with non-affine BatchNorm; (N, 1, 32, 32) patches -> (N, 128) unit vectors."""
 
+    patch_size = PATCH_SIZE
+
     def __init__(self):
         super().__init__()
         self.features = nn.Sequential(

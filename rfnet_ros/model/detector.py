@@ -31,12 +31,29 @@ class DetectorMaps:
     score: (B, 1, H, W) fused response. scale_weights: (B, 10, H, W) softmax over the ten scales;
     orientations: (B, 20, H, W) per-scale orientation vectors (cos, sin pairs, not yet normalised).
     Scale and orientation are only needed where keypoints are, so they are fused at those points
-    (:meth:`Detector.frames_at`) instead of over the whole map.
+    (:func:`learned_frames`) instead of over the whole map. An inference engine built without frame outputs
+    leaves both None.
     """
 
     score: torch.Tensor
-    scale_weights: torch.Tensor
-    orientations: torch.Tensor
+    scale_weights: torch.Tensor | None
+    orientations: torch.Tensor | None
+
+
+def learned_frames(maps: DetectorMaps, xy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scale (B, K) in model px and unit orientation (B, K, 2) at points xy (B, K, 2) in model px.
+
+    The scale is the soft-argmax of the scale weights over the receptive fields ``SCALES``; the orientation is
+    the scale-weighted sum of the per-scale unit orientations, renormalised.
+    """
+    if maps.scale_weights is None or maps.orientations is None:
+        raise ValueError("learned keypoint frames need the detector's frame maps")
+    sampled = sample_maps(torch.cat([maps.scale_weights, maps.orientations], dim=1), xy)
+    weights = sampled[..., :NUM_LAYERS]
+    scale = (weights * weights.new_tensor(SCALES)).sum(-1)
+    per_scale = F.normalize(sampled[..., NUM_LAYERS:].unflatten(-1, (NUM_LAYERS, 2)), dim=-1)
+    orientation = F.normalize((per_scale * weights.unsqueeze(-1)).sum(-2), dim=-1)
+    return scale, orientation
 
 
 def separable_conv(channels: int) -> nn.Sequential:
@@ -85,7 +102,6 @@ class Detector(nn.Module):
         # separate score and orientation heads, evaluated in one call.
         self.heads = nn.ModuleList(nn.Conv2d(CHANNELS, 3, 1) for _ in range(NUM_LAYERS))
         self.score_norms = nn.ModuleList(nn.InstanceNorm2d(1, affine=True) for _ in range(NUM_LAYERS))
-        self.register_buffer("scales", torch.tensor(SCALES).view(1, NUM_LAYERS, 1, 1), persistent=False)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -116,14 +132,5 @@ class Detector(nn.Module):
         return DetectorMaps(score, weights, torch.cat(orientations, dim=1))
 
     def frames_at(self, maps: DetectorMaps, xy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scale (B, K) in model px and unit orientation (B, K, 2) at points xy (B, K, 2) in model px.
-
-        The scale is the soft-argmax of the scale weights; the orientation is the scale-weighted sum of the
-        per-scale unit orientations, renormalised.
-        """
-        sampled = sample_maps(torch.cat([maps.scale_weights, maps.orientations], dim=1), xy)
-        weights = sampled[..., :NUM_LAYERS]
-        scale = (weights * self.scales.view(1, 1, NUM_LAYERS)).sum(-1)
-        per_scale = F.normalize(sampled[..., NUM_LAYERS:].unflatten(-1, (NUM_LAYERS, 2)), dim=-1)
-        orientation = F.normalize((per_scale * weights.unsqueeze(-1)).sum(-2), dim=-1)
-        return scale, orientation
+        """:func:`learned_frames` of this detector's maps at xy (B, K, 2) model px."""
+        return learned_frames(maps, xy)

@@ -50,10 +50,3 @@ class FastDescriptor(nn.Module):
         x = HardNet.standardise(patches).to(self.dtype).contiguous(memory_format=torch.channels_last)
         return F.normalize(self.features(x).flatten(1).float(), dim=1)
 
-
-def bf16_supported() -> bool:
-    """Whether this CPU runs bf16 convolutions natively (AVX-512 BF16 or AMX), so bf16 is a speed-up."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False

@@ -9,7 +9,7 @@ from torch import nn
 
 from rfnet_ros.config import FRAME_SOURCES
 from rfnet_ros.model.descriptor import HardNet
-from rfnet_ros.model.detector import Detector, DetectorMaps
+from rfnet_ros.model.detector import Detector, DetectorMaps, learned_frames
 from rfnet_ros.model.frames import measure_frames
 from rfnet_ros.model.keypoints import select_keypoints
 from rfnet_ros.model.patches import SUPPORT, extract_patches
@@ -39,6 +39,56 @@ def model_to_input(xy: torch.Tensor, ratio_x: float, ratio_y: float) -> torch.Te
     return (xy + 0.5) * ratio - 0.5
 
 
+def model_input(image: torch.Tensor, model_size: tuple[int, int]) -> torch.Tensor:
+    """(B, 1, H, W) image at input resolution -> the detector's input at ``model_size`` (area-resized)."""
+    if tuple(image.shape[-2:]) == tuple(model_size):
+        return image
+    return F.interpolate(image, size=tuple(model_size), mode="area")
+
+
+def keypoints_from_maps(maps: DetectorMaps, small: torch.Tensor, input_size: tuple[int, int], top_k: int,
+                        nms_size: int = 5, border: int = 8, threshold: float = 0.0,
+                        keypoint_frames: str = "learned", min_strength: float = 0.0,
+                        second_peak_ratio: float = 1.0) -> Keypoints:
+    """Keypoints in input px from the detector's maps of ``small``, the (B, 1, h, w) model-resolution image.
+
+    ``keypoint_frames`` says where each keypoint's scale and orientation come from: ``learned``, the
+    detector's heads (RF-Net); ``image``, measured on the model-resolution image (rfnet_ros.model.frames):
+    the characteristic scale of the Laplacian and the dominant gradient direction. With image frames,
+    keypoints whose score times image contrast is at most ``min_strength`` are marked invalid, and a
+    second scale or orientation peak reaching ``second_peak_ratio`` of the first becomes an alternative
+    frame (``Keypoints.alternative_frames``; 1.0: none).
+    """
+    if keypoint_frames not in FRAME_SOURCES:
+        raise ValueError(f"keypoint_frames: {keypoint_frames!r} is not one of {', '.join(FRAME_SOURCES)}")
+    if keypoint_frames == "learned" and (min_strength > 0 or second_peak_ratio < 1):
+        raise ValueError("min_strength and second_peak_ratio need keypoint_frames: image")
+    h, w = input_size
+    mh, mw = small.shape[-2:]
+    xy_model, score, valid = select_keypoints(maps.score, top_k, nms_size, border, threshold)
+    ratio_x, ratio_y = w / mw, h / mh
+    xy = model_to_input(xy_model, ratio_x, ratio_y)
+    # Patches stay square: the half-width uses the geometric mean of the two resize ratios.
+    ratio = (ratio_x * ratio_y) ** 0.5
+    if keypoint_frames == "learned":
+        scale, orientation = learned_frames(maps, xy_model)
+        return Keypoints(xy, score, scale * SUPPORT * ratio, orientation, valid)
+    frames = measure_frames(small, xy_model, second_peaks=second_peak_ratio < 1)
+    if min_strength > 0:
+        # The detector's instance normalisation removes the image's contrast, so its score ignores how
+        # faint a structure is; the Laplacian contrast puts that back, as SIFT's contrast threshold does.
+        valid = valid & (score * frames.contrast > min_strength)
+    keypoints = Keypoints(xy, score, frames.radius * ratio, frames.direction, valid)
+    if second_peak_ratio < 1:
+        def present(peak_ratio: torch.Tensor) -> torch.Tensor:  # a ratio of 0 means no second peak
+            return (peak_ratio >= second_peak_ratio) & (peak_ratio > 0)
+
+        keypoints.alternative_frames = [
+            (frames.second_radius * ratio, frames.second_radius_direction, present(frames.second_scale_ratio)),
+            (frames.radius * ratio, frames.second_direction, present(frames.second_orientation_ratio))]
+    return keypoints
+
+
 class RFNet(nn.Module):
     """Detector and descriptor with the keypoint selection between them."""
 
@@ -54,44 +104,12 @@ class RFNet(nn.Module):
     def detect(self, image: torch.Tensor, model_size: tuple[int, int], top_k: int, nms_size: int = 5,
                border: int = 8, threshold: float = 0.0, keypoint_frames: str = "learned",
                min_strength: float = 0.0, second_peak_ratio: float = 1.0) -> tuple[Keypoints, DetectorMaps]:
-        """image: (B, 1, H, W) in [0, 1] at input resolution -> keypoints in input px and the dense maps.
-
-        ``keypoint_frames`` says where each keypoint's scale and orientation come from: ``learned``, the
-        detector's heads (RF-Net); ``image``, measured on the model-resolution image (rfnet_ros.model.frames):
-        the characteristic scale of the Laplacian and the dominant gradient direction. With image frames,
-        keypoints whose score times image contrast is at most ``min_strength`` are marked invalid, and a
-        second scale or orientation peak reaching ``second_peak_ratio`` of the first becomes an alternative
-        frame (``Keypoints.alternative_frames``; 1.0: none).
-        """
-        if keypoint_frames not in FRAME_SOURCES:
-            raise ValueError(f"keypoint_frames: {keypoint_frames!r} is not one of {', '.join(FRAME_SOURCES)}")
-        if keypoint_frames == "learned" and (min_strength > 0 or second_peak_ratio < 1):
-            raise ValueError("min_strength and second_peak_ratio need keypoint_frames: image")
-        h, w = image.shape[-2:]
-        mh, mw = model_size
-        small = image if (h, w) == (mh, mw) else F.interpolate(image, size=(mh, mw), mode="area")
+        """image: (B, 1, H, W) in [0, 1] at input resolution -> keypoints in input px (:func:`keypoints_from_maps`)
+        and the dense maps."""
+        small = model_input(image, model_size)
         maps = self.detector(small)
-        xy_model, score, valid = select_keypoints(maps.score, top_k, nms_size, border, threshold)
-        ratio_x, ratio_y = w / mw, h / mh
-        xy = model_to_input(xy_model, ratio_x, ratio_y)
-        # Patches stay square: the half-width uses the geometric mean of the two resize ratios.
-        ratio = (ratio_x * ratio_y) ** 0.5
-        if keypoint_frames == "learned":
-            scale, orientation = self.detector.frames_at(maps, xy_model)
-            return Keypoints(xy, score, scale * SUPPORT * ratio, orientation, valid), maps
-        frames = measure_frames(small, xy_model, second_peaks=second_peak_ratio < 1)
-        if min_strength > 0:
-            # The detector's instance normalisation removes the image's contrast, so its score ignores how
-            # faint a structure is; the Laplacian contrast puts that back, as SIFT's contrast threshold does.
-            valid = valid & (score * frames.contrast > min_strength)
-        keypoints = Keypoints(xy, score, frames.radius * ratio, frames.direction, valid)
-        if second_peak_ratio < 1:
-            def present(peak_ratio: torch.Tensor) -> torch.Tensor:  # a ratio of 0 means no second peak
-                return (peak_ratio >= second_peak_ratio) & (peak_ratio > 0)
-
-            keypoints.alternative_frames = [
-                (frames.second_radius * ratio, frames.second_radius_direction, present(frames.second_scale_ratio)),
-                (frames.radius * ratio, frames.second_direction, present(frames.second_orientation_ratio))]
+        keypoints = keypoints_from_maps(maps, small, tuple(image.shape[-2:]), top_k, nms_size, border, threshold,
+                                        keypoint_frames, min_strength, second_peak_ratio)
         return keypoints, maps
 
     def describe(self, image: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor,

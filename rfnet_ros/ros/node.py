@@ -40,6 +40,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from rfnet_ros.config import FeatureConfig, NodeConfig
+from rfnet_ros.engines import EngineUnavailable
 from rfnet_ros.model.weights import WeightsError
 from rfnet_ros.msg import FrameTiming, Keypoints, Matches
 from rfnet_ros.pipeline import STAGES, FeaturePipeline, FrameResult
@@ -135,7 +136,7 @@ class FeatureNode(Node):
         try:
             self.settings = declare_settings(self)
             self.pipeline = FeaturePipeline(self.settings[0])
-        except (ParameterError, WeightsError) as exc:
+        except (ParameterError, WeightsError, EngineUnavailable) as exc:
             self.destroy_node()
             raise StartupError(str(exc)) from None
         except ValueError as exc:  # device or precision the machine cannot run (the text names the key)
@@ -174,7 +175,7 @@ class FeatureNode(Node):
             f"depth {node.qos_depth}); "
             f"model {feature.weights_path.name} (replaced_layers {feature.replaced_layers}) at "
             f"{feature.model_width}x{feature.model_height}, top_k {feature.top_k}, on "
-            f"{self.pipeline.device} {self.pipeline.precision}")
+            f"{self.pipeline.device} with engine {self.pipeline.engine.name} ({self.pipeline.precision})")
 
     # --- Parameters ------------------------------------------------------------------------------
     def _on_set_parameters(self, parameters) -> SetParametersResult:
@@ -245,7 +246,7 @@ class FeatureNode(Node):
                 reset, self._reset_pending = self._reset_pending, False
                 settings, self._pending_settings = self._pending_settings, None
             if settings is not None:
-                self.pipeline.config = settings
+                self.pipeline.configure(settings)
             if reset:
                 self.pipeline.reset()
                 self._previous_stamp = None
@@ -278,7 +279,7 @@ class FeatureNode(Node):
         self.monitor.on_processed(stage_ms, len(result.features), num_matches)
         self._timing_pub.publish(FrameTiming(
             header=header, **{f"{stage}_ms": float(stage_ms.get(stage, 0.0)) for stage in STAGE_NAMES},
-            device=str(self.pipeline.device), precision=self.pipeline.precision,
+            device=str(self.pipeline.device), engine=self.pipeline.engine.name, precision=self.pipeline.precision,
             num_keypoints=len(result.features), num_matches=num_matches or 0,
             frames_dropped=self.monitor.dropped, frames_rejected=self.monitor.rejected))
 
@@ -289,6 +290,7 @@ class FeatureNode(Node):
         report = self.monitor.report(time.monotonic(), node.stall_timeout, context={
             "image_topic": self._image_sub.topic_name,
             "device": str(self.pipeline.device),
+            "engine": self.pipeline.engine.name,
             "precision": self.pipeline.precision,
             "replaced_layers": str(feature.replaced_layers),
             "weights": feature.weights_path.name,

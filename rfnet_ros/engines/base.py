@@ -1,0 +1,48 @@
+"""The interface every inference engine implements: two fixed graphs, tensors in and out.
+
+An engine runs the networks only. ``detect`` takes the model-resolution image and returns the detector's
+dense maps; ``describe`` takes patches and returns unit descriptors. Keypoint selection, keypoint frames,
+patch sampling and matching stay in PyTorch (rfnet_ros.model, rfnet_ros.matching), one implementation for
+every engine.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+
+from rfnet_ros.model.detector import DetectorMaps
+
+
+class EngineUnavailable(RuntimeError):
+    """An engine that was asked for cannot run here; the text is one line naming the engine and why."""
+
+
+class Engine(ABC):
+    """Runs the detector and descriptor graphs of one weights file.
+
+    Attributes: ``name`` (torch, openvino, onnxruntime, tensorrt), ``precision`` of the descriptor (fp32, bf16,
+    fp16; the detector runs in fp32 everywhere: its soft NMS exponentiates score differences) and ``device``,
+    the torch device its inputs and outputs live on.
+    """
+
+    name: str = ""
+
+    def __init__(self, precision: str, device: torch.device):
+        self.precision = precision
+        self.device = device
+
+    @abstractmethod
+    def detect(self, image: torch.Tensor) -> DetectorMaps:
+        """(1, 1, H, W) float32 image in [0, 1] at model resolution -> detector maps at that resolution.
+
+        ``scale_weights`` and ``orientations`` are None when the engine was built without frame outputs.
+        """
+
+    @abstractmethod
+    def describe(self, patches: torch.Tensor) -> torch.Tensor:
+        """(N, 1, P, P) float32 patches (P: the descriptor's patch size) -> (N, D) float32 L2-normalised
+        descriptors (N may be 0)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(precision={self.precision!r}, device={str(self.device)!r})"

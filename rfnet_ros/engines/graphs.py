@@ -1,0 +1,120 @@
+"""The networks as fixed graphs for the non-PyTorch engines: ONNX export and the on-disk cache of exports.
+
+Two graphs per weights file:
+- detector: (1, 1, H, W) image at model resolution -> ``score`` (1, 1, H, W) and, when built with frame
+  outputs, ``frames`` (1, 30, H, W): the ten scale weights then the ten (cos, sin) orientation pairs. The
+  size is fixed (the model size is a setting), which lets every runtime plan the whole graph.
+- descriptor: (N, 1, P, P) patches, N dynamic -> (N, D) unit descriptors, patch standardisation included.
+
+Exported files are build artefacts, never committed: they are written on first use (or by ``rfnet-export``)
+into the cache folder (``$RFNET_CACHE_DIR``, else ``~/.cache/rfnet_ros``) and named by the weights file's
+SHA-256, the graph and its shape, so a changed weights file or model size never reuses a stale export.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rfnet_ros.model.detector import NUM_LAYERS, Detector, DetectorMaps
+from rfnet_ros.model.rfnet import RFNet
+
+OPSET = 17
+FRAME_CHANNELS = 3 * NUM_LAYERS  # ten scale weights, then ten (cos, sin) pairs
+
+
+def cache_dir() -> Path:
+    """Where exported graphs and built engines are kept."""
+    return Path(os.environ.get("RFNET_CACHE_DIR") or Path.home() / ".cache" / "rfnet_ros").expanduser()
+
+
+def file_digest(path: Path | str) -> str:
+    """SHA-256 hex digest of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class DetectorGraph(nn.Module):
+    """The detector with its outputs flattened to tensors: score, and optionally the frame maps."""
+
+    def __init__(self, detector: Detector, frame_outputs: bool):
+        super().__init__()
+        self.detector = detector
+        self.frame_outputs = frame_outputs
+
+    def forward(self, image: torch.Tensor):
+        maps = self.detector(image)
+        if not self.frame_outputs:
+            return maps.score
+        return maps.score, torch.cat([maps.scale_weights, maps.orientations], dim=1)
+
+
+def maps_from_outputs(score: torch.Tensor, frames: torch.Tensor | None) -> DetectorMaps:
+    """:class:`DetectorMaps` from the detector graph's outputs (frames None: no frame maps)."""
+    if frames is None:
+        return DetectorMaps(score, None, None)
+    return DetectorMaps(score, frames[:, :NUM_LAYERS], frames[:, NUM_LAYERS:])
+
+
+class DescriptorGraph(nn.Module):
+    """The descriptor in eval mode with its L2 normalisation; patch standardisation is the descriptor's own."""
+
+    def __init__(self, descriptor: nn.Module):
+        super().__init__()
+        self.descriptor = descriptor
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        x = self.descriptor.standardise(patches)
+        return F.normalize(self.descriptor.features(x).flatten(1), dim=1)
+
+
+def _export(module: nn.Module, example: torch.Tensor, path: Path, input_name: str, output_names: list[str],
+            dynamic_axes: dict | None) -> None:
+    """ONNX export written atomically (a concurrent reader never sees a half-written file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.tmp")
+    os.close(fd)
+    try:
+        with warnings.catch_warnings():
+            # InstanceNorm without running statistics exports with a "training mode" warning; in eval mode it
+            # normalises with the instance's own statistics, exactly as the exported graph does (parity tests).
+            warnings.simplefilter("ignore")
+            # The TorchScript-based exporter: these graphs are plain convolutions and pooling, and it exports them
+            # in about a second (the dynamo exporter takes tens of seconds).
+            torch.onnx.export(module.eval(), (example,), tmp, input_names=[input_name], output_names=output_names,
+                              dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def detector_onnx(model: RFNet, weights_digest: str, model_size: tuple[int, int], frame_outputs: bool,
+                  folder: Path | None = None) -> Path:
+    """The detector graph of ``model`` at ``model_size`` (h, w) as an ONNX file, exported if not cached."""
+    h, w = model_size
+    kind = "frames" if frame_outputs else "score"
+    path = (folder or cache_dir()) / f"{weights_digest[:16]}_detector_{h}x{w}_{kind}.onnx"
+    if not path.is_file():
+        outputs = ["score", "frames"] if frame_outputs else ["score"]
+        _export(DetectorGraph(model.detector, frame_outputs), torch.zeros(1, 1, h, w), path, "image", outputs, None)
+    return path
+
+
+def descriptor_onnx(model: RFNet, weights_digest: str, folder: Path | None = None) -> Path:
+    """The descriptor graph of ``model`` (dynamic patch count) as an ONNX file, exported if not cached."""
+    path = (folder or cache_dir()) / f"{weights_digest[:16]}_descriptor.onnx"
+    if not path.is_file():
+        size = model.descriptor.patch_size
+        _export(DescriptorGraph(model.descriptor), torch.zeros(2, 1, size, size), path, "patches", ["descriptors"],
+                {"patches": {0: "patches"}, "descriptors": {0: "patches"}})
+    return path

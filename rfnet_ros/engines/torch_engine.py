@@ -1,0 +1,27 @@
+"""The PyTorch engine: the modules themselves, eager; the fallback that runs wherever PyTorch does."""
+from __future__ import annotations
+
+import torch
+
+from rfnet_ros.engines.base import Engine
+from rfnet_ros.model.detector import DetectorMaps
+from rfnet_ros.model.inference import FastDescriptor
+from rfnet_ros.model.rfnet import RFNet
+
+
+class TorchEngine(Engine):
+    """Detector in fp32; descriptor with folded BatchNorm, channels-last, in ``precision`` (fp32, bf16, fp16)."""
+
+    name = "torch"
+
+    def __init__(self, model: RFNet, precision: str, device: torch.device):
+        super().__init__(precision, device)
+        self.detector = model.detector.to(device).eval()
+        self.descriptor = FastDescriptor(model.descriptor, precision).to(device)
+
+    @torch.inference_mode()
+    def detect(self, image: torch.Tensor) -> DetectorMaps:
+        return self.detector(image)
+
+    def describe(self, patches: torch.Tensor) -> torch.Tensor:
+        return self.descriptor(patches)
