@@ -1,4 +1,4 @@
-"""Speed measurements of the feature pipeline (``python -m rfnet_ros.benchmark``)."""
-from rfnet_ros.benchmark.stages import main, run_variant
+"""Speed measurements of the feature pipeline against OpenCV SIFT and ORB (rfnet-bench)."""
+from rfnet_ros.benchmark.bench import main
 
-__all__ = ["main", "run_variant"]
+__all__ = ["main"]
