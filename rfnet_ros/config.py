@@ -17,6 +17,7 @@ WEIGHTS_DIR = PACKAGE_DIR / "weights"
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 ENGINES = ("auto", "torch", "openvino", "onnxruntime", "tensorrt")  # rfnet_ros.engines
+DESCRIPTOR_NAMES = ("hardnet", "hardnet_lite")  # rfnet_ros.model.descriptor.DESCRIPTORS
 FRAME_SOURCES = ("learned", "image")  # where keypoint scales and orientations come from (RFNet.detect)
 
 
@@ -56,6 +57,9 @@ class FeatureConfig:
                             "weights folder (rfnet_full.pt: replaced_layers 0, rfnet_lite.pt: 9)")
     replaced_layers: int = _setting(9, "Detector layers conv2.. replaced by depthwise-separable convs "
                                     "(0 = full RF-Net, 9 = lightest); must match the weights file", low=0, high=9)
+    descriptor: str = _setting("hardnet", "Patch descriptor: hardnet (RF-Net's HardNet, 32x32 patches) or "
+                               "hardnet_lite (depthwise-separable, 16x16 patches); must match the weights file",
+                               choices=DESCRIPTOR_NAMES)
     model_height: int = _setting(240, "Detector input height in px (frames are resized to it)", low=32, high=2160)
     model_width: int = _setting(320, "Detector input width in px (frames are resized to it)", low=32, high=3840)
     top_k: int = _setting(512, "Keypoints kept per frame (fixed-size top-k)", low=1, high=8192)

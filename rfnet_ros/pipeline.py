@@ -20,8 +20,8 @@ from rfnet_ros.timing import StageTimer
 
 STAGES = ("convert", "preprocess", "detect", "describe", "match")
 # Settings an engine is built for: changing one rebuilds the engine (FeaturePipeline.configure).
-ENGINE_SETTINGS = ("weights", "replaced_layers", "device", "engine", "precision", "model_height", "model_width",
-                   "keypoint_frames")
+ENGINE_SETTINGS = ("weights", "replaced_layers", "descriptor", "device", "engine", "precision", "model_height",
+                   "model_width", "keypoint_frames")
 
 
 def to_gray(image: np.ndarray, color_order: str = "bgr") -> np.ndarray:
@@ -118,7 +118,7 @@ class FeaturePipeline:
         device = resolve_device(config.device)
         name = resolve_engine(config.engine, device)
         precision = resolve_precision(config.precision, name, device)
-        model = load_model(config.weights_path, config.replaced_layers)
+        model = load_model(config.weights_path, config.replaced_layers, config.descriptor)
         hypotheses = 3 if config.second_peak_ratio < 1 else 1
         return create_engine(name, model, file_digest(config.weights_path), device, precision, config.model_size,
                              frame_outputs=config.keypoint_frames == "learned",
@@ -166,14 +166,15 @@ class FeaturePipeline:
             xy, radius = keypoints.xy[0][valid], keypoints.scale[0][valid]
             direction, score = keypoints.orientation[0][valid], keypoints.score[0][valid]
         with timer.stage("describe"):
-            descriptors = self.engine.describe(extract_patches(tensor, xy, radius, direction))
+            size = self.engine.patch_size
+            descriptors = self.engine.describe(extract_patches(tensor, xy, radius, direction, size))
             hypotheses = [descriptors]
             for alt_radius, alt_direction, present in keypoints.alternative_frames:
                 # Only keypoints with a second peak are described again; the others repeat their descriptor.
                 index = present[0][valid].nonzero().squeeze(1)
                 alternative = descriptors.clone()
                 alternative[index] = self.engine.describe(extract_patches(
-                    tensor, xy[index], alt_radius[0][valid][index], alt_direction[0][valid][index]))
+                    tensor, xy[index], alt_radius[0][valid][index], alt_direction[0][valid][index], size))
                 hypotheses.append(alternative)
             matchable = torch.stack(hypotheses, dim=1) if len(hypotheses) > 1 else descriptors
         features = FrameFeatures(

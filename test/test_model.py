@@ -32,6 +32,9 @@ def test_detector_totals_match_the_design_figures():
     desc = descriptor_complexity()
     assert 1.33e6 < desc["parameters"] < 1.34e6
     assert 38e6 < desc["macs_per_patch"] < 40e6
+    lite = descriptor_complexity("hardnet_lite")
+    assert lite["patch_size"] == 16 and lite["parameters"] < 0.3e6
+    assert lite["macs_per_patch"] < desc["macs_per_patch"] / 30
 
 
 @pytest.mark.parametrize("replaced", [0, 4, 9])
@@ -124,3 +127,32 @@ def test_hardnet_output_is_unit_length():
     assert torch.allclose(out.norm(dim=1), torch.ones(5), atol=1e-5)
     assert net(torch.zeros(0, 1, 32, 32)).shape == (0, 128)
     assert count_parameters(net) == descriptor_complexity()["parameters"]
+
+
+@pytest.mark.parametrize("name", ["hardnet", "hardnet_lite"])
+def test_descriptors_give_unit_vectors_invariant_to_patch_contrast(name):
+    from rfnet_ros.model.descriptor import DESCRIPTORS
+
+    torch.manual_seed(0)
+    net = DESCRIPTORS[name]().eval()
+    size = net.patch_size
+    patches = torch.rand(5, 1, size, size)
+    out = net(patches)
+    assert out.shape == (5, 128)
+    assert torch.allclose(out.norm(dim=1), torch.ones(5), atol=1e-5)
+    # Standardised per patch: gain and offset do not change the descriptor.
+    assert torch.allclose(net(patches * 0.3 + 0.2), out, atol=1e-4)
+    assert net(patches[:0]).shape == (0, 128)
+
+
+def test_weights_name_their_descriptor(tmp_path):
+    from rfnet_ros.model.rfnet import RFNet
+    from rfnet_ros.model.weights import WeightsError, load_model, save_weights
+
+    path = tmp_path / "lite.pt"
+    save_weights(path, RFNet(9, "hardnet_lite"), {})
+    assert load_model(path).descriptor.patch_size == 16
+    with pytest.raises(WeightsError, match="descriptor=hardnet_lite"):
+        load_model(path, descriptor="hardnet")
+    with pytest.raises(ValueError, match="descriptor"):
+        RFNet(9, "sift")

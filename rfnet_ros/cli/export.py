@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config, ignore=NodeConfig.names())
         if args.engine:
             config = dataclasses.replace(config, engine=args.engine)
-        model = load_model(config.weights_path, config.replaced_layers)
+        model = load_model(config.weights_path, config.replaced_layers, config.descriptor)
         digest = file_digest(config.weights_path)
         frame_outputs = config.keypoint_frames == "learned"
         paths = [detector_onnx(model, digest, config.model_size, frame_outputs, args.out),

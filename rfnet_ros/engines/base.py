@@ -22,15 +22,16 @@ class Engine(ABC):
     """Runs the detector and descriptor graphs of one weights file.
 
     Attributes: ``name`` (torch, openvino, onnxruntime, tensorrt), ``precision`` of the descriptor (fp32, bf16,
-    fp16; the detector runs in fp32 everywhere: its soft NMS exponentiates score differences) and ``device``,
-    the torch device its inputs and outputs live on.
+    fp16; the detector runs in fp32 everywhere: its soft NMS exponentiates score differences), ``device``,
+    the torch device its inputs and outputs live on, and ``patch_size``, the side of the descriptor's patches.
     """
 
     name: str = ""
 
-    def __init__(self, precision: str, device: torch.device):
+    def __init__(self, precision: str, device: torch.device, patch_size: int):
         self.precision = precision
         self.device = device
+        self.patch_size = patch_size
 
     @abstractmethod
     def detect(self, image: torch.Tensor) -> DetectorMaps:

@@ -28,7 +28,6 @@ class ONNXRuntimeEngine(Engine):
 
     def __init__(self, detector_path: Path, descriptor_path: Path, precision: str, device: torch.device,
                  threads: int | None = None):
-        super().__init__(precision, device)
         if precision != "fp32":
             raise EngineUnavailable(f"engine onnxruntime: precision {precision} is not available "
                                     "(the exported graphs run in fp32)")
@@ -42,6 +41,7 @@ class ONNXRuntimeEngine(Engine):
         self._descriptor = ort.InferenceSession(str(descriptor_path), options, providers=providers)
         self._frame_outputs = len(self._detector.get_outputs()) > 1
         self._descriptor_size = int(self._descriptor.get_outputs()[0].shape[1])
+        super().__init__(precision, device, int(self._descriptor.get_inputs()[0].shape[2]))
 
     def detect(self, image: torch.Tensor) -> DetectorMaps:
         outputs = self._detector.run(None, {"image": np.ascontiguousarray(image.detach().cpu().numpy())})

@@ -22,7 +22,6 @@ class OpenVINOEngine(Engine):
     name = "openvino"
 
     def __init__(self, detector_path: Path, descriptor_path: Path, precision: str, threads: int | None = None):
-        super().__init__(precision, torch.device("cpu"))
         if precision not in PRECISION_HINTS:
             raise EngineUnavailable(f"engine openvino: precision {precision} is not available on the CPU "
                                     f"(use {' or '.join(PRECISION_HINTS)})")
@@ -35,6 +34,7 @@ class OpenVINOEngine(Engine):
         detector = core.compile_model(str(detector_path), "CPU", config)
         descriptor = core.compile_model(str(descriptor_path), "CPU",
                                         {**config, "INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision]})
+        super().__init__(precision, torch.device("cpu"), descriptor.input(0).get_partial_shape()[2].get_length())
         self._detector = detector.create_infer_request()
         self._frame_outputs = len(detector.outputs) > 1
         self._descriptor = descriptor.create_infer_request()

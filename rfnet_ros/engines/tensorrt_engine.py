@@ -134,7 +134,7 @@ class TensorRTEngine(Engine):
 
     def __init__(self, detector_path: Path, descriptor_path: Path, precision: str, device: torch.device,
                  max_patches: int, patch_size: int, frame_outputs: bool):
-        super().__init__(precision, device)
+        super().__init__(precision, device, patch_size)
         if device.type != "cuda" or not torch.cuda.is_available():
             raise EngineUnavailable("engine tensorrt: needs a CUDA device (device: cuda)")
         import tensorrt as trt

@@ -15,7 +15,7 @@ class TorchEngine(Engine):
     name = "torch"
 
     def __init__(self, model: RFNet, precision: str, device: torch.device):
-        super().__init__(precision, device)
+        super().__init__(precision, device, model.descriptor.patch_size)
         self.detector = model.detector.to(device).eval()
         self.descriptor = FastDescriptor(model.descriptor, precision).to(device)
 

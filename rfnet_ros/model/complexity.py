@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rfnet_ros.model.descriptor import PATCH_SIZE, HardNet
+from rfnet_ros.model.descriptor import DESCRIPTORS
 from rfnet_ros.model.detector import Detector
 
 
@@ -43,8 +43,9 @@ def detector_complexity(replaced_layers: int, height: int = 240, width: int = 32
             "macs": count_conv_macs(detector, torch.zeros(1, 1, height, width))}
 
 
-def descriptor_complexity() -> dict[str, int]:
-    """Parameters and multiply-adds per 32x32 patch of HardNet."""
-    net = HardNet()
-    return {"parameters": count_parameters(net),
-            "macs_per_patch": count_conv_macs(net, torch.zeros(2, 1, PATCH_SIZE, PATCH_SIZE)) // 2}
+def descriptor_complexity(name: str = "hardnet") -> dict[str, int]:
+    """Parameters and multiply-adds per patch of a descriptor (``DESCRIPTORS``), and its patch side."""
+    net = DESCRIPTORS[name]()
+    size = net.patch_size
+    return {"parameters": count_parameters(net), "patch_size": size,
+            "macs_per_patch": count_conv_macs(net, torch.zeros(2, 1, size, size)) // 2}

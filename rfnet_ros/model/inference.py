@@ -1,6 +1,6 @@
 """Inference-only forms of the networks: the same functions, arranged to run fast.
 
-HardNet's BatchNorm layers (no affine, fixed statistics in eval mode) are folded into the preceding convs
+The descriptor's BatchNorm layers (no affine, fixed statistics in eval mode) are folded into the preceding convs
 (exact up to rounding), the result is cast to the requested precision and kept channels-last, the layout
 oneDNN (CPU, AMX/AVX-512 bf16) and cuDNN (GPU, fp16 tensor cores) run fastest.
 """
@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from rfnet_ros.model.descriptor import HardNet
+from rfnet_ros.model.descriptor import DESCRIPTOR_SIZE, PatchDescriptor
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -33,20 +33,22 @@ def fold_batchnorm(sequential: nn.Sequential) -> nn.Sequential:
 
 
 class FastDescriptor(nn.Module):
-    """Eval-mode HardNet with folded BatchNorm in ``precision``; (N, 1, 32, 32) float32 -> (N, 128) float32."""
+    """Eval-mode descriptor with folded BatchNorm in ``precision``; (N, 1, P, P) float32 -> (N, 128) float32."""
 
-    def __init__(self, descriptor: HardNet, precision: str = "fp32"):
+    def __init__(self, descriptor: PatchDescriptor, precision: str = "fp32"):
         super().__init__()
         if precision not in DTYPES:
             raise ValueError(f"precision: {precision!r} is not one of {', '.join(DTYPES)}")
         self.dtype = DTYPES[precision]
+        self.patch_size = descriptor.patch_size
+        self.standardise = descriptor.standardise
         self.features = fold_batchnorm(descriptor.eval().features).to(self.dtype).to(
             memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         if patches.shape[0] == 0:
-            return patches.new_zeros((0, 128))
-        x = HardNet.standardise(patches).to(self.dtype).contiguous(memory_format=torch.channels_last)
+            return patches.new_zeros((0, DESCRIPTOR_SIZE))
+        x = self.standardise(patches).to(self.dtype).contiguous(memory_format=torch.channels_last)
         return F.normalize(self.features(x).flatten(1).float(), dim=1)
 

@@ -25,12 +25,12 @@ def extract_patches(image: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor,
 
     image: (1, 1, H, W); xy: (N, 2) pixel centres (x, y) in that image; radius: (N,) half-width in image px;
     orientation: (N, 2) unit (cos, sin). Returns (N, 1, size, size). Large patches are read from a 2x or 4x
-    downsampled copy so that they are not aliased (the level is chosen per keypoint, without branches).
+    downsampled copy so that they are not aliased: each keypoint is sampled once, from the level whose pixels
+    are closest to (not larger than) its patch pixels.
     """
     n = xy.shape[0]
     if n == 0:
         return image.new_zeros((0, 1, size, size))
-    _, _, h, w = image.shape
     t = (torch.arange(size, device=image.device, dtype=image.dtype) + 0.5) / size * 2 - 1
     ty, tx = torch.meshgrid(t, t, indexing="ij")
     cos, sin = orientation[:, 0, None, None], orientation[:, 1, None, None]
@@ -39,18 +39,24 @@ def extract_patches(image: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor,
     y = xy[:, 1, None, None] + r * (sin * tx + cos * ty)
     # Pixels of the source image per patch pixel decides the pyramid level (0: full resolution).
     step = (2 * radius / size).detach()
-    level = torch.clamp(torch.floor(torch.log2(step.clamp(min=1.0))), 0, PYRAMID_LEVELS - 1)
-    out = image.new_zeros((n, 1, size, size))
-    for lvl, src in enumerate(_image_pyramid(image, PYRAMID_LEVELS)):
+    level = torch.clamp(torch.floor(torch.log2(step.clamp(min=1.0))), 0, PYRAMID_LEVELS - 1).long()
+    patches = []
+    order = []
+    for lvl, src in enumerate(_image_pyramid(image, int(level.max()) + 1)):
+        index = (level == lvl).nonzero().squeeze(1)
+        if index.numel() == 0:
+            continue
         factor = 2 ** lvl
         sh, sw = src.shape[-2:]
         # Pixel centres of level lvl: x_l = (x + 0.5) / factor - 0.5.
-        gx = 2 * ((x + 0.5) / factor) / sw - 1
-        gy = 2 * ((y + 0.5) / factor) / sh - 1
-        grid = torch.stack([gx, gy], dim=-1).reshape(1, n * size, size, 2)
+        gx = 2 * ((x[index] + 0.5) / factor) / sw - 1
+        gy = 2 * ((y[index] + 0.5) / factor) / sh - 1
+        grid = torch.stack([gx, gy], dim=-1).reshape(1, len(index) * size, size, 2)
         sampled = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        out = out + sampled.reshape(n, 1, size, size) * (level == lvl).to(image.dtype)[:, None, None, None]
-    return out
+        patches.append(sampled.reshape(len(index), 1, size, size))
+        order.append(index)
+    # Back into keypoint order (each keypoint was sampled once, from its own level).
+    return torch.cat(patches)[torch.argsort(torch.cat(order))]
 
 
 def orientation_angle(orientation: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rfnet_ros.config import FRAME_SOURCES
-from rfnet_ros.model.descriptor import HardNet
+from rfnet_ros.model.descriptor import DESCRIPTORS
 from rfnet_ros.model.detector import Detector, DetectorMaps, learned_frames
 from rfnet_ros.model.frames import measure_frames
 from rfnet_ros.model.keypoints import select_keypoints
@@ -90,12 +90,18 @@ def keypoints_from_maps(maps: DetectorMaps, small: torch.Tensor, input_size: tup
 
 
 class RFNet(nn.Module):
-    """Detector and descriptor with the keypoint selection between them."""
+    """Detector and descriptor with the keypoint selection between them.
 
-    def __init__(self, replaced_layers: int = 0):
+    ``descriptor`` names the patch descriptor (``DESCRIPTORS``: hardnet, as in RF-Net, or hardnet_lite).
+    """
+
+    def __init__(self, replaced_layers: int = 0, descriptor: str = "hardnet"):
         super().__init__()
+        if descriptor not in DESCRIPTORS:
+            raise ValueError(f"descriptor: {descriptor!r} is not one of {', '.join(DESCRIPTORS)}")
         self.detector = Detector(replaced_layers)
-        self.descriptor = HardNet()
+        self.descriptor = DESCRIPTORS[descriptor]()
+        self.descriptor_name = descriptor
 
     @property
     def replaced_layers(self) -> int:
@@ -115,4 +121,4 @@ class RFNet(nn.Module):
     def describe(self, image: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor,
                  orientation: torch.Tensor) -> torch.Tensor:
         """One image (1, 1, H, W), N keypoints (N, 2)/(N,)/(N, 2) in its pixels -> descriptors (N, 128)."""
-        return self.descriptor(extract_patches(image, xy, radius, orientation))
+        return self.descriptor(extract_patches(image, xy, radius, orientation, self.descriptor.patch_size))

@@ -22,6 +22,7 @@ def save_weights(path: Path | str, model: RFNet, provenance: dict[str, Any]) -> 
     payload = {
         "format": FORMAT,
         "replaced_layers": model.replaced_layers,
+        "descriptor_name": model.descriptor_name,
         "detector": model.detector.state_dict(),
         "descriptor": model.descriptor.state_dict(),
         "provenance": provenance,
@@ -45,14 +46,21 @@ def read_weights(path: Path | str) -> dict[str, Any]:
     return payload
 
 
-def load_model(path: Path | str, replaced_layers: int | None = None) -> RFNet:
-    """Build an :class:`RFNet` from a weights file; ``replaced_layers``, when given, must match the file."""
+def load_model(path: Path | str, replaced_layers: int | None = None, descriptor: str | None = None) -> RFNet:
+    """Build an :class:`RFNet` from a weights file; ``replaced_layers`` and ``descriptor``, when given, must
+    match the file (files without a descriptor name hold HardNet)."""
     payload = read_weights(path)
     variant = int(payload["replaced_layers"])
     if replaced_layers is not None and replaced_layers != variant:
         raise WeightsError(f"weights file {path} holds replaced_layers={variant}, "
                            f"but replaced_layers={replaced_layers} was requested")
-    model = RFNet(variant)
+    name = payload.get("descriptor_name", "hardnet")
+    if descriptor is not None and descriptor != name:
+        raise WeightsError(f"weights file {path} holds descriptor={name}, but descriptor={descriptor} was requested")
+    try:
+        model = RFNet(variant, name)
+    except ValueError as exc:
+        raise WeightsError(f"weights file {path}: {exc}") from None
     try:
         model.detector.load_state_dict(payload["detector"])
         model.descriptor.load_state_dict(payload["descriptor"])

@@ -18,7 +18,7 @@ from rfnet_ros.config import FeatureConfig, NodeConfig
 
 # Changing these needs a restart: they choose the model that is loaded, where it runs, and the
 # subscription and timer that are created. The rest take effect from the next frame.
-READ_ONLY = frozenset({"weights", "replaced_layers", "device", "engine", "precision",
+READ_ONLY = frozenset({"weights", "replaced_layers", "descriptor", "device", "engine", "precision",
                        "image_transport", "image_qos", "qos_depth", "diagnostics_period"})
 SETTINGS = (FeatureConfig, NodeConfig)
 TYPE_NAMES = {bool: "bool", int: "integer", float: "double", str: "string"}

@@ -92,7 +92,8 @@ def inside(xy: torch.Tensor, height: int, width: int, margin: float = MARGIN) ->
 def describe_batch(model: RFNet, images: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor,
                    direction: torch.Tensor) -> torch.Tensor:
     """Descriptors of (B, K) keypoints in (B, 1, H, W) images -> (B*K, 128)."""
-    patches = torch.cat([extract_patches(images[i:i + 1], xy[i], radius[i], direction[i])
+    size = model.descriptor.patch_size
+    patches = torch.cat([extract_patches(images[i:i + 1], xy[i], radius[i], direction[i], size)
                          for i in range(images.shape[0])])
     return model.descriptor(patches)
 
