@@ -16,14 +16,17 @@ orientation histogram's second peak, as SIFT does by adding a keypoint per peak 
 the Laplacian's second local maximum over scale. Describing the keypoint under those frames as well lets the
 matcher use whichever description agrees with the other image (rfnet_ros.matching).
 
-OpenCV offers neither for given points (``SIFT.compute`` keeps the angle and size it is handed), so they are
-written here in PyTorch: batched over keypoints, no Python loop over them, on the image's device.
+OpenCV offers neither for given points (``SIFT.compute`` keeps the angle and size it is handed). The scale
+space is built with OpenCV's filters; sampling it, the histograms and the peak searches are PyTorch, batched
+over keypoints with no Python loop over them.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -55,6 +58,33 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(F.pad(out, (0, 0, radius, radius), mode=mode), vertical, groups=channels)
 
 
+def _scale_space(image: "np.ndarray", first_sigma: float, levels_per_octave: int,
+                 octaves: int) -> list["np.ndarray"]:
+    """sigma^2 LoG stacks (levels, h_o, w_o) of one float32 image per octave (see laplacian_responses).
+
+    OpenCV's separable Gaussian and 3x3 Laplacian (4-neighbour kernel, mirrored borders) are several times
+    faster on a CPU than the same filters as torch convolutions; no gradient is needed through them.
+    """
+    sigmas = [first_sigma * 2 ** (i / levels_per_octave) for i in range(levels_per_octave + 1)]
+    # sigma^2 of each level in octave px: the Laplacian in octave px already carries the 1/factor^2 of the
+    # derivatives, which this normalisation undoes, so responses compare across octaves.
+    normalisation = np.float32(sigmas[:-1])[:, None, None] ** 2
+    base = cv2.GaussianBlur(image, (0, 0), first_sigma, borderType=cv2.BORDER_REFLECT_101)
+    stacks = []
+    for _ in range(octaves):
+        levels = [base] + [cv2.GaussianBlur(base, (0, 0), (sigma**2 - first_sigma**2) ** 0.5,
+                                            borderType=cv2.BORDER_REFLECT_101) for sigma in sigmas[1:]]
+        lap = np.stack([cv2.Laplacian(level, cv2.CV_32F, ksize=1, borderType=cv2.BORDER_REPLICATE)
+                        for level in levels[:-1]])
+        stacks.append(lap * normalisation)
+        top = levels[-1]
+        h, w = top.shape
+        # 2x2 averages (odd sizes: the last row/column averaged with itself, as avg_pool2d's ceil mode).
+        top = np.pad(top, ((0, h % 2), (0, w % 2)), mode="edge")
+        base = np.ascontiguousarray(top.reshape(top.shape[0] // 2, 2, top.shape[1] // 2, 2).mean(axis=(1, 3)))
+    return stacks
+
+
 def laplacian_responses(image: torch.Tensor, xy: torch.Tensor, first_sigma: float = FIRST_SIGMA,
                         levels_per_octave: int = LEVELS_PER_OCTAVE, octaves: int = OCTAVES) -> torch.Tensor:
     """|sigma^2 LoG| of (B, 1, H, W) images at xy (B, K, 2) px for sigma = first_sigma * 2**(i / levels)
@@ -64,23 +94,18 @@ def laplacian_responses(image: torch.Tensor, xy: torch.Tensor, first_sigma: floa
     every further base is the previous octave's 2 * first_sigma level, 2x area-downsampled. Levels within an
     octave add the blur that brings the base to their sigma.
     """
-    laplacian = image.new_tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
-    sigmas = [first_sigma * 2 ** (i / levels_per_octave) for i in range(levels_per_octave + 1)]
-    # sigma^2 of each level in octave px: the Laplacian in octave px already carries the 1/factor^2 of the
-    # derivatives, which this normalisation undoes, so responses compare across octaves.
-    normalisation = image.new_tensor(sigmas[:-1]) ** 2
-    base = gaussian_blur(image, first_sigma)
-    responses = []
-    for octave in range(octaves):
-        levels = [base] + [gaussian_blur(base, (sigma**2 - first_sigma**2) ** 0.5) for sigma in sigmas[1:]]
-        lap = F.conv2d(F.pad(torch.cat(levels[:-1], dim=1), (1, 1, 1, 1), mode="replicate"),
-                       laplacian.expand(levels_per_octave, 1, 3, 3), groups=levels_per_octave)
-        # Pixel centres of octave o: x_o = (x + 0.5) / 2**o - 0.5.
-        # Bicubic: between the pixels of a coarse octave, bilinear sampling flattens the peaked response
-        # (by about 15% one octave up) and biases the search towards finer scales.
-        responses.append(sample_maps(lap, (xy + 0.5) / 2**octave - 0.5, "bicubic").abs() * normalisation)
-        base = F.avg_pool2d(levels[-1], 2, ceil_mode=True)
-    return torch.cat(responses, dim=-1)
+    out = []
+    for b in range(image.shape[0]):
+        stacks = _scale_space(image[b, 0].detach().float().cpu().numpy(), first_sigma, levels_per_octave, octaves)
+        responses = []
+        for octave, stack in enumerate(stacks):
+            maps = torch.from_numpy(stack)[None].to(image.device, image.dtype)
+            # Pixel centres of octave o: x_o = (x + 0.5) / 2**o - 0.5.
+            # Bicubic: between the pixels of a coarse octave, bilinear sampling flattens the peaked response
+            # (by about 15% one octave up) and biases the search towards finer scales.
+            responses.append(sample_maps(maps, (xy[b:b + 1] + 0.5) / 2**octave - 0.5, "bicubic").abs())
+        out.append(torch.cat(responses, dim=-1))
+    return torch.cat(out)
 
 
 def _refined_peak(values: torch.Tensor, peak: torch.Tensor, circular: bool = False) -> torch.Tensor:
