@@ -50,9 +50,14 @@ class PairSampler:
         h, w = self.size
         image = self.images[self.rng.integers(len(self.images))]
         ih, iw = image.shape
-        # Zoom out at most until the crop covers 1/1.6 of the photo's shorter extent; never zoom in.
-        smallest = max(h / ih, w / iw) * 1.6
-        zoom = min(max(np.exp(self.rng.uniform(np.log(smallest), 0.0)), smallest), 1.0)
+        # Zoom out at most until the crop covers 1/1.6 of the photo's shorter extent; never zoom in, except
+        # as far as a photo smaller than the crop needs to cover it.
+        cover = max(h / ih, w / iw)
+        if cover >= 1.0:
+            zoom = cover
+        else:
+            smallest = min(cover * 1.6, 1.0)
+            zoom = min(max(np.exp(self.rng.uniform(np.log(smallest), 0.0)), smallest), 1.0)
         vh, vw = ih * zoom, iw * zoom
         x0 = self.rng.uniform(0, max(vw - w, 0))
         y0 = self.rng.uniform(0, max(vh - h, 0))

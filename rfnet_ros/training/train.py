@@ -1,9 +1,11 @@
 """rfnet-train: self-supervised RF-Net training on homography-warped photographs.
 
-Two stages share one command:
+Three stages share one command:
   descriptor  HardNet alone on corresponding patches (points with random frames carried through the warp);
   joint       detector (score-map loss, orientation/scale equivariance) with HardNet fine-tuned on the
-              detected keypoints (triplet losses on patches cut with warped and with predicted frames).
+              detected keypoints (triplet losses on patches cut with warped and with predicted frames);
+  distill     a lighter descriptor (--descriptor hardnet_lite) taught by a teacher weights file's detector
+              and HardNet (rfnet_ros.training.distill), written with the teacher's detector.
 Runs are deterministic for a seed and resumable from their checkpoint.
 """
 from __future__ import annotations
@@ -25,8 +27,9 @@ from rfnet_ros.model.detector import DetectorMaps
 from rfnet_ros.model.frames import image_frames
 from rfnet_ros.model.keypoints import select_keypoints
 from rfnet_ros.model.patches import SUPPORT, extract_patches
+from rfnet_ros.model.descriptor import DESCRIPTORS
 from rfnet_ros.model.rfnet import RFNet
-from rfnet_ros.model.weights import read_weights, save_weights
+from rfnet_ros.model.weights import load_model, read_weights, save_weights
 from rfnet_ros.training.homography import warp_frames
 from rfnet_ros.training.losses import (equivariance_loss, hardnet_triplet_loss, repeatability_loss,
                                        score_map_loss)
@@ -39,7 +42,16 @@ MARGIN = 12.0  # px: keypoints whose warp lands closer than this to image 1's ed
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="rfnet-train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--stage", choices=("descriptor", "joint"), default="joint")
+    p.add_argument("--stage", choices=("descriptor", "joint", "distill"), default="joint")
+    p.add_argument("--descriptor", choices=tuple(DESCRIPTORS), default="hardnet",
+                   help="descriptor to train (distill: the student)")
+    p.add_argument("--teacher", type=Path, help="distill: weights file whose detector finds the keypoints and "
+                   "whose descriptor teaches")
+    p.add_argument("--distill-weight", type=float, default=1.0, help="distill: weight of the distillation loss")
+    p.add_argument("--min-strength", type=float, default=1e-4,
+                   help="distill: keypoints' min_strength (score x Laplacian contrast), as the pipeline's")
+    p.add_argument("--scale-range", type=float, nargs=2, default=(0.7, 1.4), metavar=("LOW", "HIGH"),
+                   help="zoom range of the warps")
     p.add_argument("--replaced-layers", type=int, default=9, help="lightweight variant 0..9 (0 = full RF-Net)")
     p.add_argument("--data", type=Path, default=Path("data/images/train"), help="folder of training photos")
     p.add_argument("--out", type=Path, required=True, help="weights file to write")
@@ -165,12 +177,38 @@ def joint_step(model: RFNet, batch, args, rng: np.random.Generator, autocast) ->
 
 
 def make_optimizer(model: RFNet, args) -> torch.optim.Optimizer:
-    if args.stage == "descriptor":
+    if args.stage in ("descriptor", "distill"):
         return torch.optim.Adam(model.descriptor.parameters(), lr=args.lr)
     return torch.optim.Adam([
         {"params": model.detector.parameters(), "lr": args.lr},
         {"params": model.descriptor.parameters(), "lr": args.descriptor_lr},
     ])
+
+
+def make_distill_step(model: RFNet, args):
+    """The distill stage's step: the teacher file's detector goes into ``model``; the teacher runs in the fastest
+    engine installed (it only does inference)."""
+    from rfnet_ros.engines import create_engine, resolve_engine
+    from rfnet_ros.engines.graphs import file_digest
+    from rfnet_ros.training.distill import distill_step
+
+    if args.teacher is None:
+        raise SystemExit("rfnet-train: error: --stage distill needs --teacher")
+    teacher_model = load_model(args.teacher, args.replaced_layers)
+    model.detector.load_state_dict(teacher_model.detector.state_dict())
+    model.detector.requires_grad_(False)
+    cpu = torch.device("cpu")
+    model_size = (args.crop[0] // 2, args.crop[1] // 2)
+    teacher = create_engine(resolve_engine("auto", cpu), teacher_model, file_digest(args.teacher), cpu, "fp32",
+                            model_size, frame_outputs=False, max_patches=args.batch * args.keypoints,
+                            threads=torch.get_num_threads())
+
+    def step(model: RFNet, batch, args, rng, autocast) -> dict[str, torch.Tensor]:
+        with autocast:
+            return distill_step(model, teacher, batch, args.keypoints, args.min_strength, args.distill_weight,
+                                args.predicted_frame_weight)
+
+    return step
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,17 +219,22 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed + 1)
-    sampler = PairSampler(args.data, tuple(args.crop), args.seed, max_angle_deg=args.max_angle)
+    sampler = PairSampler(args.data, tuple(args.crop), args.seed, max_angle_deg=args.max_angle,
+                          scale_range=tuple(args.scale_range))
 
-    model = RFNet(args.replaced_layers)
+    model = RFNet(args.replaced_layers, args.descriptor)
     if args.init:
         init = read_weights(args.init)
-        model.descriptor.load_state_dict(init["descriptor"])
+        if init.get("descriptor_name", "hardnet") == args.descriptor:
+            model.descriptor.load_state_dict(init["descriptor"])
         if init["replaced_layers"] == args.replaced_layers:
             model.detector.load_state_dict(init["detector"])
+    if args.stage == "distill":
+        step_fn = make_distill_step(model, args)
+    else:
+        step_fn = descriptor_step if args.stage == "descriptor" else joint_step
     model.train()
     optimizer = make_optimizer(model, args)
-    step_fn = descriptor_step if args.stage == "descriptor" else joint_step
     autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if args.precision == "bf16"
                 else contextlib.nullcontext())
 
@@ -240,11 +283,15 @@ def main(argv: list[str] | None = None) -> int:
         "loss_weights": {"score": args.score_weight, "repeatability": args.repeatability_weight,
                          "equivariance": args.equivariance_weight, "predicted_frame": args.predicted_frame_weight},
         "init": str(args.init) if args.init else None, "training_images": sampler.names,
+        "descriptor": args.descriptor, "scale_range": list(args.scale_range),
         "final_losses": history[-1] if history else {}, "precision": args.precision,
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     if args.init:
         provenance["init_provenance"] = read_weights(args.init).get("provenance", {})
+    if args.stage == "distill":
+        provenance.update(teacher=str(args.teacher), teacher_provenance=read_weights(args.teacher).get("provenance", {}),
+                          distill_weight=args.distill_weight, min_strength=args.min_strength)
     save_weights(args.out, model.eval(), provenance)
     print(f"[rfnet-train] wrote {args.out} after {max(start, args.steps)} steps", flush=True)
     return 0
