@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from rfnet_ros.model.keypoints import nms, suppress_border
+from rfnet_ros.model.keypoints import nms, suppress_border, window_softargmax
 from rfnet_ros.training.homography import warp_points
 
 
@@ -98,3 +98,19 @@ def equivariance_loss(direction: torch.Tensor, expected_direction: torch.Tensor,
     angle = (1.0 - (direction * expected_direction).sum(-1))
     scale = (torch.log(radius.clamp_min(1e-3)) - torch.log(expected_radius.clamp_min(1e-3))) ** 2
     return ((angle + scale) * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+def reprojection_loss(score0: torch.Tensor, score1: torch.Tensor, homography: torch.Tensor, peaks0: torch.Tensor,
+                      weight: torch.Tensor, radius: int = 2, temperature: float = 0.1) -> torch.Tensor:
+    """Sub-pixel agreement of the two maps' peaks: image 0's peaks (B, K, 2) px, refined by a window
+    soft-argmax of ``score0`` and carried to image 1 by ``homography``, against the soft-argmax of ``score1``
+    in a window around where they land (the reprojection loss of ALIKE, Zhao et al. 2022).
+
+    Gradients reach both maps: each learns to put its peak, to a fraction of a pixel, on the scene point the
+    other one marks. weight: (B, K) 0/1 validity (landing inside image 1). Mean distance in px.
+    """
+    refined0 = window_softargmax(score0, peaks0, radius, temperature)
+    landed = warp_points(homography, refined0)
+    refined1 = window_softargmax(score1, landed, radius, temperature)
+    distance = (refined1 - landed).norm(dim=-1)
+    return (distance * weight).sum() / weight.sum().clamp_min(1.0)

@@ -1,11 +1,13 @@
 """rfnet-train: self-supervised RF-Net training on homography-warped photographs.
 
-Three stages share one command:
+Four stages share one command:
   descriptor  HardNet alone on corresponding patches (points with random frames carried through the warp);
   joint       detector (score-map loss, orientation/scale equivariance) with HardNet fine-tuned on the
               detected keypoints (triplet losses on patches cut with warped and with predicted frames);
   distill     a lighter descriptor (--descriptor hardnet_lite) taught by a teacher weights file's detector
-              and HardNet (rfnet_ros.training.distill), written with the teacher's detector.
+              and HardNet (rfnet_ros.training.distill), written with the teacher's detector;
+  detector    the detector alone (rfnet_ros.training.detection): score-map, repeatability, sub-pixel
+              reprojection and frame-equivariance losses on pairs rendered at twice the model size.
 Runs are deterministic for a seed and resumable from their checkpoint.
 """
 from __future__ import annotations
@@ -42,14 +44,14 @@ MARGIN = 12.0  # px: keypoints whose warp lands closer than this to image 1's ed
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="rfnet-train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--stage", choices=("descriptor", "joint", "distill"), default="joint")
+    p.add_argument("--stage", choices=("descriptor", "joint", "distill", "detector"), default="joint")
+    p.add_argument("--reprojection-weight", type=float, default=1.0,
+                   help="detector: weight of the sub-pixel reprojection loss (px)")
     p.add_argument("--descriptor", choices=tuple(DESCRIPTORS), default="hardnet",
                    help="descriptor to train (distill: the student)")
-    p.add_argument("--teacher", type=Path, help="distill: weights file whose detector finds the keypoints and "
-                   "whose descriptor teaches")
+    p.add_argument("--patches", type=Path, help="distill: patch dataset folder (rfnet_ros.training.patch_dataset)")
+    p.add_argument("--patch-batch", type=int, default=1024, help="distill: correspondences per step")
     p.add_argument("--distill-weight", type=float, default=1.0, help="distill: weight of the distillation loss")
-    p.add_argument("--min-strength", type=float, default=1e-4,
-                   help="distill: keypoints' min_strength (score x Laplacian contrast), as the pipeline's")
     p.add_argument("--scale-range", type=float, nargs=2, default=(0.7, 1.4), metavar=("LOW", "HIGH"),
                    help="zoom range of the warps")
     p.add_argument("--replaced-layers", type=int, default=9, help="lightweight variant 0..9 (0 = full RF-Net)")
@@ -179,35 +181,52 @@ def joint_step(model: RFNet, batch, args, rng: np.random.Generator, autocast) ->
 def make_optimizer(model: RFNet, args) -> torch.optim.Optimizer:
     if args.stage in ("descriptor", "distill"):
         return torch.optim.Adam(model.descriptor.parameters(), lr=args.lr)
+    if args.stage == "detector":
+        return torch.optim.Adam(model.detector.parameters(), lr=args.lr)
     return torch.optim.Adam([
         {"params": model.detector.parameters(), "lr": args.lr},
         {"params": model.descriptor.parameters(), "lr": args.descriptor_lr},
     ])
 
 
-def make_distill_step(model: RFNet, args):
-    """The distill stage's step: the teacher file's detector goes into ``model``; the teacher runs in the fastest
-    engine installed (it only does inference)."""
-    from rfnet_ros.engines import create_engine, resolve_engine
-    from rfnet_ros.engines.graphs import file_digest
-    from rfnet_ros.training.distill import distill_step
+def detector_stage_step(model: RFNet, batch, args, rng, autocast) -> dict[str, torch.Tensor]:
+    from rfnet_ros.training.detection import detector_step
 
-    if args.teacher is None:
-        raise SystemExit("rfnet-train: error: --stage distill needs --teacher")
-    teacher_model = load_model(args.teacher, args.replaced_layers)
-    model.detector.load_state_dict(teacher_model.detector.state_dict())
+    weights = {"score": args.score_weight, "repeatability": args.repeatability_weight,
+               "reprojection": args.reprojection_weight, "equivariance": args.equivariance_weight}
+    # The score loss's top-k follows the model-resolution area, as in the joint stage.
+    top_k = max(16, int(512 * (args.crop[0] // 2) * (args.crop[1] // 2) / (240 * 320)))
+    with autocast:
+        return detector_step(model, batch, args.keypoints, top_k, weights)
+
+
+def make_distill_step(model: RFNet, args):
+    """The distill stage's step over the patch dataset ``--patches``; the student is written with the detector
+    of the weights file the dataset was made with."""
+    from rfnet_ros.training.distill import distill_step
+    from rfnet_ros.training.patch_dataset import PatchShards
+
+    if args.patches is None:
+        raise SystemExit("rfnet-train: error: --stage distill needs --patches (python -m "
+                         "rfnet_ros.training.patch_dataset makes them)")
+    shards = PatchShards(args.patches)
+    if shards.info.get("patch_size", model.descriptor.patch_size) != model.descriptor.patch_size:
+        raise SystemExit(f"rfnet-train: error: {args.patches} holds {shards.info['patch_size']} px patches, the "
+                         f"{args.descriptor} descriptor takes {model.descriptor.patch_size} px")
+    teacher = Path(shards.info.get("teacher", "")) if shards.info.get("teacher") else None
+    if teacher is not None and teacher.is_file():
+        model.detector.load_state_dict(load_model(teacher, args.replaced_layers).detector.state_dict())
     model.detector.requires_grad_(False)
-    cpu = torch.device("cpu")
-    model_size = (args.crop[0] // 2, args.crop[1] // 2)
-    teacher = create_engine(resolve_engine("auto", cpu), teacher_model, file_digest(args.teacher), cpu, "fp32",
-                            model_size, frame_outputs=False, max_patches=args.batch * args.keypoints,
-                            threads=torch.get_num_threads())
+    args.patch_dataset_info = {k: v for k, v in shards.info.items() if k != "teacher_provenance"}
+    args.patch_dataset_info["correspondences"] = len(shards)
+    args.teacher_provenance = shards.info.get("teacher_provenance", {})
 
     def step(model: RFNet, batch, args, rng, autocast) -> dict[str, torch.Tensor]:
         with autocast:
-            return distill_step(model, teacher, batch, args.keypoints, args.min_strength, args.distill_weight,
+            return distill_step(model, shards, args.patch_batch, rng, args.distill_weight,
                                 args.predicted_frame_weight)
 
+    step.samples_pairs = False
     return step
 
 
@@ -231,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
             model.detector.load_state_dict(init["detector"])
     if args.stage == "distill":
         step_fn = make_distill_step(model, args)
+    elif args.stage == "detector":
+        step_fn = detector_stage_step
     else:
         step_fn = descriptor_step if args.stage == "descriptor" else joint_step
     model.train()
@@ -253,8 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.time()
     running: dict[str, float] = {}
     bar = tqdm(range(start, args.steps), initial=start, total=args.steps, desc=f"{args.stage} n={args.replaced_layers}")
+    samples_pairs = getattr(step_fn, "samples_pairs", True)
     for step in bar:
-        batch = sampler.sample(args.batch)
+        batch = sampler.sample(args.batch) if samples_pairs else None
         losses = step_fn(model, batch, args, rng, autocast)
         optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
@@ -281,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
         "crop": list(args.crop), "seed": args.seed, "lr": args.lr, "max_angle_deg": args.max_angle,
         "keypoint_frames": args.keypoint_frames, "descriptor_lr": args.descriptor_lr,
         "loss_weights": {"score": args.score_weight, "repeatability": args.repeatability_weight,
-                         "equivariance": args.equivariance_weight, "predicted_frame": args.predicted_frame_weight},
+                         "equivariance": args.equivariance_weight, "predicted_frame": args.predicted_frame_weight,
+                         "reprojection": args.reprojection_weight},
         "init": str(args.init) if args.init else None, "training_images": sampler.names,
         "descriptor": args.descriptor, "scale_range": list(args.scale_range),
         "final_losses": history[-1] if history else {}, "precision": args.precision,
@@ -290,8 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.init:
         provenance["init_provenance"] = read_weights(args.init).get("provenance", {})
     if args.stage == "distill":
-        provenance.update(teacher=str(args.teacher), teacher_provenance=read_weights(args.teacher).get("provenance", {}),
-                          distill_weight=args.distill_weight, min_strength=args.min_strength)
+        provenance.update(patch_dataset=args.patch_dataset_info, distill_weight=args.distill_weight,
+                          patch_batch=args.patch_batch, teacher_provenance=args.teacher_provenance)
+        provenance["training_images"] = args.patch_dataset_info.get("training_images", [])
     save_weights(args.out, model.eval(), provenance)
     print(f"[rfnet-train] wrote {args.out} after {max(start, args.steps)} steps", flush=True)
     return 0
