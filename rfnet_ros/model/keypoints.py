@@ -47,6 +47,23 @@ def subpixel_offsets(score: torch.Tensor, flat_index: torch.Tensor) -> torch.Ten
     return torch.stack(offsets, dim=-1)
 
 
+def refine_peaks(score: torch.Tensor, xy: torch.Tensor, radius: int = 2) -> torch.Tensor:
+    """Sub-pixel peaks (B, K, 2) px of a (B, 1, H, W) map near xy (B, K, 2): the largest value in the
+    (2r+1)^2 window around the pixel nearest each point, refined by the parabola fit of ``subpixel_offsets``
+    (as keypoints are). Differentiable in the map's values around the peak."""
+    b, _, h, w = score.shape
+    centre = xy.detach().round().long()
+    cx = centre[..., 0].clamp(radius, w - 1 - radius)
+    cy = centre[..., 1].clamp(radius, h - 1 - radius)
+    t = torch.arange(-radius, radius + 1, device=score.device)
+    dy, dx = torch.meshgrid(t, t, indexing="ij")
+    index = (cy[..., None] + dy.flatten()) * w + (cx[..., None] + dx.flatten())  # (B, K, window)
+    values = score.detach().flatten(1).gather(1, index.flatten(1)).view(*index.shape)
+    best = index.gather(-1, values.argmax(-1, keepdim=True)).squeeze(-1)  # flat index of each window's maximum
+    peak = torch.stack([best % w, best // w], dim=-1).to(score.dtype)
+    return peak + subpixel_offsets(score, best)
+
+
 def select_keypoints(score: torch.Tensor, top_k: int, nms_size: int = 5, border: int = 8,
                      threshold: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Top-k NMS peaks of a (B, 1, H, W) score map.

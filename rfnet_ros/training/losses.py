@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from rfnet_ros.model.keypoints import nms, suppress_border, window_softargmax
+from rfnet_ros.model.keypoints import nms, suppress_border, refine_peaks
 from rfnet_ros.training.homography import warp_points
 
 
@@ -101,16 +101,16 @@ def equivariance_loss(direction: torch.Tensor, expected_direction: torch.Tensor,
 
 
 def reprojection_loss(score0: torch.Tensor, score1: torch.Tensor, homography: torch.Tensor, peaks0: torch.Tensor,
-                      weight: torch.Tensor, radius: int = 2, temperature: float = 0.1) -> torch.Tensor:
-    """Sub-pixel agreement of the two maps' peaks: image 0's peaks (B, K, 2) px, refined by a window
-    soft-argmax of ``score0`` and carried to image 1 by ``homography``, against the soft-argmax of ``score1``
-    in a window around where they land (the reprojection loss of ALIKE, Zhao et al. 2022).
+                      weight: torch.Tensor, radius: int = 2) -> torch.Tensor:
+    """Sub-pixel agreement of the two maps' peaks: image 0's peaks (B, K, 2) px, refined as keypoints are
+    (``refine_peaks``) and carried to image 1 by ``homography``, against the refined peak of ``score1`` in a
+    window around where they land (after the reprojection loss of ALIKE, Zhao et al. 2022).
 
-    Gradients reach both maps: each learns to put its peak, to a fraction of a pixel, on the scene point the
-    other one marks. weight: (B, K) 0/1 validity (landing inside image 1). Mean distance in px.
+    Gradients reach both maps through the values around each peak: each learns to put its peak, to a fraction
+    of a pixel, on the scene point the other one marks. weight: (B, K) 0/1 validity. Mean distance in px.
     """
-    refined0 = window_softargmax(score0, peaks0, radius, temperature)
+    refined0 = refine_peaks(score0, peaks0, radius)
     landed = warp_points(homography, refined0)
-    refined1 = window_softargmax(score1, landed, radius, temperature)
+    refined1 = refine_peaks(score1, landed, radius)
     distance = (refined1 - landed).norm(dim=-1)
     return (distance * weight).sum() / weight.sum().clamp_min(1.0)

@@ -271,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[rfnet-train] resumed from {checkpoint_path} at step {start}", flush=True)
 
     log_path = args.out.with_suffix(".log.jsonl")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
     running: dict[str, float] = {}
     bar = tqdm(range(start, args.steps), initial=start, total=args.steps, desc=f"{args.stage} n={args.replaced_layers}")
