@@ -22,4 +22,5 @@ def test_demo_runs_and_summarises():
     summary = [line for line in demo.output.splitlines() if line.startswith('[demo] done:')]
     assert len(summary) == 1, demo.output
     assert '| keypoints' in summary[0] and '| matches' in summary[0] and 'detect' in summary[0]
+    assert '| node overhead ' in summary[0] and '%' in summary[0]
     assert 'Traceback' not in demo.output

@@ -79,6 +79,13 @@ def stage_summary(timings: list[FrameTiming]) -> str:
     return " ".join(f"{stage} {_mean(getattr(t, f'{stage}_ms') for t in timings):.1f}" for stage in STAGE_NAMES)
 
 
+def node_overhead(timings: list[FrameTiming]) -> float:
+    """Share of the frame time the node spends around the pipeline: converting the image message and
+    building and publishing the outputs, (convert + publish) / total, over all frames."""
+    total = sum(t.total_ms for t in timings)
+    return sum(t.convert_ms + t.publish_ms for t in timings) / total if total > 0 else 0.0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rfnet_ros.ros.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -186,7 +193,9 @@ def run(options: argparse.Namespace) -> int:
               f" | keypoints {_mean(t.num_keypoints for t in timings):.0f}"
               f" | matches {_mean(listener.match_counts):.0f} ({listener.match_messages} match messages)"
               f" | mean ms {stage_summary(timings)}"
-              f" | {last_timing.device if last_timing else '?'} {last_timing.precision if last_timing else '?'}"
+              f" | node overhead {node_overhead(timings):.1%}"
+              f" | {last_timing.device if last_timing else '?'} {last_timing.engine if last_timing else '?'} "
+              f"{last_timing.precision if last_timing else '?'}"
               f" | {options.resize[0]}x{options.resize[1]} input", flush=True)
         if not ok:
             print("[demo] error: no keypoints or no matches arrived", file=sys.stderr)
