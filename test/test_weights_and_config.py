@@ -1,4 +1,6 @@
 """Weights files and configuration: clear failures naming the file or the setting."""
+import zipfile
+
 import pytest
 import torch
 
@@ -44,6 +46,60 @@ def test_corrupt_weights_file_is_named(tmp_path):
     text.write_text("not a model")
     with pytest.raises(WeightsError, match="text.pt"):
         load_model(text)
+
+
+def damaged_copy(source, target, count=4096):
+    """A copy of a weights file with one bit flipped in each of ``count`` bytes in the middle of its largest
+    tensor: the archive still unpickles, the tensors are wrong."""
+    data = bytearray(source.read_bytes())
+    with zipfile.ZipFile(source) as archive:
+        info = max((i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    header = data[info.header_offset:info.header_offset + 30]
+    start = info.header_offset + 30 + int.from_bytes(header[26:28], "little") + int.from_bytes(header[28:30], "little")
+    middle = start + info.file_size // 2 - count // 2
+    assert info.file_size > count and start + info.file_size <= len(data)
+    for i in range(middle, middle + count):
+        data[i] ^= 0x10
+    target.write_bytes(bytes(data))
+    return target
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_damaged_tensors_fail_the_checksum(tmp_path, name):
+    damaged = damaged_copy(WEIGHTS_DIR / name, tmp_path / name)
+    torch.load(damaged, map_location="cpu", weights_only=True)  # still a readable torch file
+    with pytest.raises(WeightsError, match=f"fails its checksum.*{name}"):
+        load_model(damaged)
+    with pytest.raises(WeightsError, match="fails its checksum"):
+        FeaturePipeline(FeatureConfig(weights=str(damaged), device="cpu", replaced_layers=SHIPPED[name]))
+
+
+def test_saved_files_carry_the_checksum_of_their_tensors(tmp_path):
+    from rfnet_ros.model.weights import FORMAT, tensors_sha256
+    path = tmp_path / "w.pt"
+    model = RFNet(9)
+    save_weights(path, model, {"note": "test"})
+    payload = read_weights(path)
+    assert payload["format"] == FORMAT and payload["tensors_sha256"] == tensors_sha256(payload)
+    assert len(payload["tensors_sha256"]) == 64
+    loaded = load_model(path)
+    for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_files_without_a_checksum_are_refused_until_one_is_added(tmp_path):
+    from rfnet_ros.model import weights
+    model = RFNet(9)
+    old = tmp_path / "old.pt"
+    torch.save({"format": weights.UNCHECKED_FORMAT, "replaced_layers": 9, "detector": model.detector.state_dict(),
+                "descriptor": model.descriptor.state_dict(), "provenance": {"steps": 7}}, old)
+    with pytest.raises(WeightsError, match="no checksum.*--add-checksum"):
+        load_model(old)
+    assert weights.main(["--add-checksum", str(old)]) == 0
+    assert read_weights(old)["provenance"] == {"steps": 7}
+    for a, b in zip(model.state_dict().values(), load_model(old).state_dict().values()):
+        assert torch.equal(a, b)
+    assert weights.main([str(old)]) == 0
 
 
 def test_variant_mismatch_is_reported(tmp_path):
