@@ -310,6 +310,15 @@ def test_backwards_time_jump_is_counted(node):
     (('-p', 'image_qos:=fast'), 'invalid parameter image_qos'),
     (('-p', 'image_transport:=theora'), 'invalid parameter image_transport'),
     (('-p', 'score_threshold:=1'), 'invalid parameter score_threshold: expected a double'),
+    # A -p value of another type than the params file's value for it used to be dropped by rcl's merge.
+    (('--params-file', str(SHARE / 'config' / 'lite.yaml'), '-p', 'top_k:=abc'),
+     "invalid parameter top_k: expected an integer value such as 512, got 'abc'"),
+    (('--params-file', str(SHARE / 'config' / 'lite.yaml'), '-p', 'top_k:=5.5'),
+     "invalid parameter top_k: expected an integer value such as 512, got '5.5'"),
+    (('-p', 'match_ratio:=high', '--params-file', str(SHARE / 'config' / 'lite.yaml')),
+     "invalid parameter match_ratio: expected a double value"),
+    (('--params-file', '/nonexistent/rfnet_params.yaml'),
+     "cannot start: Couldn't parse params file: '--params-file /nonexistent/rfnet_params.yaml'"),
 ])
 def test_bad_startup_parameters_stop_the_node_with_one_clear_message(args, needle):
     require_install()
@@ -320,6 +329,18 @@ def test_bad_startup_parameters_stop_the_node_with_one_clear_message(args, needl
     assert 'Traceback' not in process.output, process.output
     errors = [line for line in process.output.splitlines() if '[ERROR]' in line]
     assert len(errors) == 1, errors
+
+
+def test_malformed_params_file_stops_the_node_with_one_line(tmp_path):
+    require_install()
+    params = tmp_path / 'broken.yaml'
+    params.write_text('/**:\n  ros__parameters:\n    top_k: [512\n    weights: "rfnet_lite.pt"\n')
+    process = executable('lite_node', '--ros-args', '--params-file', str(params))
+    status = process.wait(STARTUP_TIMEOUT)
+    assert status == 1, process.output
+    assert f"cannot start: Couldn't parse params file: '--params-file {params}'" in process.output
+    assert 'Traceback' not in process.output
+    assert len(process.output.strip().splitlines()) == 1, process.output
 
 
 def test_params_file_and_launch_config_agree():

@@ -21,6 +21,7 @@ computes).
 from __future__ import annotations
 
 import array
+import re
 import sys
 import threading
 import time
@@ -33,8 +34,9 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+from rclpy.logging import LoggingSeverity, get_logger, set_logger_level
 from rclpy.node import Node
-from rclpy.logging import get_logger
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
@@ -131,10 +133,12 @@ class _Frame:
 class FeatureNode(Node):
     """Wiring around :class:`~rfnet_ros.pipeline.FeaturePipeline`; see the module docstring for threads."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, command_line: list[str] | None = None, **kwargs):
+        """``command_line``: the process arguments rclpy was initialised with (default sys.argv), whose ``-p``
+        values are type-checked here (see parameters.command_line_values)."""
         super().__init__(NODE_NAME, **kwargs)
         try:
-            self.settings = declare_settings(self)
+            self.settings = declare_settings(self, sys.argv if command_line is None else command_line)
             self.pipeline = FeaturePipeline(self.settings[0])
         except (ParameterError, WeightsError, EngineUnavailable) as exc:
             self.destroy_node()
@@ -316,12 +320,29 @@ class FeatureNode(Node):
         super().destroy_node()
 
 
+def init_rclpy(args: list[str] | None) -> None:
+    """rclpy.init; raises StartupError with rcl's reason in one line (a missing or malformed --params-file)."""
+    # rcl logs its own "Failed to parse global arguments" line before raising: keep it to our one line.
+    set_logger_level("rcl", LoggingSeverity.FATAL)
+    try:
+        rclpy.init(args=args)
+    except _rclpy.RCLError as exc:  # the same class on Humble and later (rclpy.RCLError is newer)
+        reason = re.sub(r", at \S+:\d+", "", str(exc)).replace("failed to initialize rcl: ", "")
+        raise StartupError(f"cannot start: {reason}") from None
+    finally:
+        set_logger_level("rcl", LoggingSeverity.UNSET)
+
+
 def main(args: list[str] | None = None) -> int:
     """Run the node until shutdown; 1 when it cannot start (one error line says why), else 0."""
-    rclpy.init(args=args)
+    try:
+        init_rclpy(args)
+    except StartupError as exc:
+        get_logger(NODE_NAME).error(str(exc))
+        return 1
     node = None
     try:
-        node = FeatureNode()
+        node = FeatureNode(command_line=sys.argv if args is None else args)
         # Three threads: input callbacks, diagnostics timer and parameter services each get one.
         executor = MultiThreadedExecutor(num_threads=3)
         executor.add_node(node)

@@ -7,9 +7,11 @@ subscribed at start-up are read-only.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import MISSING, Field, asdict, fields
-from typing import Any
+from typing import Any, Sequence
 
+import yaml
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
@@ -21,7 +23,7 @@ from rfnet_ros.config import FeatureConfig, NodeConfig
 READ_ONLY = frozenset({"weights", "replaced_layers", "descriptor", "device", "engine", "precision",
                        "image_transport", "image_qos", "qos_depth", "diagnostics_period"})
 SETTINGS = (FeatureConfig, NodeConfig)
-TYPE_NAMES = {bool: "bool", int: "integer", float: "double", str: "string"}
+TYPE_NAMES = {bool: "a bool", int: "an integer", float: "a double", str: "a string"}
 PARAMETER_TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
                    float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
 
@@ -69,22 +71,71 @@ def _default(f: Field) -> Any:
     return f.default
 
 
-def declare_settings(node: Node) -> tuple[FeatureConfig, NodeConfig]:
+def _type_error(f: Field, given: str = "") -> ParameterError:
+    return ParameterError(f"invalid parameter {f.name}: expected {TYPE_NAMES[type(f.default)]} value such as "
+                          f"{f.default!r}{given}")
+
+
+# ``-p name:=value`` or ``-p node_name:name:=value`` (rcl's parameter rule).
+_PARAM_RULE = re.compile(r"^(?:(?P<node>[^:=]+):)?(?P<name>[^:=]+):=(?P<value>.*)$", re.DOTALL)
+
+
+def command_line_values(argv: Sequence[str], node_name: str) -> dict[str, str]:
+    """The ``-p``/``--param`` values of ``argv``'s --ros-args sections meant for ``node_name``, as written.
+
+    rcl merges them into the values of --params-file files; where a value's type differs from the file's,
+    rcl keeps both and rclpy takes the file's, so a mistyped ``-p`` would be silently ignored. The node
+    checks these values itself with :func:`check_command_line_types`.
+    """
+    values: dict[str, str] = {}
+    in_ros_args = False
+    tokens = iter(argv)
+    for token in tokens:
+        if token == "--ros-args":
+            in_ros_args = True
+        elif token == "--":
+            in_ros_args = False
+        elif in_ros_args and token in ("-p", "--param"):
+            rule = _PARAM_RULE.match(next(tokens, ""))
+            if rule and (rule["node"] is None or rule["node"] in ("*", "**")
+                         or rule["node"].rsplit("/", 1)[-1] == node_name):
+                values[rule["name"]] = rule["value"]
+    return values
+
+
+def check_command_line_types(values: dict[str, str]) -> None:
+    """Raise :class:`ParameterError` for a ``-p`` value whose YAML type (how rcl reads it) is not the setting's
+    type (an integer is no double, as for rclpy's own check)."""
+    by_name = {f.name: f for f in all_fields()}
+    for name, text in values.items():
+        f = by_name.get(name)
+        if f is None:
+            continue
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        if type(value) is not type(f.default):
+            raise _type_error(f, f", got {text!r} (-p {name}:={text})")
+
+
+def declare_settings(node: Node, command_line: Sequence[str] = ()) -> tuple[FeatureConfig, NodeConfig]:
     """Declare every setting as a parameter of ``node`` and return the validated settings.
 
     Values come from the parameter overrides (--params-file, -p) or the dataclass defaults. Raises
-    :class:`ParameterError` ("invalid parameter <name>: <why>") for a wrong type or an invalid value.
+    :class:`ParameterError` ("invalid parameter <name>: <why>") for a wrong type or an invalid value,
+    ``-p`` values of ``command_line`` (the process arguments) included.
 
     Declared in two steps so that an invalid value is reported in the settings' own words: first without
     ranges (a value out of range would make rclpy raise its own message), then, once the dataclasses
     accept the values, the full descriptors (ranges, read-only) are set.
     """
+    check_command_line_types(command_line_values(command_line, node.get_name()))
     for f in all_fields():
         try:
             node.declare_parameter(f.name, _default(f), descriptor_for(f, constraints=False))
         except InvalidParameterTypeException:
-            raise ParameterError(f"invalid parameter {f.name}: expected a {TYPE_NAMES[type(f.default)]} value "
-                                 f"such as {f.default!r}") from None
+            raise _type_error(f) from None
         except InvalidParameterValueException as exc:
             raise ParameterError(f"invalid parameter {f.name}: {exc}") from None
     values = {f.name: node.get_parameter(f.name).value for f in all_fields()}
