@@ -196,3 +196,85 @@ def test_jpeg_is_decoded():
 def test_bad_compressed_data_is_rejected(data, reason):
     with pytest.raises(ImageRejected, match=reason):
         compressed_to_array(SimpleNamespace(format='jpeg', data=data))
+
+
+# --- One pixel-type policy and a size bound for both paths --------------------------------------------------
+def encoded(image: np.ndarray, extension: str) -> bytes:
+    ok, data = cv2.imencode(extension, image)
+    assert ok
+    return data.tobytes()
+
+
+# Raw encoding and a compressed file of the same pixel type: both refused, for the same reason.
+SAME_PIXEL_TYPE = [
+    ('32FC1', '.tiff', np.full((6, 5), np.nan, np.float32), 'float32 with 1 channel(s)'),
+    ('32FC1', '.pfm', np.full((6, 5), np.nan, np.float32), 'float32 with 1 channel(s)'),
+    ('16SC1', '.tiff', np.ones((6, 5), np.int16), 'int16 with 1 channel(s)'),
+    ('32SC1', '.tiff', np.ones((6, 5), np.int32), 'int32 with 1 channel(s)'),
+    ('16UC3', '.png', np.ones((6, 5, 3), np.uint16), 'uint16 with 3 channel(s)'),
+]
+
+
+@pytest.mark.parametrize('encoding, extension, image, pixel_type', SAME_PIXEL_TYPE)
+def test_raw_and_compressed_refuse_a_pixel_type_with_the_same_reason(encoding, extension, image, pixel_type):
+    raw = raw_message(np.zeros(image.shape, np.uint8), 'mono8')
+    raw.encoding, raw.step = encoding, image[0].nbytes
+    raw.data = image.tobytes()
+    with pytest.raises(ImageRejected) as from_raw:
+        image_to_array(raw)
+    with pytest.raises(ImageRejected) as from_compressed:
+        compressed_to_array(SimpleNamespace(format=extension[1:], data=encoded(image, extension)))
+    reason = f'pixel type {pixel_type} is not supported'
+    assert reason in from_raw.value.reason and reason in from_compressed.value.reason
+    assert from_raw.value.reason.split(': ', 1)[1] == from_compressed.value.reason.split(': ', 1)[1]
+
+
+def huge_png(width: int, height: int) -> bytes:
+    """A valid 8-bit grey PNG of zeros, compressed as well as deflate can (about 1 KB per MB decoded)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack('>I', len(body)) + kind + body + struct.pack('>I', zlib.crc32(kind + body))
+
+    deflate = zlib.compressobj(9)
+    row = bytes(width + 1)  # filter byte 0 and a row of zeros
+    body = b''.join(deflate.compress(row) for _ in range(height)) + deflate.flush()
+    return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', width, height, 8, 0, 0, 0, 0))
+            + chunk(b'IDAT', body) + chunk(b'IEND', b''))
+
+
+def test_compressed_size_is_bounded_from_the_header_before_decoding():
+    import resource
+    data = huge_png(6000, 6000)  # 36 MP from about 35 KB
+    assert len(data) < 100_000
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ImageRejected, match='image too large: 6000x6000 = 36000000 pixels exceeds max_image_pixels '
+                                            '16777216'):
+        compressed_to_array(SimpleNamespace(format='png', data=data), max_pixels=4096 * 4096)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 20_000, 'decoded before refusing'
+    array, _ = compressed_to_array(SimpleNamespace(format='png', data=huge_png(64, 48)), max_pixels=64 * 48)
+    assert array.shape == (48, 64)
+
+
+def test_jpeg_declaring_a_huge_size_is_refused_from_its_header():
+    data = bytearray(encoded(np.zeros((16, 16), np.uint8), '.jpg'))
+    sof = data.index(b'\xff\xc0')  # baseline frame header: length, precision, height, width
+    for height, width in ((6000, 5000), (60000, 50000)):  # the second above Pillow's own bound
+        data[sof + 5:sof + 9] = height.to_bytes(2, 'big') + width.to_bytes(2, 'big')
+        with pytest.raises(ImageRejected, match='image too large: .*max_image_pixels') as info:
+            compressed_to_array(SimpleNamespace(format='jpeg', data=bytes(data)), max_pixels=4096 * 4096)
+        assert height > 10000 or '5000x6000' in info.value.reason
+
+
+def test_raw_size_is_bounded():
+    msg = raw_message(random_image((30, 40), np.uint8), 'mono8')
+    with pytest.raises(ImageRejected, match='image too large: 40x30 = 1200 pixels exceeds max_image_pixels 1000'):
+        image_to_array(msg, max_pixels=1000)
+    assert image_to_array(msg, max_pixels=1200)[0].shape == (30, 40)
+
+
+def test_unknown_compressed_format_is_refused_before_decoding():
+    # Radiance HDR: OpenCV decodes it (float32), Pillow knows no header for it, so its size cannot be bounded.
+    with pytest.raises(ImageRejected, match='does not decode.*no image header found'):
+        compressed_to_array(SimpleNamespace(format='hdr', data=encoded(np.ones((4, 4, 3), np.float32), '.hdr')))

@@ -6,15 +6,27 @@ rosbags message, or a test double), so they are unit-tested without a ROS graph.
 Raw images are wrapped without copying wherever possible: the array is a strided view of ``msg.data``
 that honours ``step`` (row padding), and it keeps the message buffer alive. Only big-endian 16-bit data on
 a little-endian machine (or the reverse) is copied, into native byte order.
+
+Both input paths follow one policy (:func:`pixel_type_problem`, :func:`check_size`): the pixel types of the
+supported encodings (8-bit unsigned with 1, 3 or 4 channels, 16-bit unsigned with 1), and at most
+``max_pixels`` pixels. A compressed image's size
+is read from its header (Pillow's lazy ``Image.open``, which parses only the header) before anything is
+decoded, so a small file declaring a huge image costs nothing; its pixel type is checked on OpenCV's decoded
+array, the same array type the raw path yields, so float (even all-NaN) and signed-integer files are refused
+with the same reason as 32FC1 or 16SC1 raw images.
 """
 from __future__ import annotations
 
 import array
+import io
 import sys
+import warnings
+from struct import error as struct_error
 from typing import NamedTuple
 
 import cv2
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 
 class ImageRejected(ValueError):
@@ -47,7 +59,32 @@ ENCODINGS: dict[str, Encoding] = {
     "8UC4": Encoding(np.uint8, 4, "bgr"),
 }
 SUPPORTED_ENCODINGS = tuple(ENCODINGS)
+# The pixel policy of both input paths, (sample type, channels) -> the encodings above: what the pipeline
+# computes on.
+PIXEL_TYPES = {(np.dtype(e.dtype), e.channels) for e in ENCODINGS.values()}
+SUPPORTED_PIXELS = "8-bit unsigned with 1, 3 or 4 channels, or 16-bit unsigned with 1"
+# The other OpenCV-style encodings of sensor_msgs (8SC1, 16UC3, 32FC1, 64FC4, 8UC2, ...) have a known pixel
+# type outside the policy: they are refused for it, with the reason a compressed file of that type gets.
+_CV_DEPTHS = {"8U": np.uint8, "8S": np.int8, "16U": np.uint16, "16S": np.int16, "32S": np.int32,
+              "32F": np.float32, "64F": np.float64}
+_CV_ENCODINGS = {f"{depth}C{channels}": (np.dtype(dtype), channels)
+                 for depth, dtype in _CV_DEPTHS.items() for channels in (1, 2, 3, 4)}
 _LITTLE_ENDIAN_HOST = sys.byteorder == "little"
+
+
+def pixel_type_problem(dtype: np.dtype, channels: int) -> str | None:
+    """Why ``dtype`` x ``channels`` pixels are refused (the same words for both input paths), or None."""
+    if (np.dtype(dtype), channels) in PIXEL_TYPES:
+        return None
+    return (f"pixel type {np.dtype(dtype).name} with {channels} channel(s) is not supported "
+            f"(supported: {SUPPORTED_PIXELS})")
+
+
+def check_size(width: int, height: int, max_pixels: int | None, source: str) -> None:
+    """Raise :class:`ImageRejected` when a ``width`` x ``height`` image exceeds ``max_pixels`` (None: no bound)."""
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageRejected(f"image too large: {width}x{height} = {width * height} pixels exceeds max_image_pixels "
+                            f"{max_pixels} ({source})")
 
 
 def _byte_view(data) -> np.ndarray:
@@ -59,19 +96,24 @@ def _byte_view(data) -> np.ndarray:
         return np.asarray(data, dtype=np.uint8).ravel()
 
 
-def image_to_array(msg) -> tuple[np.ndarray, str]:
+def image_to_array(msg, max_pixels: int | None = None) -> tuple[np.ndarray, str]:
     """``sensor_msgs/Image`` -> ((H, W) or (H, W, C) array, color order "bgr"/"rgb").
 
     The array is uint8 or native-endian uint16, a view of ``msg.data`` (read-only when the data is) with
-    rows ``msg.step`` bytes apart. Raises :class:`ImageRejected` for an unsupported encoding, an empty
-    image, a ``step`` shorter than a row, or data shorter than ``step * height``.
+    rows ``msg.step`` bytes apart. Raises :class:`ImageRejected` for an unsupported encoding or pixel type,
+    an empty image, one of more than ``max_pixels`` pixels, a ``step`` shorter than a row, or data shorter
+    than ``step * height``.
     """
     encoding = ENCODINGS.get(msg.encoding)
     if encoding is None:
+        problem = pixel_type_problem(*_CV_ENCODINGS[msg.encoding]) if msg.encoding in _CV_ENCODINGS else None
+        if problem:
+            raise ImageRejected(f"unsupported encoding {msg.encoding!r}: {problem}")
         raise ImageRejected(f"unsupported encoding {msg.encoding!r} (supported: {', '.join(SUPPORTED_ENCODINGS)})")
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height == 0 or width == 0:
         raise ImageRejected(f"empty image: {width}x{height}")
+    check_size(width, height, max_pixels, f"encoding {msg.encoding!r}")
     itemsize = np.dtype(encoding.dtype).itemsize
     row_bytes = width * encoding.channels * itemsize
     if step < row_bytes:
@@ -94,18 +136,48 @@ def image_to_array(msg) -> tuple[np.ndarray, str]:
     return array, encoding.color_order
 
 
-def compressed_to_array(msg) -> tuple[np.ndarray, str]:
-    """``sensor_msgs/CompressedImage`` (JPEG, PNG or any format OpenCV decodes) -> (array, "bgr").
+def compressed_size(data: np.ndarray, fmt: str) -> tuple[int, int]:
+    """(width, height) declared by a compressed image's header, read without decoding the pixels.
+
+    Raises :class:`ImageRejected` when no header Pillow knows is found: such data could not be bounded before
+    decoding.
+    """
+    try:
+        with warnings.catch_warnings():
+            # Pillow's own bound on decoded size (a warning, then an error above twice Image.MAX_IMAGE_PIXELS):
+            # the caller's max_pixels is the bound here, and it stays below Pillow's error threshold.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data.tobytes())) as header:
+                return header.size
+    except Image.DecompressionBombError:
+        raise ImageRejected(f"image too large: more than {2 * Image.MAX_IMAGE_PIXELS} pixels declared, above "
+                            f"max_image_pixels (format {fmt!r})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct_error) as exc:
+        raise ImageRejected(f"compressed image does not decode (format {fmt!r}, {data.size} bytes): "
+                            f"no image header found ({type(exc).__name__})") from None
+
+
+def compressed_to_array(msg, max_pixels: int | None = None) -> tuple[np.ndarray, str]:
+    """``sensor_msgs/CompressedImage`` (JPEG, PNG, or another format both Pillow and OpenCV read) -> (array, "bgr").
 
     The array is (H, W) or (H, W, 3|4), uint8 or uint16, in OpenCV's BGR(A) order. Raises
-    :class:`ImageRejected` when the data is empty or does not decode.
+    :class:`ImageRejected` when the data is empty, has no header, declares more than ``max_pixels`` pixels
+    (checked before decoding), does not decode, or decodes to a pixel type outside the policy.
     """
     data = _byte_view(msg.data)
     if data.size == 0:
         raise ImageRejected(f"empty compressed image (format {msg.format!r})")
+    width, height = compressed_size(data, msg.format)
+    check_size(width, height, max_pixels, f"format {msg.format!r}")
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise ImageRejected(f"compressed image does not decode (format {msg.format!r}, {data.size} bytes)")
+    problem = pixel_type_problem(image.dtype, 1 if image.ndim == 2 else image.shape[2])
+    if problem:
+        raise ImageRejected(f"unsupported compressed image (format {msg.format!r}): {problem}")
+    if image.shape[:2] != (height, width):
+        raise ImageRejected(f"compressed image decodes to {image.shape[1]}x{image.shape[0]}, its header says "
+                            f"{width}x{height} (format {msg.format!r})")
     return image, "bgr"
 
 
