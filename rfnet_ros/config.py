@@ -78,6 +78,10 @@ class FeatureConfig:
                                         "orientation peak when that peak reaches this fraction of the first; "
                                         "matching uses the closest pair of descriptions (1.0 = off; needs "
                                         "keypoint_frames: image)", low=0.0, high=1.0)
+    min_contrast: float = _setting(0.01, "Keypoints whose surroundings (the square of half-width their scale) have "
+                                   "an intensity standard deviation (intensities 0..1) at most this are dropped, "
+                                   "so blank, covered or featureless views give no keypoints (0 = keep all)",
+                                   low=0.0, high=1.0)
     match_max_distance: float = _setting(2.0, "Largest descriptor L2 distance of a match (2.0 = no limit)",
                                          low=0.0, high=2.0)
     match_ratio: float = _setting(1.0, "Lowe ratio test: nearest / second nearest distance must be below "
@@ -173,6 +177,18 @@ class NodeConfig:
     expected_rate: float = _setting(0.0, "Expected input rate in Hz for gap detection (0 = learn it)",
                                     low=0.0, high=1000.0)
     publish_descriptors: bool = _setting(True, "Fill the descriptors field of the keypoints message")
+    output_stall_timeout: float = _setting(10.0, "Seconds a received frame may wait for its outputs (in the model "
+                                           "included) before diagnostics report ERROR: the node is stalled; run-time "
+                                           "changes predicted to take longer per frame are refused",
+                                           low=0.1, high=3600.0)
+    max_model_pixels: int = _setting(1920 * 1080, "Largest model_height x model_width (the detector's memory grows "
+                                     "with it); larger sizes are refused at start-up and at run time",
+                                     low=32 * 32, high=2160 * 3840)
+    max_image_pixels: int = _setting(4096 * 4096, "Largest input image in pixels; larger images are refused, "
+                                     "compressed ones from their header before decoding",
+                                     low=1, high=100_000_000)
+    min_keypoints: int = _setting(8, "Diagnostics warn of no texture when most frames of a period give fewer "
+                                  "keypoints than this (0 = never)", low=0, high=8192)
 
     def __post_init__(self) -> None:
         check_fields(self)

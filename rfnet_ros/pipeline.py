@@ -15,6 +15,7 @@ from rfnet_ros.engines.graphs import file_digest
 from rfnet_ros.matching import match_mutual_nn
 from rfnet_ros.model.patches import extract_patches, orientation_angle
 from rfnet_ros.model.rfnet import keypoints_from_maps, model_input
+from rfnet_ros.model.texture import local_contrast
 from rfnet_ros.model.weights import load_model
 from rfnet_ros.timing import StageTimer
 
@@ -163,6 +164,8 @@ class FeaturePipeline:
                                             cfg.border, cfg.score_threshold, cfg.keypoint_frames, cfg.min_strength,
                                             cfg.second_peak_ratio)
             valid = keypoints.valid[0]
+            if cfg.min_contrast > 0:  # flat surroundings: no keypoint, whatever the detector scored
+                valid = valid & (local_contrast(tensor, keypoints.xy[0], keypoints.scale[0]) > cfg.min_contrast)
             xy, radius = keypoints.xy[0][valid], keypoints.scale[0][valid]
             direction, score = keypoints.orientation[0][valid], keypoints.score[0][valid]
         with timer.stage("describe"):

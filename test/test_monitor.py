@@ -128,3 +128,70 @@ def test_inference_errors_are_errors():
     assert report.level == ERROR
     assert report.message.startswith('1 inference failure(s), last: RuntimeError: out of memory')
     assert 'rejected' in report.message
+
+
+def test_a_frame_waiting_past_the_output_stall_timeout_is_an_error():
+    monitor = FrameMonitor(now=0.0)
+    monitor.on_received(0.0)
+    monitor.on_accepted(0.0)
+    assert monitor.report(now=4.0, stall_timeout=60.0, output_stall_timeout=5.0).level == OK
+    for t in (5.0, 5.5, 6.0):  # input keeps arriving, nothing leaves
+        monitor.on_received(t)
+        monitor.on_accepted(t)
+        monitor.on_dropped()
+    report = monitor.report(now=6.5, stall_timeout=60.0, output_stall_timeout=5.0)
+    assert report.level == ERROR
+    assert report.message.startswith('stalled: no output for 6.5 s while a frame waits (output_stall_timeout 5 s)')
+    assert report.values['output_wait_s'] == '6.50'
+    processed(monitor)  # outputs left: the wait ends
+    monitor.on_received(7.0)
+    monitor.on_accepted(7.0)
+    assert monitor.report(now=7.5, stall_timeout=60.0, output_stall_timeout=5.0).level != ERROR
+
+
+def test_most_frames_without_keypoints_warn_of_no_texture():
+    monitor = FrameMonitor(now=0.0)
+    for i, keypoints in enumerate((0, 0, 3, 200)):
+        monitor.on_received(0.1 * i)
+        processed(monitor, keypoints=keypoints)
+    report = monitor.report(now=1.0, stall_timeout=5.0, min_keypoints=8)
+    assert report.level == WARN and 'no texture: 3 of 4 frames gave fewer than 8 keypoints' in report.message
+    for i in range(3):
+        monitor.on_received(1.1 + 0.1 * i)
+        processed(monitor, keypoints=0 if i == 0 else 300)
+    assert monitor.report(now=2.0, stall_timeout=5.0, min_keypoints=8).level == OK
+    monitor.on_received(2.1)
+    processed(monitor, keypoints=0)
+    assert monitor.report(now=2.5, stall_timeout=5.0, min_keypoints=0).level == OK, '0: never'
+
+
+def test_input_loss_from_sequence_numbers_per_publisher():
+    from rfnet_ros.ros.monitor import InputLossEstimator
+    loss = InputLossEstimator()
+    assert loss.update(0, None, sequence=1, publisher='a') == 0
+    assert loss.update(0, None, sequence=5, publisher='a') == 3
+    assert loss.update(0, None, sequence=1, publisher='b') == 0, 'another publisher starts its own count'
+    assert loss.update(0, None, sequence=2, publisher='a') == 0, 'a restarted publisher: no loss'
+    assert loss.update(0, None, sequence=4, publisher='b') == 2
+    assert (loss.lost, loss.by_sequence, loss.source) == (5, 5, 'sequence numbers')
+
+
+def test_input_loss_from_stamp_gaps_without_sequence_numbers():
+    from rfnet_ros.ros.monitor import InputLossEstimator
+    loss = InputLossEstimator()
+    period = 0.1
+    stamps = [0.0, 0.1, 0.2, 0.5, 0.58, 0.75, 0.8, 0.8]  # 2 lost before 0.5, 1 before 0.75 (1.7 periods)
+    assert [loss.update(int(t * SECOND), period) for t in stamps] == [0, 0, 0, 2, 0, 1, 0, 0]
+    assert loss.update(int(10.0 * SECOND), period) == 0, 'a time jump is no loss'
+    assert loss.update(int(9.0 * SECOND), period) == 0, 'nor is going back'
+    assert loss.update(int(9.3 * SECOND), None) == 0, 'nothing is estimated without a period'
+    assert (loss.lost, loss.source) == (3, 'header stamps')
+
+
+def test_input_loss_is_reported_and_warns_when_most_frames_are_lost():
+    monitor = FrameMonitor(now=0.0)
+    monitor.on_received(0.5)
+    monitor.on_lost(3, 3, 'sequence numbers')
+    report = monitor.report(now=1.0, stall_timeout=5.0)
+    assert report.values['frames_lost'] == '3' and report.values['frames_lost_from'] == 'sequence numbers'
+    assert report.level == WARN and 'input loss: 3 frame(s) never reached the node, 1 did' in report.message

@@ -63,7 +63,7 @@ def test_message_fields(msg):
            ('convert', 'preprocess', 'detect', 'describe', 'match', 'publish', 'total')},
         'device': 'string', 'engine': 'string', 'precision': 'string',
         'num_keypoints': 'uint32', 'num_matches': 'uint32',
-        'frames_dropped': 'uint64', 'frames_rejected': 'uint64',
+        'frames_dropped': 'uint64', 'frames_rejected': 'uint64', 'frames_lost': 'uint64',
     }
 
 

@@ -21,7 +21,9 @@ GAP_FACTOR = 5.0
 # The learned period is the median of the last PERIOD_WINDOW positive stamp gaps, used from MIN_PERIODS on.
 PERIOD_WINDOW = 50
 MIN_PERIODS = 5
-# Diagnostics warn of falling behind when more than this share of the period's frames was dropped.
+# Diagnostics warn of falling behind when more than this share of the period's frames was dropped, of input
+# loss when more than this share of the frames sent was lost, and of no texture when more than this share of
+# the frames processed gave too few keypoints.
 DROP_WARN_SHARE = 0.5
 
 
@@ -63,6 +65,52 @@ class StampMonitor:
         return None
 
 
+class InputLossEstimator:
+    """Frames lost before the node's callback saw them (overwritten in the subscription's queue, or lost by the
+    middleware): gaps in the publisher's sequence numbers where the middleware reports them, else gaps in the
+    header stamps against the expected period.
+
+    Sequence numbers are counted per publisher (a restarted publisher starts again: no loss). A stamp gap of
+    ``n`` periods counts ``round(n) - 1`` lost frames; gaps beyond GAP_FACTOR periods are time jumps (a paused
+    camera), not loss. Feed every received message, rejected ones included.
+    """
+
+    def __init__(self):
+        self.by_sequence = self.by_stamps = 0
+        self.has_sequence = False
+        self._last_sequence: dict[object, int] = {}
+        self._last_stamp_ns: int | None = None
+
+    @property
+    def lost(self) -> int:
+        """The estimate in use: from sequence numbers once any were seen, else from stamps."""
+        return self.by_sequence if self.has_sequence else self.by_stamps
+
+    @property
+    def source(self) -> str:
+        return "sequence numbers" if self.has_sequence else "header stamps"
+
+    def update(self, stamp_ns: int, period_s: float | None, sequence: int | None = None,
+               publisher: object = None) -> int:
+        """Record a received message; returns how many frames the estimate in use says were lost before it."""
+        lost_by_sequence = 0
+        if sequence:  # None or 0: the middleware does not report them
+            last = self._last_sequence.get(publisher)
+            self._last_sequence[publisher] = sequence
+            if last is not None and sequence > last + 1:
+                lost_by_sequence = sequence - last - 1
+            self.by_sequence += lost_by_sequence
+            self.has_sequence = True
+        last_stamp, self._last_stamp_ns = self._last_stamp_ns, stamp_ns
+        lost_by_stamps = 0
+        if last_stamp is not None and period_s and stamp_ns > last_stamp:
+            periods = (stamp_ns - last_stamp) * 1e-9 / period_s
+            if periods <= GAP_FACTOR:
+                lost_by_stamps = max(0, round(periods) - 1)
+        self.by_stamps += lost_by_stamps
+        return lost_by_sequence if self.has_sequence else lost_by_stamps
+
+
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
@@ -77,6 +125,7 @@ class _Period:
     dropped: int = 0
     rejected: int = 0
     errors: int = 0
+    lost: int = 0
     jumps: int = 0
     last_jump: str = ""
     stage_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGE_NAMES})
@@ -103,15 +152,31 @@ class FrameMonitor:
         self._lock = threading.Lock()
         self._period = _Period(start=now)
         self.received = self.processed = self.dropped = self.rejected = self.errors = self.time_jumps = 0
+        self.lost = 0
+        self.lost_source = "header stamps"
         self.last_reject_reason = ""
         self.last_error = ""
         self._last_received: float | None = None
+        self._waiting_since: float | None = None  # when the oldest frame without outputs yet was accepted
 
     def on_received(self, now: float) -> None:
         with self._lock:
             self.received += 1
             self._period.received += 1
             self._last_received = now
+
+    def on_accepted(self, now: float) -> None:
+        """A received frame passed conversion and waits for the worker."""
+        with self._lock:
+            if self._waiting_since is None:
+                self._waiting_since = now
+
+    def on_lost(self, count: int, total: int, source: str) -> None:
+        """``count`` more frames were lost before reaching the node (``total`` since start, estimated from
+        ``source``)."""
+        with self._lock:
+            self._period.lost += count
+            self.lost, self.lost_source = total, source
 
     def on_dropped(self) -> None:
         """A received frame was replaced by a newer one before it was processed."""
@@ -126,7 +191,9 @@ class FrameMonitor:
             self.last_reject_reason = reason
 
     def on_error(self, error: str) -> None:
+        """Processing a frame failed: it has left the model without outputs."""
         with self._lock:
+            self._waiting_since = None
             self.errors += 1
             self._period.errors += 1
             self.last_error = error
@@ -138,8 +205,9 @@ class FrameMonitor:
             self._period.last_jump = description
 
     def on_processed(self, stage_ms: dict[str, float], keypoints: int, matches: int | None) -> None:
-        """A frame went through; ``matches`` is None for a frame without a previous one."""
+        """A frame went through and its outputs left; ``matches`` is None for a frame without a previous one."""
         with self._lock:
+            self._waiting_since = None
             self.processed += 1
             period = self._period
             period.processed += 1
@@ -150,19 +218,27 @@ class FrameMonitor:
             if matches is not None:
                 period.matches.append(matches)
 
-    def report(self, now: float, stall_timeout: float, context: dict[str, str] | None = None) -> Report:
-        """Summarise the period since the last report (and start a new one); ``context`` adds fixed keys."""
+    def report(self, now: float, stall_timeout: float, context: dict[str, str] | None = None, *,
+               output_stall_timeout: float | None = None, min_keypoints: int = 0) -> Report:
+        """Summarise the period since the last report (and start a new one); ``context`` adds fixed keys.
+
+        ERROR when a frame has waited for its outputs (in the slot or in the model) longer than
+        ``output_stall_timeout``; WARN of no texture when most frames gave fewer than ``min_keypoints``.
+        """
         with self._lock:
             period, self._period = self._period, _Period(start=now)
             totals = {"frames_received": self.received, "frames_processed": self.processed,
                       "frames_dropped": self.dropped, "frames_rejected": self.rejected,
-                      "inference_errors": self.errors, "time_jumps": self.time_jumps}
+                      "frames_lost": self.lost, "inference_errors": self.errors, "time_jumps": self.time_jumps}
             last_received, last_reject, last_error = self._last_received, self.last_reject_reason, self.last_error
+            waiting_since, lost_source = self._waiting_since, self.lost_source
         elapsed = max(now - period.start, 1e-9)
         values = {
             "input_rate_hz": f"{period.received / elapsed:.2f}",
             "output_rate_hz": f"{period.processed / elapsed:.2f}",
             **{key: str(value) for key, value in totals.items()},
+            "frames_lost_from": lost_source,
+            "output_wait_s": f"{now - waiting_since:.2f}" if waiting_since is not None else "0.00",
             "last_reject_reason": last_reject,
             "last_error": last_error,
             "keypoints_mean": f"{_mean(period.keypoints):.1f}",
@@ -174,6 +250,10 @@ class FrameMonitor:
         values.update(context or {})
 
         errors, warnings = [], []
+        if output_stall_timeout is not None and waiting_since is not None \
+                and now - waiting_since > output_stall_timeout:
+            errors.append(f"stalled: no output for {now - waiting_since:.1f} s while a frame waits "
+                          f"(output_stall_timeout {output_stall_timeout:g} s)")
         if period.errors:
             errors.append(f"{period.errors} inference failure(s), last: {last_error}")
         if last_received is None:
@@ -182,6 +262,13 @@ class FrameMonitor:
             warnings.append(f"input stalled: no image for {now - last_received:.1f} s")
         if period.received >= 2 and period.dropped > DROP_WARN_SHARE * period.received:
             warnings.append(f"falling behind: dropped {period.dropped} of {period.received} frames")
+        if period.lost and period.lost > DROP_WARN_SHARE * (period.lost + period.received):
+            warnings.append(f"input loss: {period.lost} frame(s) never reached the node, {period.received} did "
+                            f"(from {lost_source})")
+        few = sum(1 for k in period.keypoints if k < min_keypoints)
+        if few and few > DROP_WARN_SHARE * len(period.keypoints):
+            warnings.append(f"no texture: {few} of {len(period.keypoints)} frames gave fewer than {min_keypoints} "
+                            f"keypoints (blank, covered or defocused view?)")
         if period.rejected:
             warnings.append(f"{period.rejected} frame(s) rejected, last: {last_reject}")
         if period.jumps:

@@ -21,7 +21,9 @@ computes).
 from __future__ import annotations
 
 import array
+import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -38,6 +40,7 @@ from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.logging import LoggingSeverity, get_logger, set_logger_level
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.subscription import Subscription
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
@@ -47,7 +50,8 @@ from rfnet_ros.model.weights import WeightsError
 from rfnet_ros.msg import FrameTiming, Keypoints, Matches
 from rfnet_ros.pipeline import STAGES, FeaturePipeline, FrameResult
 from rfnet_ros.ros.image_conversion import ImageRejected, compressed_to_array, image_to_array
-from rfnet_ros.ros.monitor import ERROR, OK, STAGE_NAMES, WARN, FrameMonitor, StampMonitor
+from rfnet_ros.ros.frame_cost import FrameCost
+from rfnet_ros.ros.monitor import ERROR, OK, STAGE_NAMES, WARN, FrameMonitor, InputLossEstimator, StampMonitor
 from rfnet_ros.ros.parameters import (ParameterError, declare_settings, parameter_names, unknown_overrides,
                                       updated_settings)
 
@@ -55,8 +59,12 @@ NODE_NAME = "rfnet_feature_node"
 OUTPUT_DEPTH = 10
 # Seconds between repeats of the same warning (rejected frames, time jumps, inference errors).
 WARN_THROTTLE = 5.0
-# Seconds destroy_node waits for the frame in the model to finish.
-WORKER_JOIN_TIMEOUT = 30.0
+# Seconds destroy_node waits for the frame in the model to finish; a longer frame is abandoned (main() then
+# ends the process without waiting for it), so shutdown takes well under 2 s however long frames are.
+WORKER_JOIN_TIMEOUT = 0.5
+# Subscription callbacks can take the middleware's message info (publication sequence numbers) from
+# Jazzy's rclpy on; on Humble the node estimates input loss from header stamps only.
+MESSAGE_INFO = hasattr(Subscription, "CallbackType")
 # image_transport -> (message type, topic, converter to (array, color order) that raises ImageRejected).
 INPUTS = {
     "raw": (Image, "image", image_to_array),
@@ -154,6 +162,8 @@ class FeatureNode(Node):
 
         self.monitor = FrameMonitor(time.monotonic())
         self.stamps = StampMonitor(node.expected_rate)
+        self.loss = InputLossEstimator()  # executor thread, input group only
+        self.cost = FrameCost()  # worker observes, parameter callback predicts (under _slot_lock)
         self._slot_lock = threading.Condition()
         self._slot: _Frame | None = None  # newest unprocessed frame (guarded by _slot_lock)
         self._reset_pending = False  # a backwards jump was seen: forget the previous frame first
@@ -168,7 +178,8 @@ class FeatureNode(Node):
         self._timing_pub = self.create_publisher(FrameTiming, "timing", OUTPUT_DEPTH)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", OUTPUT_DEPTH)
         msg_type, topic, self._convert = INPUTS[node.image_transport]
-        self._image_sub = self.create_subscription(msg_type, topic, self._on_image, image_qos(node),
+        on_image = self._on_image_with_info if MESSAGE_INFO else self._on_image
+        self._image_sub = self.create_subscription(msg_type, topic, on_image, image_qos(node),
                                                    callback_group=input_group)
         self._diagnostics_timer = self.create_timer(node.diagnostics_period, self._publish_diagnostics,
                                                     callback_group=diagnostics_group)
@@ -191,6 +202,10 @@ class FeatureNode(Node):
             feature, node = updated_settings(self.settings, changes)
         except ParameterError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
+        with self._slot_lock:
+            problem = self.cost.change_problem(self.settings[0], feature, node.output_stall_timeout)
+        if problem:
+            return SetParametersResult(successful=False, reason=f"refused: {problem}")
         self.settings = feature, node
         self.stamps.expected_rate = node.expected_rate
         with self._slot_lock:
@@ -199,17 +214,27 @@ class FeatureNode(Node):
         return SetParametersResult(successful=True)
 
     # --- Input (executor thread, input group) ----------------------------------------------------
-    def _on_image(self, msg: Image | CompressedImage) -> None:
+    def _on_image_with_info(self, msg: Image | CompressedImage, info: dict) -> None:
+        self._on_image(msg, info.get("publication_sequence_number"), str(info.get("publisher_gid")))
+
+    def _on_image(self, msg: Image | CompressedImage, sequence: int | None = None, publisher: str = "") -> None:
         received = time.perf_counter()
         self.monitor.on_received(time.monotonic())
+        self._count_lost(msg.header, sequence, publisher)
         try:
-            image, color_order = self._convert(msg)
+            image, color_order = self._convert(msg, self.settings[1].max_image_pixels)
         except ImageRejected as exc:
             self._reject(exc.reason)
             return
         convert_ms = (time.perf_counter() - received) * 1e3
         self._check_stamp(msg.header)
+        self.monitor.on_accepted(time.monotonic())
         self._offer(_Frame(msg.header, received, image, color_order, convert_ms))
+
+    def _count_lost(self, header: Header, sequence: int | None, publisher: str) -> None:
+        """Frames that never reached this callback: sequence-number or stamp gaps before this message."""
+        lost = self.loss.update(stamp_ns(header.stamp), self.stamps.expected_period, sequence, publisher)
+        self.monitor.on_lost(lost, self.loss.lost, self.loss.source)
 
     def _check_stamp(self, header: Header) -> None:
         """Report time jumps of accepted frames; going backwards makes the worker restart matching."""
@@ -251,11 +276,14 @@ class FeatureNode(Node):
                 settings, self._pending_settings = self._pending_settings, None
             if settings is not None:
                 self.pipeline.configure(settings)
+            config = self.pipeline.config
             if reset:
                 self.pipeline.reset()
                 self._previous_stamp = None
             try:
-                self._process(frame)
+                stage_ms = self._process(frame)
+                with self._slot_lock:
+                    self.cost.observe(config, stage_ms)
             except Exception as exc:  # noqa: BLE001 - a failing frame must not stop the node
                 if self._stopping or not self.context.ok():
                     return  # shut down while the frame was in the model: nothing left to publish to
@@ -263,7 +291,8 @@ class FeatureNode(Node):
                 self.get_logger().error(f"processing a frame failed: {type(exc).__name__}: {exc}",
                                         throttle_duration_sec=WARN_THROTTLE)
 
-    def _process(self, frame: _Frame) -> None:
+    def _process(self, frame: _Frame) -> dict[str, float]:
+        """Run the pipeline on ``frame`` and publish its outputs; returns the stage times (ms)."""
         result = self.pipeline.process(frame.image, frame.color_order)
 
         publish_start = time.perf_counter()
@@ -285,13 +314,16 @@ class FeatureNode(Node):
             header=header, **{f"{stage}_ms": float(stage_ms.get(stage, 0.0)) for stage in STAGE_NAMES},
             device=str(self.pipeline.device), engine=self.pipeline.engine.name, precision=self.pipeline.precision,
             num_keypoints=len(result.features), num_matches=num_matches or 0,
-            frames_dropped=self.monitor.dropped, frames_rejected=self.monitor.rejected))
+            frames_dropped=self.monitor.dropped, frames_rejected=self.monitor.rejected,
+            frames_lost=self.monitor.lost))
+        return stage_ms
 
     # --- Diagnostics (executor thread, diagnostics group) ---------------------------------------
     def _publish_diagnostics(self) -> None:
         feature, node = self.settings
         period = self.stamps.expected_period
-        report = self.monitor.report(time.monotonic(), node.stall_timeout, context={
+        report = self.monitor.report(time.monotonic(), node.stall_timeout, output_stall_timeout=node.output_stall_timeout,
+                                     min_keypoints=node.min_keypoints, context={
             "image_topic": self._image_sub.topic_name,
             "device": str(self.pipeline.device),
             "engine": self.pipeline.engine.name,
@@ -309,8 +341,17 @@ class FeatureNode(Node):
         self._diagnostics_pub.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
                                                       status=[status]))
 
+    @property
+    def worker_busy(self) -> bool:
+        """Whether the worker thread is still running (inside a frame after destroy_node)."""
+        worker = getattr(self, "_worker", None)
+        return worker is not None and worker.is_alive()
+
     def destroy_node(self) -> None:
-        """Stop the worker (after the frame in the model, if any) and destroy the node."""
+        """Stop the worker (waiting WORKER_JOIN_TIMEOUT for the frame in the model, if any) and destroy the node.
+
+        A frame still in the model then finds its publishers gone and is dropped (see _work).
+        """
         worker = getattr(self, "_worker", None)
         if worker is not None:
             with self._slot_lock:
@@ -333,8 +374,25 @@ def init_rclpy(args: list[str] | None) -> None:
         set_logger_level("rcl", LoggingSeverity.UNSET)
 
 
+def _ignore_signal(signum, frame) -> None:
+    """SIGINT/SIGTERM handler of the Python level: does nothing (see install_shutdown_signals)."""
+
+
+def install_shutdown_signals() -> None:
+    """Make SIGINT and SIGTERM shut the node down without ever raising into the Python code.
+
+    Installed before rclpy.init, these handlers are the ones rclpy's own signal handlers chain to after they
+    have shut the context down (which ends spin()), and the ones rclpy puts back at shutdown. So the first
+    signal stops spinning, and every later one, however close behind, is ignored while the node tears down,
+    instead of raising KeyboardInterrupt in the middle of it (a traceback, or an abort).
+    """
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _ignore_signal)
+
+
 def main(args: list[str] | None = None) -> int:
     """Run the node until shutdown; 1 when it cannot start (one error line says why), else 0."""
+    install_shutdown_signals()
     try:
         init_rclpy(args)
     except StartupError as exc:
@@ -352,10 +410,20 @@ def main(args: list[str] | None = None) -> int:
         return 1
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:  # noqa: BLE001 - a signal during start-up shuts the context down under the constructor
+        if rclpy.ok():
+            raise
     finally:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+    if node is not None and node.worker_busy:
+        # A frame is still in the model, which cannot be interrupted. Leaving through the interpreter's exit
+        # would wait for it or tear torch down under it (std::terminate): the node and the middleware are
+        # already shut down, so end the process here.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 

@@ -17,11 +17,12 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from rclpy.node import Node
 
 from rfnet_ros.config import FeatureConfig, NodeConfig
+from rfnet_ros.ros.frame_cost import model_size_problem
 
 # Changing these needs a restart: they choose the model that is loaded, where it runs, and the
 # subscription and timer that are created. The rest take effect from the next frame.
 READ_ONLY = frozenset({"weights", "replaced_layers", "descriptor", "device", "engine", "precision",
-                       "image_transport", "image_qos", "qos_depth", "diagnostics_period"})
+                       "image_transport", "image_qos", "qos_depth", "diagnostics_period", "max_model_pixels"})
 SETTINGS = (FeatureConfig, NodeConfig)
 TYPE_NAMES = {bool: "a bool", int: "an integer", float: "a double", str: "a string"}
 PARAMETER_TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
@@ -148,9 +149,13 @@ def declare_settings(node: Node, command_line: Sequence[str] = ()) -> tuple[Feat
 def build_settings(values: dict[str, Any]) -> tuple[FeatureConfig, NodeConfig]:
     """Settings from parameter values (every name given); raises :class:`ParameterError` naming the key."""
     try:
-        return tuple(cls(**{f.name: values[f.name] for f in fields(cls)}) for cls in SETTINGS)  # type: ignore
+        feature, node = (cls(**{f.name: values[f.name] for f in fields(cls)}) for cls in SETTINGS)
     except ValueError as exc:
         raise ParameterError(f"invalid parameter {exc}") from None
+    problem = model_size_problem(feature, node.max_model_pixels)
+    if problem:
+        raise ParameterError(f"invalid parameter {problem}")
+    return feature, node  # type: ignore[return-value]
 
 
 def updated_settings(current: tuple[FeatureConfig, NodeConfig],

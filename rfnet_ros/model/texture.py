@@ -1,0 +1,41 @@
+"""Image contrast around keypoints: the standard deviation of the intensities in a square window.
+
+The detector's instance normalisation removes the image's contrast, so on a blank, covered or defocused view
+it still returns its full top-k of "keypoints" in sensor noise. This measure does not depend on the weights:
+the pipeline drops keypoints whose surroundings are flat (``FeatureConfig.min_contrast``).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _integral(values: torch.Tensor) -> torch.Tensor:
+    """(H, W) -> (H + 1, W + 1) summed-area table with a zero first row and column."""
+    return F.pad(values.cumsum(0).cumsum(1), (1, 0, 1, 0))
+
+
+def _box_sum(table: torch.Tensor, x0: torch.Tensor, y0: torch.Tensor, x1: torch.Tensor, y1: torch.Tensor):
+    """Sums over the inclusive pixel boxes [x0, x1] x [y0, y1] of the image ``table`` was built from."""
+    return table[y1 + 1, x1 + 1] - table[y0, x1 + 1] - table[y1 + 1, x0] + table[y0, x0]
+
+
+def local_contrast(image: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+    """Intensity standard deviation around each keypoint.
+
+    image: (1, 1, H, W) intensities; xy: (N, 2) pixel (x, y) in that image; radius: (N,) half-width in its
+    pixels (at least one pixel is used, and the window is clipped to the image) -> (N,) standard deviations.
+    Integral images of the mean-centred intensities in float64 keep a flat window's result at zero.
+    """
+    plane = image[0, 0].double()
+    plane = plane - plane.mean()
+    height, width = plane.shape
+    half = radius.double().clamp(min=1.0).ceil().long()
+    cx = xy[:, 0].round().long().clamp(0, width - 1)
+    cy = xy[:, 1].round().long().clamp(0, height - 1)
+    x0, x1 = (cx - half).clamp(min=0), (cx + half).clamp(max=width - 1)
+    y0, y1 = (cy - half).clamp(min=0), (cy + half).clamp(max=height - 1)
+    count = ((x1 - x0 + 1) * (y1 - y0 + 1)).double()
+    mean = _box_sum(_integral(plane), x0, y0, x1, y1) / count
+    mean_square = _box_sum(_integral(plane * plane), x0, y0, x1, y1) / count
+    return (mean_square - mean * mean).clamp(min=0.0).sqrt().to(image.dtype)
