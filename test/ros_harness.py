@@ -160,6 +160,11 @@ class Probe:
         with self._lock:
             return [msg for arrival, msg in self._received.get(topic, []) if arrival >= since]
 
+    def received_with_times(self, topic: str) -> list[tuple[float, Any]]:
+        """(time.monotonic() of arrival, message) on ``topic``, in arrival order."""
+        with self._lock:
+            return list(self._received.get(topic, []))
+
     def publisher(self, msg_type, topic: str, depth: int = 10):
         if topic not in self._publishers:
             self._publishers[topic] = self.node.create_publisher(msg_type, topic, depth)

@@ -30,26 +30,36 @@ def test_model_sizes_above_the_bound_are_refused():
 
 def test_prediction_scales_detect_by_pixels_and_describe_by_descriptions():
     cost = measured_cost()
-    assert cost.predict_ms(BASE, BASE) == pytest.approx(270.0)  # 'total' is not a stage
+    assert cost.predict_ms(BASE) == pytest.approx(270.0)  # 'total' is not a stage
     bigger = changed(model_height=480, model_width=640, top_k=1024)
-    assert cost.predict_ms(BASE, bigger) == pytest.approx(1 + 2 + 60 * 4 + 200 * 2 + 4 * 4 + 3)
+    assert cost.predict_ms(bigger) == pytest.approx(1 + 2 + 60 * 4 + 200 * 2 + 4 * 4 + 3)
     peaks = changed(keypoint_frames='image', second_peak_ratio=0.7)
-    assert cost.predict_ms(BASE, peaks) == pytest.approx(1 + 2 + 60 + 200 * 3 + 4 * 9 + 3)
+    assert cost.predict_ms(peaks) == pytest.approx(1 + 2 + 60 + 200 * 3 + 4 * 9 + 3)
 
 
 def test_dearer_changes_past_the_output_stall_timeout_are_refused():
     cost = measured_cost()
     huge = changed(model_height=1080, model_width=1920)  # 27x the pixels: detect 1.62 s
     problem = cost.change_problem(BASE, huge, output_stall_timeout=1.0)
-    assert problem.startswith('predicted 1.8 s per frame with these settings (measured 0.27 s now) exceeds '
-                              'output_stall_timeout 1 s')
+    assert problem.startswith('predicted 1.8 s per frame with these settings (0.27 s with the current ones) '
+                              'exceeds output_stall_timeout 1 s')
     assert cost.change_problem(BASE, huge, output_stall_timeout=10.0) is None
     assert cost.change_problem(BASE, changed(top_k=64), output_stall_timeout=0.1) is None, 'cheaper is allowed'
 
 
-def test_nothing_is_predicted_before_a_frame_with_the_current_settings():
+def test_nothing_is_predicted_before_the_first_frame():
     cost = FrameCost()
-    assert cost.predict_ms(BASE, BASE) is None
+    assert cost.predict_ms(BASE) is None
     assert cost.change_problem(BASE, changed(model_height=1080, model_width=1920), 0.1) is None
+
+
+def test_changes_accepted_since_the_last_frame_are_judged_from_its_measurement():
+    # One request for model_height and model_width is applied one parameter at a time: the second step is
+    # judged from the frames measured before the first.
+    cost = measured_cost()
+    tall = changed(model_height=1080)  # 4.5x the pixels: 0.48 s predicted
+    assert cost.change_problem(BASE, tall, output_stall_timeout=1.0) is None
+    problem = cost.change_problem(tall, changed(model_height=1080, model_width=1920), output_stall_timeout=1.0)
+    assert problem and problem.startswith('predicted 1.8 s')
     cost.observe(changed(top_k=64), MEASURED)
-    assert cost.predict_ms(BASE, BASE) is None, 'measured with other settings'
+    assert cost.predict_ms(changed(top_k=64)) == pytest.approx(270.0), 'a new measurement replaces the old'

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from fuzz_cases import huge_png
 from rfnet_ros.ros.image_conversion import (SUPPORTED_ENCODINGS, ImageRejected, array_to_image_fields,
                                             compressed_to_array, image_to_array)
 
@@ -227,21 +228,6 @@ def test_raw_and_compressed_refuse_a_pixel_type_with_the_same_reason(encoding, e
     reason = f'pixel type {pixel_type} is not supported'
     assert reason in from_raw.value.reason and reason in from_compressed.value.reason
     assert from_raw.value.reason.split(': ', 1)[1] == from_compressed.value.reason.split(': ', 1)[1]
-
-
-def huge_png(width: int, height: int) -> bytes:
-    """A valid 8-bit grey PNG of zeros, compressed as well as deflate can (about 1 KB per MB decoded)."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack('>I', len(body)) + kind + body + struct.pack('>I', zlib.crc32(kind + body))
-
-    deflate = zlib.compressobj(9)
-    row = bytes(width + 1)  # filter byte 0 and a row of zeros
-    body = b''.join(deflate.compress(row) for _ in range(height)) + deflate.flush()
-    return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', width, height, 8, 0, 0, 0, 0))
-            + chunk(b'IDAT', body) + chunk(b'IEND', b''))
 
 
 def test_compressed_size_is_bounded_from_the_header_before_decoding():

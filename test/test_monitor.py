@@ -141,7 +141,8 @@ def test_a_frame_waiting_past_the_output_stall_timeout_is_an_error():
         monitor.on_dropped()
     report = monitor.report(now=6.5, stall_timeout=60.0, output_stall_timeout=5.0)
     assert report.level == ERROR
-    assert report.message.startswith('stalled: no output for 6.5 s while a frame waits (output_stall_timeout 5 s)')
+    assert report.message.startswith('output stalled: no output for 6.5 s while a frame waits '
+                                     '(output_stall_timeout 5 s)')
     assert report.values['output_wait_s'] == '6.50'
     processed(monitor)  # outputs left: the wait ends
     monitor.on_received(7.0)

@@ -7,10 +7,14 @@ Plain Python (no rclpy), unit-tested without a ROS graph. Two rules:
    pixels on the CPU), and a 2160x3840 model took several GB.
 2. At run time, a change that makes frames dearer is refused when the frame time it predicts exceeds
    ``output_stall_timeout``: the node would stall. The prediction scales the stage times measured with the
-   current settings (the median of the last frames): detect by the model pixel ratio, describe by the ratio of
-   descriptions per frame (top_k, three per keypoint with second peaks), match by that ratio squared; the
-   other stages are kept. The true cost grows faster than this at large sizes (caches, memory), so it is a
-   lower bound. Before a frame has been measured with the current settings only rule 1 applies.
+   settings of the last processed frames (the median of the last frames), whatever changes were accepted
+   since: detect by the model pixel ratio, describe by the ratio of descriptions per frame (top_k, three per
+   keypoint with second peaks), match by that ratio squared; the other stages are kept. The true cost grows
+   faster than this at large sizes (caches, memory), so it is a lower bound. Before the first frame only
+   rule 1 applies.
+
+ROS sets the parameters of one request one at a time, so ``model_height`` and ``model_width`` given together
+are judged one after the other, each with the other's value at the time.
 """
 from __future__ import annotations
 
@@ -54,24 +58,25 @@ class FrameCost:
             self._frames.clear()
         self._frames.append({stage: ms for stage, ms in stage_ms.items() if stage != "total"})
 
-    def predict_ms(self, current: FeatureConfig, new: FeatureConfig) -> float | None:
-        """Predicted ms per frame with ``new``, from measurements with ``current`` (None: none yet)."""
-        if current != self._settings or not self._frames:
+    def predict_ms(self, settings: FeatureConfig) -> float | None:
+        """Predicted ms per frame with ``settings``, from the last measurements (None: none yet)."""
+        measured = self._settings
+        if measured is None or not self._frames:
             return None
         stages = {stage for frame in self._frames for stage in frame}
         median = {stage: statistics.median(frame.get(stage, 0.0) for frame in self._frames) for stage in stages}
-        pixels = model_pixels(new) / model_pixels(current)
-        descriptions = _descriptions(new) / _descriptions(current)
+        pixels = model_pixels(settings) / model_pixels(measured)
+        descriptions = _descriptions(settings) / _descriptions(measured)
         scale = {"detect": pixels, "describe": descriptions, "match": descriptions ** 2}
         return sum(ms * scale.get(stage, 1.0) for stage, ms in median.items())
 
     def change_problem(self, current: FeatureConfig, new: FeatureConfig, output_stall_timeout: float) -> str | None:
         """Rule 2: why the change from ``current`` to ``new`` is refused, or None."""
-        predicted = self.predict_ms(current, new)
+        predicted = self.predict_ms(new)
         if predicted is None or predicted <= output_stall_timeout * 1e3:
             return None
-        before = self.predict_ms(current, current)
-        if before is not None and predicted <= before:
+        before = self.predict_ms(current)
+        if predicted <= before:
             return None  # not dearer than now: refusing it would not help
-        return (f"predicted {predicted / 1e3:.1f} s per frame with these settings (measured {before / 1e3:.2f} s "
-                f"now) exceeds output_stall_timeout {output_stall_timeout:g} s")
+        return (f"predicted {predicted / 1e3:.1f} s per frame with these settings ({before / 1e3:.2f} s with the "
+                f"current ones) exceeds output_stall_timeout {output_stall_timeout:g} s")

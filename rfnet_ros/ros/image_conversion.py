@@ -144,9 +144,10 @@ def compressed_size(data: np.ndarray, fmt: str) -> tuple[int, int]:
     """
     try:
         with warnings.catch_warnings():
-            # Pillow's own bound on decoded size (a warning, then an error above twice Image.MAX_IMAGE_PIXELS):
-            # the caller's max_pixels is the bound here, and it stays below Pillow's error threshold.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Pillow warns of odd headers (they are refused below, or by the decoder) and of its own bound on
+            # decoded size (a warning, then an error above twice Image.MAX_IMAGE_PIXELS): the caller's
+            # max_pixels is the bound here, and it stays below Pillow's error threshold.
+            warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data.tobytes())) as header:
                 return header.size
     except Image.DecompressionBombError:

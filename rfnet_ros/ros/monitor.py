@@ -252,7 +252,7 @@ class FrameMonitor:
         errors, warnings = [], []
         if output_stall_timeout is not None and waiting_since is not None \
                 and now - waiting_since > output_stall_timeout:
-            errors.append(f"stalled: no output for {now - waiting_since:.1f} s while a frame waits "
+            errors.append(f"output stalled: no output for {now - waiting_since:.1f} s while a frame waits "
                           f"(output_stall_timeout {output_stall_timeout:g} s)")
         if period.errors:
             errors.append(f"{period.errors} inference failure(s), last: {last_error}")

@@ -341,12 +341,6 @@ class FeatureNode(Node):
         self._diagnostics_pub.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
                                                       status=[status]))
 
-    @property
-    def worker_busy(self) -> bool:
-        """Whether the worker thread is still running (inside a frame after destroy_node)."""
-        worker = getattr(self, "_worker", None)
-        return worker is not None and worker.is_alive()
-
     def destroy_node(self) -> None:
         """Stop the worker (waiting WORKER_JOIN_TIMEOUT for the frame in the model, if any) and destroy the node.
 
@@ -391,7 +385,8 @@ def install_shutdown_signals() -> None:
 
 
 def main(args: list[str] | None = None) -> int:
-    """Run the node until shutdown; 1 when it cannot start (one error line says why), else 0."""
+    """Run the node until shutdown, then end the process with status 0; returns 1 when it cannot start (one
+    error line says why)."""
     install_shutdown_signals()
     try:
         init_rclpy(args)
@@ -417,10 +412,11 @@ def main(args: list[str] | None = None) -> int:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
-    if node is not None and node.worker_busy:
-        # A frame is still in the model, which cannot be interrupted. Leaving through the interpreter's exit
-        # would wait for it or tear torch down under it (std::terminate): the node and the middleware are
-        # already shut down, so end the process here.
+    if node is not None:
+        # Teardown is complete: the node is destroyed and the context shut down. The interpreter's own exit
+        # would take seconds more on a busy machine (finalising torch and the middleware's libraries), and
+        # with a frame still in the model (abandoned by destroy_node) it would tear torch down under it
+        # (std::terminate). So the process ends here.
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
