@@ -275,7 +275,12 @@ class FeatureNode(Node):
                 reset, self._reset_pending = self._reset_pending, False
                 settings, self._pending_settings = self._pending_settings, None
             if settings is not None:
-                self.pipeline.configure(settings)
+                try:
+                    self.pipeline.configure(settings)
+                except Exception as exc:  # noqa: BLE001 - an engine that cannot be built: keep the old one
+                    self.monitor.on_error(f"applying the parameters failed: {type(exc).__name__}: {exc}")
+                    self.get_logger().error(f"applying the parameters failed, keeping the previous ones: "
+                                            f"{type(exc).__name__}: {exc}")
             config = self.pipeline.config
             if reset:
                 self.pipeline.reset()
