@@ -53,7 +53,8 @@ class Node(SimpleNamespace):
     def set_parameters(self, **values):
         from rcl_interfaces.srv import SetParameters
         from rclpy.parameter import Parameter
-        request = SetParameters.Request(parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()])
+        request = SetParameters.Request(parameters=[Parameter(k, value=v).to_parameter_msg()
+                                                    for k, v in values.items()])
         return self.probe.call(SetParameters, f'{self.namespace}/{NODE_NAME}/set_parameters', request).results
 
     def publish_raw(self, image, stamp, **fields):

@@ -105,11 +105,15 @@ def add_checksum(path: Path | str) -> str:
         return read_weights(path)["tensors_sha256"]
     _write(path, {k: v for k, v in old.items() if k not in ("format", "tensors_sha256")})
     new = read_weights(path)
+
+    def raw(tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.reshape(-1).view(torch.uint8)
+
     for section in SECTIONS:
-        same = old[section].keys() == new[section].keys() and all(
-            old[section][k].dtype == new[section][k].dtype and old[section][k].shape == new[section][k].shape
-            and torch.equal(old[section][k].reshape(-1).view(torch.uint8), new[section][k].reshape(-1).view(torch.uint8))
-            for k in old[section])
+        before, after = old[section], new[section]
+        same = before.keys() == after.keys() and all(
+            before[k].dtype == after[k].dtype and before[k].shape == after[k].shape
+            and torch.equal(raw(before[k]), raw(after[k])) for k in before)
         if not same:
             raise WeightsError(f"rewriting {path} changed its {section} tensors")
     if new.get("provenance") != old.get("provenance") or new["replaced_layers"] != old["replaced_layers"]:

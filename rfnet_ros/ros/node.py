@@ -327,7 +327,8 @@ class FeatureNode(Node):
     def _publish_diagnostics(self) -> None:
         feature, node = self.settings
         period = self.stamps.expected_period
-        report = self.monitor.report(time.monotonic(), node.stall_timeout, output_stall_timeout=node.output_stall_timeout,
+        report = self.monitor.report(time.monotonic(), node.stall_timeout,
+                                     output_stall_timeout=node.output_stall_timeout,
                                      min_keypoints=node.min_keypoints, context={
             "image_topic": self._image_sub.topic_name,
             "device": str(self.pipeline.device),
