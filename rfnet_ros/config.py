@@ -78,7 +78,7 @@ class FeatureConfig:
                                         "orientation peak when that peak reaches this fraction of the first; "
                                         "matching uses the closest pair of descriptions (1.0 = off; needs "
                                         "keypoint_frames: image)", low=0.0, high=1.0)
-    min_contrast: float = _setting(0.01, "Keypoints whose surroundings (the square of half-width their scale) have "
+    min_contrast: float = _setting(0.005, "Keypoints whose surroundings (the square of half-width their scale) have "
                                    "an intensity standard deviation (intensities 0..1) at most this are dropped, "
                                    "so blank, covered or featureless views give no keypoints (0 = keep all)",
                                    low=0.0, high=1.0)
