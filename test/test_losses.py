@@ -123,6 +123,9 @@ def test_reprojection_loss_measures_subpixel_disagreement():
     off = peaks([(x + 4.5, y - 2.0) for x, y in points], sigma=0.8)
     assert float(reprojection_loss(score0, agreeing, shift, peaks0, weight)) < 0.1
     assert float(reprojection_loss(score0, off, shift, peaks0, weight)) > 0.8
+    # A peak with no counterpart within max_distance adds max_distance and no gradient.
+    far = peaks([(x + 5.5, y - 2.0) for x, y in points], sigma=0.8)
+    assert float(reprojection_loss(score0, far, shift, peaks0, weight, max_distance=1.5)) == pytest.approx(1.5)
     # It is differentiable in both maps.
     a, b = score0.clone().requires_grad_(True), off.clone().requires_grad_(True)
     reprojection_loss(a, b, shift, peaks0, weight).backward()

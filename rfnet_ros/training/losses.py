@@ -101,16 +101,18 @@ def equivariance_loss(direction: torch.Tensor, expected_direction: torch.Tensor,
 
 
 def reprojection_loss(score0: torch.Tensor, score1: torch.Tensor, homography: torch.Tensor, peaks0: torch.Tensor,
-                      weight: torch.Tensor, radius: int = 2) -> torch.Tensor:
+                      weight: torch.Tensor, radius: int = 2, max_distance: float = 1.5) -> torch.Tensor:
     """Sub-pixel agreement of the two maps' peaks: image 0's peaks (B, K, 2) px, refined as keypoints are
     (``refine_peaks``) and carried to image 1 by ``homography``, against the refined peak of ``score1`` in a
     window around where they land (after the reprojection loss of ALIKE, Zhao et al. 2022).
 
     Gradients reach both maps through the values around each peak: each learns to put its peak, to a fraction
-    of a pixel, on the scene point the other one marks. weight: (B, K) 0/1 validity. Mean distance in px.
+    of a pixel, on the scene point the other one marks. weight: (B, K) 0/1 validity. Mean distance in px,
+    truncated at ``max_distance``: a peak with no counterpart nearby (not repeated) gets no gradient here, so the
+    loss sharpens the placement of repeated peaks and leaves which peaks repeat to the other losses.
     """
     refined0 = refine_peaks(score0, peaks0, radius)
     landed = warp_points(homography, refined0)
     refined1 = refine_peaks(score1, landed, radius)
-    distance = (refined1 - landed).norm(dim=-1)
+    distance = (refined1 - landed).norm(dim=-1).clamp(max=max_distance)
     return (distance * weight).sum() / weight.sum().clamp_min(1.0)
