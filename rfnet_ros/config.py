@@ -19,6 +19,7 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 ENGINES = ("auto", "torch", "openvino", "onnxruntime", "tensorrt")  # rfnet_ros.engines
 DESCRIPTOR_NAMES = ("hardnet", "hardnet_lite")  # rfnet_ros.model.descriptor.DESCRIPTORS
 FRAME_SOURCES = ("learned", "image")  # where keypoint scales and orientations come from (RFNet.detect)
+GEOMETRIC_CHECKS = ("fundamental", "homography", "off")  # two-view models of rfnet_ros.tracking.geometry
 
 
 def _setting(default: Any, description: str, *, low: float | None = None, high: float | None = None,
@@ -51,7 +52,8 @@ def check_fields(settings: Any) -> None:
 
 @dataclass
 class FeatureConfig:
-    """Settings of :class:`rfnet_ros.pipeline.FeaturePipeline` (every field is also a ROS parameter)."""
+    """Settings of :class:`rfnet_ros.pipeline.FeaturePipeline` and of the feature tracks around it
+    (:class:`rfnet_ros.tracking.FeatureTracker`); every field is also a ROS parameter."""
 
     weights: str = _setting("rfnet_lite.pt", "Weights file; a relative name is looked up in the package's "
                             "weights folder (rfnet_full.pt: replaced_layers 0, rfnet_lite.pt: 9)")
@@ -93,6 +95,17 @@ class FeatureConfig:
     precision: str = _setting("auto", "Descriptor precision: auto (fp16 on CUDA, bf16 on CPUs that compute it in "
                               "hardware, else fp32), fp32, fp16 (CUDA) or bf16 (torch, openvino)",
                               choices=PRECISIONS)
+    # Feature tracks (rfnet_ros.tracking.FeatureTracker, around the pipeline).
+    geometric_check: str = _setting("fundamental", "RANSAC check of the matches to the previous frame: "
+                                    "fundamental (moving camera, static scene), homography (plane or pure "
+                                    "rotation) or off; rejected matches are not published and start new tracks",
+                                    choices=GEOMETRIC_CHECKS)
+    geometric_threshold: float = _setting(2.0, "Largest distance in input px (undistorted with camera_info) of "
+                                          "a match from the model: epipolar line (fundamental) or reprojection "
+                                          "(homography)", low=0.1, high=100.0)
+    geometric_confidence: float = _setting(0.999, "RANSAC confidence of the geometric check", low=0.5, high=0.999999)
+    geometric_min_matches: int = _setting(15, "Fewest matches the geometric check fits a model to; with fewer, "
+                                          "every match of the frame is rejected", low=8, high=10000)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -159,6 +172,7 @@ def load_config(path: Path | str | None = None, ignore: tuple[str, ...] = (), **
 
 QOS_PROFILES = ("sensor_data", "reliable", "best_effort")
 IMAGE_TRANSPORTS = ("raw", "compressed")
+VINS_LAYOUTS = ("mono", "fusion")  # channel layouts of rfnet_ros.tracking.vins
 
 
 @dataclass
@@ -189,6 +203,11 @@ class NodeConfig:
                                      low=1, high=100_000_000)
     min_keypoints: int = _setting(8, "Diagnostics warn of no texture when most frames of a period give fewer "
                                   "keypoints than this (0 = never)", low=0, high=8192)
+    publish_vins_features: bool = _setting(False, "Publish `feature` (sensor_msgs/PointCloud) for the VINS "
+                                           "estimators; needs camera_info")
+    vins_layout: str = _setting("mono", "Channels of `feature`: mono (VINS-Mono: id, u, v, velocity x, y) or "
+                                "fusion (VINS-Fusion: id, camera id, u, v, velocity x, y)", choices=VINS_LAYOUTS)
+    vins_camera_id: int = _setting(0, "Camera id written in the fusion layout's camera id channel", low=0, high=255)
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -1,0 +1,161 @@
+"""A calibrated camera from sensor_msgs/CameraInfo: undistorted normalised coordinates of pixel keypoints.
+
+Distortion models (sensor_msgs/distortion_models), undistorted with OpenCV:
+
+- ``plumb_bob`` (k1, k2, t1, t2, k3) and ``rational_polynomial`` (k1, k2, t1, t2, k3, k4, k5, k6):
+  cv2.undistortPoints;
+- ``equidistant`` (k1, k2, k3, k4, the fisheye model of OpenCV and Kalibr): cv2.fisheye.undistortPoints.
+
+Normalised coordinates are those of the raw (unrectified) camera, x = X/Z, y = Y/Z in its optical frame, taken
+from K and D only; R and P of the CameraInfo (stereo rectification) are not applied. This is what VINS-Mono's
+and VINS-Fusion's feature trackers publish.
+
+Nothing here imports rclpy: :meth:`CameraModel.from_camera_info` takes any object with the CameraInfo fields
+(an rclpy message, a rosbags message, or a test's).
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+# distortion_model -> allowed numbers of coefficients in D (an empty D means no distortion).
+DISTORTION_MODELS = {"plumb_bob": (0, 4, 5), "rational_polynomial": (0, 8), "equidistant": (4,)}
+# cv2.undistortPoints iterations; OpenCV's default (5) leaves up to ~0.1 px at the corners of wide lenses.
+UNDISTORT_CRITERIA = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 20, 1e-9)
+
+
+def _undistort_points(src: np.ndarray, K: np.ndarray, D: np.ndarray) -> np.ndarray:
+    """cv2.undistortPoints with UNDISTORT_CRITERIA: OpenCV 4 names that overload undistortPointsIter."""
+    if hasattr(cv2, "undistortPointsIter"):
+        return cv2.undistortPointsIter(src, K, D, None, None, UNDISTORT_CRITERIA)
+    return cv2.undistortPoints(src, K, D, criteria=UNDISTORT_CRITERIA)
+
+
+class CalibrationRejected(ValueError):
+    """A CameraInfo that cannot be used; the text says why in one line."""
+
+
+@dataclass(frozen=True)
+class CameraModel:
+    """K (3, 3) float64, D (k,) float64, distortion model name, image (width, height) in px."""
+
+    K: np.ndarray
+    D: np.ndarray
+    distortion_model: str
+    width: int
+    height: int
+
+    @classmethod
+    def from_camera_info(cls, msg) -> "CameraModel":
+        """The camera of a sensor_msgs/CameraInfo (fields k, d, distortion_model, width, height, binning_x,
+        binning_y, roi); raises :class:`CalibrationRejected` for one that cannot be used."""
+        K = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
+        D = np.asarray(msg.d, dtype=np.float64).ravel()
+        model = msg.distortion_model or ("plumb_bob" if len(D) == 0 else "")
+        if model not in DISTORTION_MODELS:
+            raise CalibrationRejected(f"distortion model {model!r} is not one of "
+                                      f"{', '.join(DISTORTION_MODELS)}")
+        if len(D) not in DISTORTION_MODELS[model]:
+            allowed = " or ".join(map(str, DISTORTION_MODELS[model]))
+            raise CalibrationRejected(f"{model} takes {allowed} distortion coefficients, got {len(D)}")
+        if not (K[0, 0] > 0 and K[1, 1] > 0) or not np.isfinite(K).all() or not np.isfinite(D).all():
+            raise CalibrationRejected("uncalibrated camera: K has no positive focal lengths")
+        if msg.width <= 0 or msg.height <= 0:
+            raise CalibrationRejected(f"image size {msg.width}x{msg.height} is empty")
+        if max(msg.binning_x, 1) > 1 or max(msg.binning_y, 1) > 1 or msg.roi.width or msg.roi.height:
+            raise CalibrationRejected("binning and region of interest are not supported")
+        return cls(K, D, model, int(msg.width), int(msg.height))
+
+    def size_mismatch(self, width: int, height: int) -> str | None:
+        """Why images of ``width`` x ``height`` px cannot use this calibration, or None when they can."""
+        if (width, height) == (self.width, self.height):
+            return None
+        return f"camera_info is for {self.width}x{self.height} images, the images are {width}x{height}"
+
+    def normalise(self, points: np.ndarray) -> np.ndarray:
+        """(N, 2) pixel (x, y) -> (N, 2) float64 undistorted normalised coordinates (x/z, y/z)."""
+        src = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 1, 2)
+        if len(src) == 0:
+            return np.zeros((0, 2))
+        if self.distortion_model == "equidistant":
+            out = cv2.fisheye.undistortPoints(src, self.K, self.D, criteria=UNDISTORT_CRITERIA)
+        else:
+            out = _undistort_points(src, self.K, self.D)
+        return out.reshape(-1, 2)
+
+    def undistort_pixels(self, points: np.ndarray) -> np.ndarray:
+        """(N, 2) pixel (x, y) -> (N, 2) undistorted pixel coordinates (the pinhole camera with the same K)."""
+        normalised = self.normalise(points)
+        return normalised * (self.K[0, 0], self.K[1, 1]) + (self.K[0, 2], self.K[1, 2]) + \
+            normalised[:, 1:2] * (self.K[0, 1], 0.0)
+
+    def project(self, normalised: np.ndarray) -> np.ndarray:
+        """(N, 2) normalised coordinates -> (N, 2) distorted pixel coordinates (the inverse of normalise)."""
+        points = np.ascontiguousarray(normalised, dtype=np.float64).reshape(-1, 1, 2)
+        if len(points) == 0:
+            return np.zeros((0, 2))
+        if self.distortion_model == "equidistant":
+            return cv2.fisheye.distortPoints(points, self.K, self.D).reshape(-1, 2)
+        object_points = np.concatenate([points.reshape(-1, 2), np.ones((len(points), 1))], axis=1)
+        pixels, _ = cv2.projectPoints(object_points, np.zeros(3), np.zeros(3), self.K,
+                                      self.D if len(self.D) else None)
+        return pixels.reshape(-1, 2)
+
+
+class LatestCalibration:
+    """The newest camera_info of a camera stream, paired with each image, and what to report about it.
+
+    Pairing: every image uses the newest camera_info received before it, whatever its stamp; calibrations
+    rarely change, and drivers publish camera_info beside every image, so an exact stamp match would only
+    add latency and lose frames whose camera_info was late. A camera_info that cannot be used is reported
+    and the previous usable one is kept. Thread-safe: camera_info arrives in one callback, images are
+    processed in another thread.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._camera: CameraModel | None = None
+        self._rejected: str | None = None  # why the newest camera_info was refused
+        self._mismatch: str | None = None  # why the last image could not use the camera
+        self.received = 0
+
+    def offer(self, msg) -> str | None:
+        """Take a sensor_msgs/CameraInfo; returns why it was refused (None when it is used)."""
+        try:
+            camera = CameraModel.from_camera_info(msg)
+        except CalibrationRejected as exc:
+            with self._lock:
+                self.received += 1
+                self._rejected = str(exc)
+            return str(exc)
+        with self._lock:
+            self.received += 1
+            self._camera, self._rejected = camera, None
+        return None
+
+    @property
+    def camera(self) -> CameraModel | None:
+        with self._lock:
+            return self._camera
+
+    def for_image(self, width: int, height: int) -> tuple[CameraModel | None, str | None]:
+        """(the camera for an image of this size or None, why the newest camera does not fit or None)."""
+        with self._lock:
+            camera = self._camera
+            self._mismatch = camera.size_mismatch(width, height) if camera is not None else None
+            return (None if self._mismatch else camera), self._mismatch
+
+    def status(self) -> tuple[str, str | None]:
+        """(one line for diagnostics, a warning or None)."""
+        with self._lock:
+            camera, rejected, mismatch = self._camera, self._rejected, self._mismatch
+        if rejected:
+            return f"rejected: {rejected}", f"camera_info rejected: {rejected}"
+        if mismatch:
+            return f"not used: {mismatch}", f"camera_info not used: {mismatch}"
+        if camera is None:
+            return "none received: outputs in pixels", None
+        return f"{camera.distortion_model} {camera.width}x{camera.height}", None
