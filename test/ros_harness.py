@@ -37,8 +37,8 @@ FRAME_TIMEOUT = 90.0
 
 def require_install() -> None:
     """Fail (not skip) when the install tree or the ROS Python packages are missing."""
-    if not (LIB / 'lite_node').is_file():
-        pytest.fail(f'{LIB / "lite_node"} missing: {SETUP_HINT}', pytrace=False)
+    if not (LIB / 'feature_node').is_file():
+        pytest.fail(f'{LIB / "feature_node"} missing: {SETUP_HINT}', pytrace=False)
     try:
         importlib.import_module('rclpy')
         importlib.import_module('rfnet_ros.msg')
@@ -98,7 +98,7 @@ class ChildProcess:
 
 
 def executable(name: str, *args: str, domain_id: int = NODE_DOMAIN) -> ChildProcess:
-    """An executable of the install tree (lite_node, player) with arguments."""
+    """An executable of the install tree (feature_node, player, ...) with arguments."""
     return ChildProcess([str(LIB / name), *args], domain_id)
 
 

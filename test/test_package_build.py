@@ -50,6 +50,7 @@ def test_message_fields(msg):
         'x': 'sequence<float>', 'y': 'sequence<float>', 'score': 'sequence<float>',
         'scale': 'sequence<float>', 'orientation': 'sequence<float>',
         'descriptor_size': 'uint32', 'descriptors': 'sequence<float>',
+        'track_ids': 'sequence<uint64>',
     }
     assert msg.Matches.get_fields_and_field_types() == {
         **header,
@@ -64,6 +65,7 @@ def test_message_fields(msg):
         'device': 'string', 'engine': 'string', 'precision': 'string',
         'num_keypoints': 'uint32', 'num_matches': 'uint32',
         'frames_dropped': 'uint64', 'frames_rejected': 'uint64', 'frames_lost': 'uint64',
+        'inlier_ratio': 'float',
     }
 
 
@@ -80,14 +82,14 @@ def filled_messages(msg):
         image_width=640, image_height=480,
         x=[10.5, 20.25], y=[5.0, 479.75], score=[0.5, 0.125], scale=[3.0, 21.0],
         orientation=[-3.0, 1.5], descriptor_size=3,
-        descriptors=[0.5, 0.5, 0.0, 0.0, 1.0, 0.0]))
+        descriptors=[0.5, 0.5, 0.0, 0.0, 1.0, 0.0], track_ids=[0, 2**64 - 1]))
     matches = stamped(msg.Matches(
         previous_stamp=Time(sec=1_699_999_999, nanosec=990_000_000),
         previous_index=[0, 7, 2**32 - 1], current_index=[1, 0, 5], distance=[0.25, 0.75, 1.5]))
     timing = stamped(msg.FrameTiming(
         convert_ms=0.25, preprocess_ms=1.5, detect_ms=20.0, describe_ms=12.5, match_ms=0.75,
         publish_ms=0.125, total_ms=35.125, device='cpu', precision='fp32',
-        num_keypoints=512, num_matches=300, frames_dropped=2**40, frames_rejected=3))
+        num_keypoints=512, num_matches=300, frames_dropped=2**40, frames_rejected=3, inlier_ratio=0.75))
     return [keypoints, matches, timing]
 
 
@@ -155,7 +157,8 @@ def test_keypoints_descriptors_are_row_major(msg):
     assert np.array_equal(back, descriptors)
 
 
-@pytest.mark.parametrize('name, module', [('lite_node', 'rfnet_ros.ros.node'),
+@pytest.mark.parametrize('name, module', [('feature_node', 'rfnet_ros.ros.node'),
+                                          ('lite_node', 'rfnet_ros.ros.node'),
                                           ('player', 'rfnet_ros.ros.player')])
 def test_executables_installed(name, module):
     path = INSTALL / 'lib' / 'rfnet_ros' / name

@@ -54,7 +54,7 @@ def run_node(image_type, image_topic: str, namespace: str = '', extra_args: tupl
 
     prefix = f'{namespace.strip("/")}/' if namespace else ''
     remap = ('-r', f'__ns:={namespace}') if namespace else ()
-    process = executable('lite_node', *NODE_ARGS, *extra_args, *remap)
+    process = executable('feature_node', *NODE_ARGS, *extra_args, *remap)
     probe = Probe(name=f'rfnet_test_probe{"_" + namespace.strip("/") if namespace else ""}')
     try:
         for msg_type, topic in ((Keypoints, 'keypoints'), (Matches, 'matches'), (FrameTiming, 'timing')):
@@ -322,6 +322,7 @@ def test_backwards_time_jump_is_counted(node):
 ])
 def test_bad_startup_parameters_stop_the_node_with_one_clear_message(args, needle):
     require_install()
+    # lite_node: the node's first name, kept as an alias of feature_node.
     process = executable('lite_node', '--ros-args', *args)
     status = process.wait(STARTUP_TIMEOUT)
     assert status != 0, process.output

@@ -3,7 +3,7 @@
     python -m rfnet_ros.ros.demo                      # data/video/vtest.avi for 30 s (bash scripts/demo.sh)
     python -m rfnet_ros.ros.demo --frames 20 --param top_k:=256 --params-file config/full.yaml
 
-Starts the node executable (lite_node of the colcon install tree) as a child process in the namespace
+Starts the node executable (feature_node of the colcon install tree) as a child process in the namespace
 /rfnet_demo, plays the video into it with the player (looping) and listens to keypoints, matches and
 timing. Exits with 1 when no keypoints or no matches arrived, or the node did not start.
 """
@@ -33,14 +33,14 @@ STARTUP_TIMEOUT = 180.0
 
 
 def node_executable() -> Path:
-    """lite_node of the rfnet_ros install found on the ament index (source scripts/env.sh first)."""
+    """feature_node of the rfnet_ros install found on the ament index (source scripts/env.sh first)."""
     from ament_index_python.packages import PackageNotFoundError, get_package_prefix
     try:
         prefix = Path(get_package_prefix("rfnet_ros"))
     except PackageNotFoundError:
         raise SystemExit("demo: rfnet_ros is not installed: run bash scripts/setup_env.sh, then "
                          "source scripts/env.sh") from None
-    return prefix / "lib" / "rfnet_ros" / "lite_node"
+    return prefix / "lib" / "rfnet_ros" / "feature_node"
 
 
 class Listener(Node):

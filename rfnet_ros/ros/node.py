@@ -4,8 +4,14 @@ Subscribes:  image (sensor_msgs/Image) with image_transport raw, the default, or
              (sensor_msgs/CompressedImage: JPEG, PNG) with image_transport compressed; QoS from image_qos /
              qos_depth. Remap the one in use: image:=/camera/image_raw or
              image/compressed:=/camera/image_raw/compressed.
-Publishes:   keypoints (rfnet_ros/Keypoints), matches (rfnet_ros/Matches, from the second frame on),
-             timing (rfnet_ros/FrameTiming), /diagnostics (diagnostic_msgs/DiagnosticArray)
+             camera_info (sensor_msgs/CameraInfo, same QoS), optional: the newest one is used for every
+             image (rfnet_ros.tracking.camera.LatestCalibration). Remap it beside the image:
+             camera_info:=/camera/camera_info.
+Publishes:   keypoints (rfnet_ros/Keypoints, with track ids), matches (rfnet_ros/Matches, from the second
+             frame on, those that passed the geometric check), timing (rfnet_ros/FrameTiming),
+             /diagnostics (diagnostic_msgs/DiagnosticArray), debug_image (sensor_msgs/Image bgr8, drawn only
+             while someone subscribes), feature (sensor_msgs/PointCloud for VINS, with
+             publish_vins_features and a camera_info)
 Parameters:  every field of rfnet_ros.config.FeatureConfig and NodeConfig (see config/lite.yaml)
 
 Threading. Frames are processed newest-first: the image callback only converts the message (a zero-copy view
@@ -33,6 +39,7 @@ import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Point32
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
@@ -41,19 +48,25 @@ from rclpy.logging import LoggingSeverity, get_logger, set_logger_level
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.subscription import Subscription
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, ChannelFloat32, CompressedImage, Image, PointCloud
 from std_msgs.msg import Header
 
 from rfnet_ros.config import FeatureConfig, NodeConfig
 from rfnet_ros.engines import EngineUnavailable
 from rfnet_ros.model.weights import WeightsError
 from rfnet_ros.msg import FrameTiming, Keypoints, Matches
-from rfnet_ros.pipeline import STAGES, FeaturePipeline, FrameResult
-from rfnet_ros.ros.image_conversion import ImageRejected, compressed_to_array, image_to_array
+from rfnet_ros.pipeline import STAGES, FeaturePipeline
+from rfnet_ros.ros.image_conversion import (ImageRejected, array_to_image_fields, compressed_to_array,
+                                            image_to_array)
 from rfnet_ros.ros.frame_cost import FrameCost
 from rfnet_ros.ros.monitor import ERROR, OK, STAGE_NAMES, WARN, FrameMonitor, InputLossEstimator, StampMonitor
 from rfnet_ros.ros.parameters import (ParameterError, declare_settings, parameter_names, unknown_overrides,
                                       updated_settings)
+from rfnet_ros.tracking.camera import LatestCalibration
+from rfnet_ros.tracking.drawing import draw_tracks
+from rfnet_ros.tracking.tracker import FeatureTracker, TrackedFrame
+from rfnet_ros.tracking.tracks import ALIVE_AFTER
+from rfnet_ros.tracking.vins import FeatureCloud, feature_cloud
 
 NODE_NAME = "rfnet_feature_node"
 OUTPUT_DEPTH = 10
@@ -105,7 +118,13 @@ def uint32_array(values: np.ndarray) -> array.array:
     return out
 
 
-def keypoints_message(header: Header, result: FrameResult, with_descriptors: bool) -> Keypoints:
+def uint64_array(values: np.ndarray) -> array.array:
+    out = array.array("Q")
+    out.frombytes(np.ascontiguousarray(values, dtype=np.uint64).tobytes())
+    return out
+
+
+def keypoints_message(header: Header, result: TrackedFrame, with_descriptors: bool) -> Keypoints:
     features = result.features
     msg = Keypoints(header=header, image_height=features.image_size[0], image_width=features.image_size[1])
     msg.x = float_array(features.keypoints[:, 0])
@@ -116,14 +135,23 @@ def keypoints_message(header: Header, result: FrameResult, with_descriptors: boo
     if with_descriptors:
         msg.descriptor_size = features.descriptors.shape[1]
         msg.descriptors = float_array(features.descriptors.ravel())
+    msg.track_ids = uint64_array(result.track_ids)
     return msg
 
 
-def matches_message(header: Header, previous_stamp: Time, result: FrameResult) -> Matches:
+def matches_message(header: Header, previous_stamp: Time, result: TrackedFrame) -> Matches:
     msg = Matches(header=header, previous_stamp=previous_stamp)
     msg.previous_index = uint32_array(result.matches[:, 0])
     msg.current_index = uint32_array(result.matches[:, 1])
     msg.distance = float_array(result.match_distances)
+    return msg
+
+
+def point_cloud_message(header: Header, cloud: FeatureCloud) -> PointCloud:
+    """The VINS feature message: points (x, y, 1) and one float32 channel per name, in order."""
+    msg = PointCloud(header=header)
+    msg.points = [Point32(x=x, y=y, z=z) for x, y, z in cloud.points.tolist()]
+    msg.channels = [ChannelFloat32(name=name, values=float_array(values)) for name, values in cloud.channels.items()]
     return msg
 
 
@@ -148,6 +176,7 @@ class FeatureNode(Node):
         try:
             self.settings = declare_settings(self, sys.argv if command_line is None else command_line)
             self.pipeline = FeaturePipeline(self.settings[0])
+            self.tracker = FeatureTracker(self.pipeline)
         except (ParameterError, WeightsError, EngineUnavailable) as exc:
             self.destroy_node()
             raise StartupError(str(exc)) from None
@@ -170,17 +199,25 @@ class FeatureNode(Node):
         self._pending_settings: FeatureConfig | None = None  # runtime change for the worker to apply
         self._stopping = False
         self._previous_stamp: Time | None = None  # worker only
+        self.calibration = LatestCalibration()
+        self._said_uncalibrated = False  # worker only: "no camera_info" is logged once
+        self._debug_images = 0  # debug images drawn (only while debug_image has a subscriber)
 
         input_group = MutuallyExclusiveCallbackGroup()
         diagnostics_group = MutuallyExclusiveCallbackGroup()
         self._keypoints_pub = self.create_publisher(Keypoints, "keypoints", OUTPUT_DEPTH)
         self._matches_pub = self.create_publisher(Matches, "matches", OUTPUT_DEPTH)
         self._timing_pub = self.create_publisher(FrameTiming, "timing", OUTPUT_DEPTH)
+        self._debug_pub = self.create_publisher(Image, "debug_image", OUTPUT_DEPTH)
+        self._feature_pub = (self.create_publisher(PointCloud, "feature", OUTPUT_DEPTH)
+                             if node.publish_vins_features else None)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", OUTPUT_DEPTH)
         msg_type, topic, self._convert = INPUTS[node.image_transport]
         on_image = self._on_image_with_info if MESSAGE_INFO else self._on_image
         self._image_sub = self.create_subscription(msg_type, topic, on_image, image_qos(node),
                                                    callback_group=input_group)
+        self._camera_info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info,
+                                                         image_qos(node), callback_group=input_group)
         self._diagnostics_timer = self.create_timer(node.diagnostics_period, self._publish_diagnostics,
                                                     callback_group=diagnostics_group)
         self._worker = threading.Thread(target=self._work, name="rfnet_inference", daemon=True)
@@ -190,7 +227,8 @@ class FeatureNode(Node):
             f"depth {node.qos_depth}); "
             f"model {feature.weights_path.name} (replaced_layers {feature.replaced_layers}) at "
             f"{feature.model_width}x{feature.model_height}, top_k {feature.top_k}, on "
-            f"{self.pipeline.device} with engine {self.pipeline.engine.name} ({self.pipeline.precision})")
+            f"{self.pipeline.device} with engine {self.pipeline.engine.name} ({self.pipeline.precision}); "
+            f"geometric check {feature.geometric_check}; camera_info from {self._camera_info_sub.topic_name}")
 
     # --- Parameters ------------------------------------------------------------------------------
     def _on_set_parameters(self, parameters) -> SetParametersResult:
@@ -235,6 +273,15 @@ class FeatureNode(Node):
         """Frames that never reached this callback: sequence-number or stamp gaps before this message."""
         lost = self.loss.update(stamp_ns(header.stamp), self.stamps.expected_period, sequence, publisher)
         self.monitor.on_lost(lost, self.loss.lost, self.loss.source)
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        first = self.calibration.received == 0
+        refused = self.calibration.offer(msg)
+        if refused:
+            self.get_logger().warning(f"camera_info rejected: {refused}", throttle_duration_sec=WARN_THROTTLE)
+        elif first:
+            self.get_logger().info(f"camera_info received: {msg.distortion_model or 'no distortion'}, "
+                                   f"{msg.width}x{msg.height}; normalised outputs are undistorted with it")
 
     def _check_stamp(self, header: Header) -> None:
         """Report time jumps of accepted frames; going backwards makes the worker restart matching."""
@@ -283,7 +330,7 @@ class FeatureNode(Node):
                                             f"{type(exc).__name__}: {exc}")
             config = self.pipeline.config
             if reset:
-                self.pipeline.reset()
+                self.tracker.reset()
                 self._previous_stamp = None
             try:
                 stage_ms = self._process(frame)
@@ -296,18 +343,41 @@ class FeatureNode(Node):
                 self.get_logger().error(f"processing a frame failed: {type(exc).__name__}: {exc}",
                                         throttle_duration_sec=WARN_THROTTLE)
 
+    def _camera_for(self, image: np.ndarray):
+        """The camera model for this frame, or None (logged once while there is none, throttled on a size
+        mismatch)."""
+        camera, mismatch = self.calibration.for_image(image.shape[1], image.shape[0])
+        if mismatch:
+            self.get_logger().warning(f"camera_info not used: {mismatch}", throttle_duration_sec=WARN_THROTTLE)
+        elif camera is None and not self._said_uncalibrated:
+            self._said_uncalibrated = True
+            vins = "; no `feature` output until one arrives" if self._feature_pub is not None else ""
+            self.get_logger().info(f"no camera_info on {self._camera_info_sub.topic_name}: working in pixels "
+                                   f"(the geometric check on raw pixels){vins}")
+        return camera
+
     def _process(self, frame: _Frame) -> dict[str, float]:
-        """Run the pipeline on ``frame`` and publish its outputs; returns the stage times (ms)."""
-        result = self.pipeline.process(frame.image, frame.color_order)
+        """Track ``frame`` (pipeline, geometric check, track ids) and publish its outputs; returns the stage
+        times (ms)."""
+        result = self.tracker.process(frame.image, frame.color_order, stamp_ns(frame.header.stamp),
+                                      self._camera_for(frame.image))
 
         publish_start = time.perf_counter()
         header = frame.header
-        self._keypoints_pub.publish(keypoints_message(header, result, self.settings[1].publish_descriptors))
+        node = self.settings[1]
+        self._keypoints_pub.publish(keypoints_message(header, result, node.publish_descriptors))
         num_matches = None
         if result.has_previous and self._previous_stamp is not None:
             num_matches = len(result.matches)
             self._matches_pub.publish(matches_message(header, self._previous_stamp, result))
         self._previous_stamp = header.stamp
+        if self._feature_pub is not None and result.normalised is not None:
+            cloud = feature_cloud(result.track_ids, result.track_lengths, result.features.keypoints,
+                                  result.normalised, result.velocities, node.vins_layout, node.vins_camera_id)
+            if len(cloud.points):  # as VINS-Mono's tracker: no message without a feature to report
+                self._feature_pub.publish(point_cloud_message(header, cloud))
+        if self._debug_pub.get_subscription_count() > 0:
+            self._publish_debug_image(header, frame, result)
         end = time.perf_counter()
 
         stage_ms = dict(result.timings)
@@ -320,13 +390,27 @@ class FeatureNode(Node):
             device=str(self.pipeline.device), engine=self.pipeline.engine.name, precision=self.pipeline.precision,
             num_keypoints=len(result.features), num_matches=num_matches or 0,
             frames_dropped=self.monitor.dropped, frames_rejected=self.monitor.rejected,
-            frames_lost=self.monitor.lost))
+            frames_lost=self.monitor.lost, inlier_ratio=result.inlier_ratio))
         return stage_ms
+
+    def _publish_debug_image(self, header: Header, frame: _Frame, result: TrackedFrame) -> None:
+        """Keypoints coloured by track length, and each match as a line from its previous position."""
+        trails = [np.zeros((0, 2))] * len(result.features)
+        for previous, current in result.matches.tolist():
+            trails[current] = result.previous_keypoints[previous][None]
+        canvas = draw_tracks(frame.image, result.features.keypoints, result.track_lengths, trails,
+                             frame.color_order)
+        msg = Image(header=header, **array_to_image_fields(canvas, "bgr"))
+        self._debug_pub.publish(msg)
+        self._debug_images += 1
 
     # --- Diagnostics (executor thread, diagnostics group) ---------------------------------------
     def _publish_diagnostics(self) -> None:
         feature, node = self.settings
         period = self.stamps.expected_period
+        front_end = self.tracker.statistics()
+        tracks = front_end.tracks
+        calibration, calibration_warning = self.calibration.status()
         report = self.monitor.report(time.monotonic(), node.stall_timeout,
                                      output_stall_timeout=node.output_stall_timeout,
                                      min_keypoints=node.min_keypoints, context={
@@ -339,7 +423,23 @@ class FeatureNode(Node):
             "model_size": f"{feature.model_width}x{feature.model_height}",
             "top_k": str(feature.top_k),
             "expected_period_s": f"{period:.4f}" if period else "unknown",
+            "geometric_check": feature.geometric_check,
+            "inlier_ratio_mean": f"{front_end.inlier_ratio_mean:.3f}",
+            "inlier_ratio_last": f"{front_end.inlier_ratio_last:.3f}",
+            "frames_too_few_matches": str(front_end.frames_too_few),
+            "tracks_started": str(tracks.started),
+            "tracks_active": str(tracks.active),
+            "track_length_mean": f"{tracks.mean_length:.2f}",
+            "track_length_active_mean": f"{tracks.active_mean_length:.2f}",
+            f"tracks_alive_after_{ALIVE_AFTER}_share": f"{tracks.alive_share:.3f}",
+            "camera_info": calibration,
+            "debug_images_published": str(self._debug_images),
         })
+        if calibration_warning:  # a camera_info that cannot be used is a warning of its own
+            if report.level == OK:
+                report.level, report.message = WARN, calibration_warning
+            else:
+                report.message = f"{report.message}; {calibration_warning}"
         status = DiagnosticStatus(
             level=_LEVELS[report.level], name=f"{self.get_fully_qualified_name().lstrip('/')}: features",
             message=report.message, hardware_id=str(self.pipeline.device),

@@ -22,7 +22,8 @@ from rfnet_ros.ros.frame_cost import model_size_problem
 # Changing these needs a restart: they choose the model that is loaded, where it runs, and the
 # subscription and timer that are created. The rest take effect from the next frame.
 READ_ONLY = frozenset({"weights", "replaced_layers", "descriptor", "device", "engine", "precision",
-                       "image_transport", "image_qos", "qos_depth", "diagnostics_period", "max_model_pixels"})
+                       "image_transport", "image_qos", "qos_depth", "diagnostics_period", "max_model_pixels",
+                       "publish_vins_features"})
 SETTINGS = (FeatureConfig, NodeConfig)
 TYPE_NAMES = {bool: "a bool", int: "an integer", float: "a double", str: "a string"}
 PARAMETER_TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
