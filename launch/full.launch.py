@@ -2,7 +2,8 @@
 
     ros2 launch rfnet_ros full.launch.py image_topic:=/camera/image_raw
 
-Takes the arguments of lite.launch.py (image_topic, namespace, device); only the parameters file differs.
+Takes the arguments of lite.launch.py (cameras, image_topic, camera_info_topic, namespace, device, ...); only
+the parameters file differs.
 """
 from launch import LaunchDescription
 from launch.actions import IncludeLaunchDescription

@@ -1,21 +1,47 @@
-"""Start rfnet_feature_node with the lightweight RF-Net (config/lite.yaml) on one camera.
+"""Start rfnet_feature_node (executable feature_node) with the lightweight RF-Net (config/lite.yaml): one node
+per camera.
 
     ros2 launch rfnet_ros lite.launch.py image_topic:=/camera/image_raw
     ros2 launch rfnet_ros lite.launch.py namespace:=front image_topic:=/front/image_raw device:=cuda
+    ros2 launch rfnet_ros lite.launch.py cameras:="[front, rear]"     # /front/image_raw, /rear/image_raw, ...
     ros2 launch rfnet_ros lite.launch.py params_file:=/path/to/my.yaml
 
-Outputs go to <namespace>/keypoints, <namespace>/matches and <namespace>/timing, and /diagnostics; one
-launch per camera, each in its own namespace. Parameter defaults live in the YAML file, not here.
+One camera: outputs go to <namespace>/keypoints, matches, timing, debug_image and feature, and /diagnostics;
+the node reads image_topic and its camera_info (by default the camera_info beside the image, as
+image_transport pairs them). Several cameras: `cameras` lists their namespaces and one node is started in each
+(<namespace>/<camera>), reading /<camera>/<camera_image> and /<camera>/camera_info. Parameter defaults live in
+the YAML file, not here; `device` overrides the file's only when it is given.
 
-image_topic names the raw topic. With `image_transport: "compressed"` in the parameters file the node reads
-<image_topic>/compressed instead (sensor_msgs/CompressedImage, as image_transport's compressed plugin
-publishes it): both of the node's inputs, `image` and `image/compressed`, are remapped here.
+With `image_transport: "compressed"` in the parameters file the node reads <image topic>/compressed instead
+(sensor_msgs/CompressedImage, as image_transport's compressed plugin publishes it): both of the node's
+inputs, `image` and `image/compressed`, are remapped here. Which nodes start with which remappings is
+decided in rfnet_ros.ros.cameras (unit-tested without ROS).
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
+
+from rfnet_ros.ros.cameras import ARGUMENTS, camera_nodes
+
+
+def start_nodes(context):
+    """One Node per camera, from the launch arguments' values."""
+    values = {name: LaunchConfiguration(name).perform(context) for name in ('params_file', *ARGUMENTS)}
+    return [
+        Node(
+            package='rfnet_ros',
+            executable='feature_node',
+            name='rfnet_feature_node',
+            namespace=plan.namespace,
+            parameters=plan.parameters,
+            remappings=plan.remappings,
+            output='screen',
+            emulate_tty=True,
+        )
+        for plan in camera_nodes(**values)
+    ]
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -24,25 +50,7 @@ def generate_launch_description() -> LaunchDescription:
             'params_file',
             default_value=PathJoinSubstitution([FindPackageShare('rfnet_ros'), 'config', 'lite.yaml']),
             description='ROS 2 parameters file of the node (every parameter with its value)'),
-        DeclareLaunchArgument(
-            'image_topic', default_value='/camera/image_raw',
-            description='sensor_msgs/Image topic to detect features on (remapped to the node\'s `image`; '
-                        'its `image/compressed` reads <image_topic>/compressed)'),
-        DeclareLaunchArgument(
-            'namespace', default_value='',
-            description='Namespace of the node and its outputs (one per camera)'),
-        DeclareLaunchArgument(
-            'device', default_value='auto',
-            description='Torch device: auto (CUDA when present, else CPU), cpu, cuda or cuda:N'),
-        Node(
-            package='rfnet_ros',
-            executable='lite_node',
-            name='rfnet_feature_node',
-            namespace=LaunchConfiguration('namespace'),
-            parameters=[LaunchConfiguration('params_file'), {'device': LaunchConfiguration('device')}],
-            remappings=[('image', LaunchConfiguration('image_topic')),
-                        ('image/compressed', [LaunchConfiguration('image_topic'), '/compressed'])],
-            output='screen',
-            emulate_tty=True,
-        ),
+        *(DeclareLaunchArgument(name, default_value=default, description=description)
+          for name, (default, description) in ARGUMENTS.items()),
+        OpaqueFunction(function=start_nodes),
     ])

@@ -1,17 +1,19 @@
 """Checks of launch/*.launch.py that need no `launch` package (it is not installed with the ROS wheels).
 
-The files are read with `ast`: the node they start, its executable, name, remapping and parameters, the
-arguments they declare, and the installed files they name (executables in install/.../lib/rfnet_ros,
-configs in install/.../share/rfnet_ros/config, included launch files in share/rfnet_ros/launch).
+The files are read with `ast`: the node they start, its executable and name, the arguments they declare,
+and the installed files they name (executables in install/.../lib/rfnet_ros, configs in
+install/.../share/rfnet_ros/config, included launch files in share/rfnet_ros/launch). Which nodes start
+with which namespaces, remappings and parameters is decided by rfnet_ros.ros.cameras, tested here directly.
 """
 import ast
+import inspect
 
 import pytest
 
+from rfnet_ros.ros.cameras import ARGUMENTS, camera_nodes, join, sibling_camera_info
 from ros_harness import LIB, ROOT, SHARE, require_install
 
 LAUNCH = ROOT / 'launch'
-ARGUMENTS = {'params_file', 'image_topic', 'namespace', 'device'}
 
 
 def parse(name: str) -> ast.Module:
@@ -32,12 +34,6 @@ def keyword(call: ast.Call, name: str) -> ast.expr:
 def string(node: ast.expr) -> str:
     assert isinstance(node, ast.Constant) and isinstance(node.value, str), ast.unparse(node)
     return node.value
-
-
-def launch_configuration(node: ast.expr) -> str:
-    """'x' for LaunchConfiguration('x')."""
-    assert isinstance(node, ast.Call) and getattr(node.func, 'id', None) == 'LaunchConfiguration', ast.unparse(node)
-    return string(node.args[0])
 
 
 def share_paths(tree: ast.AST) -> list[list[str]]:
@@ -61,32 +57,76 @@ def test_launch_files_installed():
         assert (SHARE / 'launch' / path.name).read_text() == path.read_text(), f'{path.name} not installed or stale'
 
 
-def test_lite_launch_starts_the_node_with_its_arguments():
+def test_lite_launch_starts_one_node_per_camera_plan():
+    """lite.launch.py declares params_file and every argument of rfnet_ros.ros.cameras, and turns each planned
+    CameraNode into a Node of the installed feature_node executable."""
     tree = parse('lite.launch.py')
-    declared = {string(call.args[0]): call for call in calls(tree, 'DeclareLaunchArgument')}
-    assert set(declared) == ARGUMENTS
-    for name, call in declared.items():
-        assert string(keyword(call, 'description')), f'{name} has no description'
-    assert string(keyword(declared['image_topic'], 'default_value')) == '/camera/image_raw'
-    assert string(keyword(declared['namespace'], 'default_value')) == ''
-    assert string(keyword(declared['device'], 'default_value')) == 'auto'
-    assert ast.unparse(keyword(declared['params_file'], 'default_value')) == \
+    (declared,) = [call for call in calls(tree, 'DeclareLaunchArgument') if call.args and
+                   isinstance(call.args[0], ast.Constant)]
+    assert string(declared.args[0]) == 'params_file' and string(keyword(declared, 'description'))
+    assert ast.unparse(keyword(declared, 'default_value')) == \
         "PathJoinSubstitution([FindPackageShare('rfnet_ros'), 'config', 'lite.yaml'])"
+    # The other arguments come from cameras.ARGUMENTS, each with its default and description.
+    (generated,) = [call for call in calls(tree, 'DeclareLaunchArgument') if call is not declared]
+    assert ast.unparse(generated) == \
+        'DeclareLaunchArgument(name, default_value=default, description=description)'
+    assert "for name, (default, description) in ARGUMENTS.items()" in ast.unparse(tree)
+    assert set(inspect.signature(camera_nodes).parameters) == {'params_file', *ARGUMENTS}
+    assert all(description for _, description in ARGUMENTS.values())
 
-    (node,) = calls(tree, 'Node')
+    (opaque,) = calls(tree, 'OpaqueFunction')
+    assert ast.unparse(keyword(opaque, 'function')) == 'start_nodes'
+    (start,) = [f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name == 'start_nodes']
+    assert "LaunchConfiguration(name).perform(context) for name in ('params_file', *ARGUMENTS)" in ast.unparse(start)
+    (node,) = calls(start, 'Node')
     assert string(keyword(node, 'package')) == 'rfnet_ros'
     assert string(keyword(node, 'name')) == 'rfnet_feature_node'
-    assert launch_configuration(keyword(node, 'namespace')) == 'namespace'
     executable = string(keyword(node, 'executable'))
-    assert (LIB / executable).is_file(), f'{executable} is not installed in {LIB}'
-    parameters = keyword(node, 'parameters').elts
-    assert launch_configuration(parameters[0]) == 'params_file'
-    assert ast.unparse(parameters[1]) == "{'device': LaunchConfiguration('device')}", 'device overrides the file'
-    raw, compressed = keyword(node, 'remappings').elts
-    assert string(raw.elts[0]) == 'image' and launch_configuration(raw.elts[1]) == 'image_topic'
-    # image_transport compressed: the node's image/compressed reads <image_topic>/compressed.
-    assert string(compressed.elts[0]) == 'image/compressed'
-    assert ast.unparse(compressed.elts[1]) == "[LaunchConfiguration('image_topic'), '/compressed']"
+    assert executable == 'feature_node' and (LIB / executable).is_file(), f'{executable} is not installed in {LIB}'
+    for field in ('namespace', 'parameters', 'remappings'):
+        assert ast.unparse(keyword(node, field)) == f'plan.{field}'
+    assert 'for plan in camera_nodes(**values)' in ast.unparse(start)
+
+
+def test_one_camera_reads_its_image_and_the_camera_info_beside_it():
+    (plan,) = camera_nodes('lite.yaml')
+    assert plan.namespace == ''
+    assert plan.remappings == [('image', '/camera/image_raw'), ('image/compressed', '/camera/image_raw/compressed'),
+                               ('camera_info', '/camera/camera_info')]
+    assert plan.parameters == ['lite.yaml'], 'device overrides the file only when it is given'
+    (plan,) = camera_nodes('my.yaml', image_topic='/front/color/image_raw', namespace='front', device='cuda:1')
+    assert plan.namespace == 'front'
+    assert ('camera_info', '/front/color/camera_info') in plan.remappings
+    assert plan.parameters == ['my.yaml', {'device': 'cuda:1'}]
+    (plan,) = camera_nodes('lite.yaml', image_topic='/cam/image_rect', camera_info_topic='/calib/cam')
+    assert ('camera_info', '/calib/cam') in plan.remappings and ('image', '/cam/image_rect') in plan.remappings
+
+
+@pytest.mark.parametrize('cameras', ['front, rear', 'front rear', '[front, rear]', "['/front', 'rear']"])
+def test_several_cameras_start_one_node_each(cameras):
+    plans = camera_nodes('lite.yaml', cameras=cameras, namespace='features', device='cpu')
+    assert [plan.namespace for plan in plans] == ['/features/front', '/features/rear']
+    for plan, camera in zip(plans, ('front', 'rear')):
+        assert plan.remappings == [('image', f'/{camera}/image_raw'),
+                                   ('image/compressed', f'/{camera}/image_raw/compressed'),
+                                   ('camera_info', f'/{camera}/camera_info')]
+        assert plan.parameters == ['lite.yaml', {'device': 'cpu'}]
+    (plan,) = camera_nodes('lite.yaml', cameras='left', camera_image='image_mono')
+    assert plan.namespace == '/left' and plan.remappings[0] == ('image', '/left/image_mono')
+
+
+@pytest.mark.parametrize('cameras, needle', [('front, front', 'twice'), ('front, 9rear', 'not a namespace'),
+                                             ('[front', 'not a list'), ('{a: 1}', 'not a namespace')])
+def test_bad_camera_lists_are_refused(cameras, needle):
+    with pytest.raises(ValueError, match=needle):
+        camera_nodes('lite.yaml', cameras=cameras)
+
+
+def test_sibling_camera_info():
+    assert sibling_camera_info('/camera/image_raw') == '/camera/camera_info'
+    assert sibling_camera_info('/image') == '/camera_info'
+    assert sibling_camera_info('image') == 'camera_info'
+    assert join('', 'front') == '/front' and join('/robot/', '/front') == '/robot/front' and join('', '') == ''
 
 
 def test_launch_files_name_installed_files():
