@@ -1,11 +1,12 @@
-"""Tests of the player: its frame sources (image folder, video, rosbag2 bag) and the installed executable."""
+"""Tests of the player: its frame sources (rfnet_ros.frame_sources: image folder, video, rosbag2 bag) and the
+installed executable."""
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from rfnet_ros.ros.player import SourceError, frames, parse_size
+from rfnet_ros.frame_sources import SourceError, frames, parse_size
 from ros_harness import ROOT, Probe, executable, require_install
 
 VIDEO = ROOT / 'data' / 'video' / 'vtest.avi'

@@ -23,7 +23,8 @@ from rclpy.node import Node
 
 from rfnet_ros.msg import FrameTiming, Keypoints, Matches
 from rfnet_ros.ros.monitor import STAGE_NAMES
-from rfnet_ros.ros.player import Player, frames, parse_size
+from rfnet_ros.frame_sources import frames, parse_size
+from rfnet_ros.ros.player import Player
 
 NAMESPACE = "/rfnet_demo"
 ROOT = Path(__file__).resolve().parents[2]
