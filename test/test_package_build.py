@@ -159,6 +159,8 @@ def test_keypoints_descriptors_are_row_major(msg):
 
 @pytest.mark.parametrize('name, module', [('feature_node', 'rfnet_ros.ros.node'),
                                           ('lite_node', 'rfnet_ros.ros.node'),
+                                          ('record', 'rfnet_ros.ros.recorder'),
+                                          ('make_bag', 'rfnet_ros.cli.make_bag'),
                                           ('player', 'rfnet_ros.ros.player')])
 def test_executables_installed(name, module):
     path = INSTALL / 'lib' / 'rfnet_ros' / name

@@ -21,6 +21,8 @@ from typing import Any
 
 import yaml
 
+from rfnet_ros.tracking.camera import sibling_camera_info
+
 # Launch arguments the plan reads (besides params_file), with their defaults and descriptions.
 ARGUMENTS = {
     "cameras": ("", "Camera namespaces, e.g. \"front, rear\" or \"[front, rear]\": one node per camera, reading "
@@ -76,12 +78,6 @@ def join(*parts: str) -> str:
     """Namespaces joined: ("", "front") -> "/front", ("robot", "/front") -> "/robot/front"."""
     inner = "/".join(part.strip("/") for part in parts if part.strip("/"))
     return f"/{inner}" if inner else ""
-
-
-def sibling_camera_info(image_topic: str) -> str:
-    """The camera_info topic image_transport pairs with an image topic: /cam/image_raw -> /cam/camera_info."""
-    head, _, _ = image_topic.rpartition("/")
-    return f"{head}/camera_info" if head or image_topic.startswith("/") else "camera_info"
 
 
 def camera_nodes(params_file: str, cameras: str = "", camera_image: str = "image_raw",

@@ -3,9 +3,15 @@
     ros2 run rfnet_ros player data/video/vtest.avi --rate 10 --resize 320x240
     ros2 run rfnet_ros player path/to/images/ --mono --loop
     ros2 run rfnet_ros player path/to/bag/ --bag-topic /camera/image_raw --bag-stamps
+    ros2 run rfnet_ros player my_video.mp4 --camera-info calibration.yaml --lockstep timing
 
 Frames go out on `image` (remap it with --ros-args -r image:=...) in bgr8, or mono8 with --mono, stamped
-with the current time, or for a bag with the recorded header stamps (--bag-stamps). The frames come from
+with the current time, or for a bag with the recorded header stamps (--bag-stamps). With --camera-info (a
+camera_calibration_parsers YAML file) a sensor_msgs/CameraInfo with the frame's header goes out before each
+frame on the camera_info beside the image topic (image -> camera_info, /cam/image_raw -> /cam/camera_info).
+With --lockstep TOPIC the next frame waits until the feature node's timing message (rfnet_ros/FrameTiming on
+TOPIC) for the previous one has arrived, so that the node processes every frame however slow it is
+(--rate is then an upper bound). The frames come from
 rfnet_ros.frame_sources (bags are read with the `rosbags` library, from sensor_msgs/Image or
 sensor_msgs/CompressedImage topics).
 """
@@ -24,13 +30,17 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.utilities import remove_ros_args
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
 
 from rfnet_ros.frame_sources import SourceError, frames, parse_size
+from rfnet_ros.msg import FrameTiming
 from rfnet_ros.ros.image_conversion import array_to_image_fields
+from rfnet_ros.tracking.camera import read_calibration, sibling_camera_info
 
 # Seconds the player keeps running after its last frame (reliable delivery of the last messages).
 LINGER_S = 0.5
+# Seconds --lockstep waits for the timing of a frame before it goes on (the node may have rejected it).
+LOCKSTEP_TIMEOUT_S = 60.0
 
 
 def publisher_qos(name: str) -> QoSProfile:
@@ -45,7 +55,7 @@ class Player(Node):
     def __init__(self, frame_source: Iterator[tuple[np.ndarray, int | None]], *, rate: float,
                  frame_id: str = "camera", bag_stamps: bool = False, max_frames: int | None = None,
                  qos: str = "reliable", topic: str = "image", node_name: str = "rfnet_player",
-                 wait_for_subscriber: bool = False):
+                 wait_for_subscriber: bool = False, camera_info: dict | None = None, lockstep: str | None = None):
         super().__init__(node_name)
         self._frames = frame_source
         self._frame_id = frame_id
@@ -56,13 +66,34 @@ class Player(Node):
         self.done = False
         self.error: str | None = None
         self.publisher = self.create_publisher(Image, topic, publisher_qos(qos))
+        self._camera_info = None
+        if camera_info is not None:
+            self._camera_info = CameraInfo(width=camera_info["width"], height=camera_info["height"],
+                                           distortion_model=camera_info["distortion_model"], d=camera_info["d"],
+                                           k=camera_info["k"], r=camera_info["r"], p=camera_info["p"])
+            self._camera_info_pub = self.create_publisher(CameraInfo, sibling_camera_info(topic), publisher_qos(qos))
+        self._waiting_for: tuple[int, int] | None = None  # --lockstep: stamp of the frame whose timing is due
+        self._waiting_since = 0.0
+        if lockstep:
+            self.create_subscription(FrameTiming, lockstep, self._on_timing, 10)
+        self._lockstep = bool(lockstep)
         self._timer = self.create_timer(1.0 / rate, self._tick)
+
+    def _on_timing(self, msg: FrameTiming) -> None:
+        if self._waiting_for == (msg.header.stamp.sec, msg.header.stamp.nanosec):
+            self._waiting_for = None
 
     def _tick(self) -> None:
         if self.done:
             return
         if self._wait_for_subscriber and self.published == 0 and self.publisher.get_subscription_count() == 0:
             return
+        if self._waiting_for is not None:
+            if time.monotonic() - self._waiting_since < LOCKSTEP_TIMEOUT_S:
+                return
+            self.get_logger().warning(f"no timing for the frame stamped {self._waiting_for[0]}."
+                                      f"{self._waiting_for[1]:09d} after {LOCKSTEP_TIMEOUT_S:.0f} s: going on")
+            self._waiting_for = None
         if self._max_frames is not None and self.published >= self._max_frames:
             self._finish()
             return
@@ -81,6 +112,12 @@ class Player(Node):
             msg.header.stamp = Time(sec=stamp // 1_000_000_000, nanosec=stamp % 1_000_000_000)
         else:
             msg.header.stamp = self.get_clock().now().to_msg()
+        if self._camera_info is not None:
+            self._camera_info.header = msg.header
+            self._camera_info_pub.publish(self._camera_info)
+        if self._lockstep:
+            self._waiting_for = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+            self._waiting_since = time.monotonic()
         self.publisher.publish(msg)
         self.published += 1
 
@@ -107,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--topic", default="image", help="topic to publish on (default image)")
     parser.add_argument("--wait-for-subscriber", action="store_true",
                         help="hold the first frame until a subscriber is connected")
+    parser.add_argument("--camera-info", type=Path, metavar="YAML",
+                        help="calibration (camera_calibration_parsers YAML) to publish as camera_info with each frame")
+    parser.add_argument("--lockstep", metavar="TOPIC",
+                        help="wait for the node's timing (rfnet_ros/FrameTiming on TOPIC) of each frame before the next")
     return parser
 
 
@@ -118,13 +159,20 @@ def main(args: list[str] | None = None) -> int:
         print("player: error: --rate must be positive", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
+    try:
+        calibration = read_calibration(options.camera_info) if options.camera_info else None
+    except ValueError as exc:
+        print(f"player: error: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
     source = frames(options.source, mono=options.mono, resize=options.resize, loop=options.loop,
                     bag_topic=options.bag_topic)
     player = None
     try:
         player = Player(source, rate=options.rate, frame_id=options.frame_id, bag_stamps=options.bag_stamps,
                         max_frames=options.max_frames, qos=options.qos, topic=options.topic,
-                        wait_for_subscriber=options.wait_for_subscriber)
+                        wait_for_subscriber=options.wait_for_subscriber, camera_info=calibration,
+                        lockstep=options.lockstep)
         while rclpy.ok() and not player.done:
             rclpy.spin_once(player, timeout_sec=0.1)
         # Give reliable subscribers a moment to receive the last frames before the publisher goes.

@@ -159,3 +159,40 @@ class LatestCalibration:
         if camera is None:
             return "none received: outputs in pixels", None
         return f"{camera.distortion_model} {camera.width}x{camera.height}", None
+
+
+def sibling_camera_info(image_topic: str) -> str:
+    """The camera_info topic image_transport pairs with an image topic: /cam/image_raw -> /cam/camera_info."""
+    head, _, _ = image_topic.rpartition("/")
+    return f"{head}/camera_info" if head or image_topic.startswith("/") else "camera_info"
+
+
+def read_calibration(path) -> dict:
+    """The CameraInfo fields (width, height, distortion_model, d, k, r, p) of a calibration file in the format
+    of ROS's camera_calibration_parsers (what the camera_calibration package and most drivers write):
+    image_width, image_height, camera_matrix, distortion_model, distortion_coefficients, and optionally
+    rectification_matrix and projection_matrix (each {rows, cols, data}). ValueError naming what is wrong."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(open(path).read())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"cannot read calibration {path}: {exc}") from None
+
+    def matrix(key: str, size: int, default=None) -> list[float]:
+        entry = data.get(key)
+        if entry is None and default is not None:
+            return default
+        values = entry.get("data") if isinstance(entry, dict) else None
+        if values is None or len(values) != size and size:
+            raise ValueError(f"calibration {path}: {key} needs a data list of {size or 'any number of'} values")
+        return [float(v) for v in values]
+
+    if not isinstance(data, dict) or "camera_matrix" not in data:
+        raise ValueError(f"calibration {path}: no camera_matrix (camera_calibration_parsers YAML expected)")
+    k = matrix("camera_matrix", 9)
+    return {"width": int(data.get("image_width", 0)), "height": int(data.get("image_height", 0)),
+            "distortion_model": str(data.get("distortion_model", "plumb_bob")),
+            "d": matrix("distortion_coefficients", 0, []), "k": k,
+            "r": matrix("rectification_matrix", 9, [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]),
+            "p": matrix("projection_matrix", 12, k[:3] + [0.0] + k[3:6] + [0.0] + k[6:] + [0.0])}
