@@ -1,4 +1,4 @@
-"""rfnet-extract and rfnet-info as a user runs them."""
+"""rfnet-extract, rfnet-info and rfnet-track as a user runs them."""
 import subprocess
 import sys
 from pathlib import Path
@@ -42,3 +42,26 @@ def test_info_prints_the_variant_table():
     result = run("rfnet_ros.cli.info")
     assert result.returncode == 0
     assert "0.324" in result.stdout and "4,898" in result.stdout and "21,890" in result.stdout
+
+
+def test_track_prints_statistics_and_draws_the_picture(tmp_path):
+    video = ROOT / "data" / "video" / "vtest.avi"
+    picture = tmp_path / "tracks.png"
+    result = run("rfnet_ros.cli.track", str(video), "--frames", "3", "--resize", "320x240", "--set", "top_k=128",
+                 "--picture", str(picture), "--picture-width", "160")
+    assert result.returncode == 0, result.stderr
+    assert "rfnet-track: 3 frames of vtest.avi (320x240, detector 320x240, top_k 128, geometric check fundamental" \
+        in result.stdout
+    assert "mean length" in result.stdout and "alive after 10 frames 0.0%" in result.stdout  # 3 frames: none
+    ratio = float(result.stdout.split("inlier ratio ")[-1].split()[0])
+    assert ratio > 0.9  # a fixed camera: nearly every match passes
+    import cv2
+    assert cv2.imread(str(picture)).shape == (120, 160, 3)
+
+
+def test_track_refuses_bad_settings(tmp_path):
+    video = ROOT / "data" / "video" / "vtest.avi"
+    result = run("rfnet_ros.cli.track", str(video), "--set", "geometric_check=affine")
+    assert result.returncode == 1 and "geometric_check: 'affine' is not one of" in result.stderr
+    result = run("rfnet_ros.cli.track", str(tmp_path / "none.avi"))
+    assert result.returncode == 1 and "no such file" in result.stderr

@@ -139,6 +139,18 @@ def test_too_few_matches_are_all_rejected_and_off_keeps_everything():
         check_matches(first, second, 'affine')
 
 
+def test_matches_of_a_camera_that_does_not_move_are_checked():
+    """Matches of frame 94 of vtest.avi (a fixed camera: most points move by hundredths of a pixel), on
+    which OpenCV's USAC fails: the check falls back to classic RANSAC and keeps the still points."""
+    data = np.load(Path(__file__).parent / 'data' / 'static_camera_matches.npz')
+    points0, points1 = data['points0'], data['points1']
+    result = check_matches(points0, points1, 'fundamental')
+    assert result.status == 'checked'
+    still = np.linalg.norm(points1 - points0, axis=1) < 0.05
+    assert still.sum() > 200 and result.inliers[still].all()
+    assert not result.inliers[np.linalg.norm(points1 - points0, axis=1) > 100].any()
+
+
 # --- Camera model ------------------------------------------------------------------------------------------
 def camera_info(model='plumb_bob', d=(-0.28, 0.07, 2e-4, -1e-4, 0.0), width=640, height=480, k=None, **fields):
     values = dict(k=list(k if k is not None else K.ravel()), d=list(d), distortion_model=model, width=width,

@@ -12,7 +12,9 @@
 Both use OpenCV's USAC framework (cv2.USAC_DEFAULT: RANSAC with local optimisation and a degeneracy
 check) where the OpenCV has it (4.5 and later), else classic RANSAC. Classic RANSAC keeps the consensus of
 a model fitted to a minimal sample: on synthetic two-view data with 0.3 px noise it dropped up to 8% of the
-correct matches at a 2 px threshold, where USAC dropped none.
+correct matches at a 2 px threshold, where USAC dropped none. USAC fails (an OpenCV assertion) on some
+frames of a camera that does not move, where most matches move by hundredths of a pixel and the epipolar
+geometry is undefined (frame 94 of vtest.avi): those frames are checked with classic RANSAC instead.
 
 Points are pixel coordinates; where the camera is calibrated they should be undistorted pixels (the models
 hold for a pinhole camera), which is what :class:`~rfnet_ros.tracking.tracker.FeatureTracker` passes.
@@ -38,9 +40,9 @@ from rfnet_ros.config import GEOMETRIC_CHECKS as MODELS
 # The smallest sample each model can be fitted to.
 MINIMAL_SAMPLE = {"fundamental": 8, "homography": 4}
 MAX_ITERATIONS = 2000
-# RANSAC flavour: USAC with local optimisation, or classic RANSAC on OpenCV before 4.5.
-FUNDAMENTAL_METHOD = getattr(cv2, "USAC_DEFAULT", cv2.FM_RANSAC)
-HOMOGRAPHY_METHOD = getattr(cv2, "USAC_DEFAULT", cv2.RANSAC)
+# RANSAC flavours, first choice first: USAC with local optimisation (OpenCV 4.5 and later), classic RANSAC.
+FUNDAMENTAL_METHODS = tuple(m for m in (getattr(cv2, "USAC_DEFAULT", None), cv2.FM_RANSAC) if m is not None)
+HOMOGRAPHY_METHODS = tuple(m for m in (getattr(cv2, "USAC_DEFAULT", None), cv2.RANSAC) if m is not None)
 
 
 @dataclass(frozen=True)
@@ -70,12 +72,16 @@ def check_matches(points0: np.ndarray, points1: np.ndarray, model: str = "fundam
         return CheckResult(np.ones(count, bool), "off")
     if count < max(min_matches, MINIMAL_SAMPLE[model]):
         return CheckResult(np.zeros(count, bool), "too few")
-    if model == "fundamental":
-        _, mask = cv2.findFundamentalMat(points0, points1, FUNDAMENTAL_METHOD, threshold, confidence,
-                                         MAX_ITERATIONS)
-    else:
-        _, mask = cv2.findHomography(points0, points1, HOMOGRAPHY_METHOD, threshold, maxIters=MAX_ITERATIONS,
-                                     confidence=confidence)
+    for method in FUNDAMENTAL_METHODS if model == "fundamental" else HOMOGRAPHY_METHODS:
+        try:
+            if model == "fundamental":
+                _, mask = cv2.findFundamentalMat(points0, points1, method, threshold, confidence, MAX_ITERATIONS)
+            else:
+                _, mask = cv2.findHomography(points0, points1, method, threshold, maxIters=MAX_ITERATIONS,
+                                             confidence=confidence)
+            break
+        except cv2.error:  # USAC on a degenerate frame (see above): the next method
+            mask = None
     if mask is None:  # degenerate sample set: no model found
         return CheckResult(np.zeros(count, bool), "checked")
     return CheckResult(mask.ravel().astype(bool), "checked")

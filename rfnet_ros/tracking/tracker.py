@@ -81,6 +81,7 @@ class FeatureTracker:
     """Feature tracks over a frame sequence: one instance per camera stream, called from one thread."""
 
     def __init__(self, pipeline: FeaturePipeline, tracks: TrackBook | None = None):
+        pipeline.reset()  # from now on the tracker drives it: its previous frame is the tracker's
         self.pipeline = pipeline
         self.tracks = tracks or TrackBook()
         self._previous: _Previous | None = None
