@@ -99,7 +99,7 @@ def run(options: argparse.Namespace) -> int:
     print(f"rfnet-track: {len(keypoints)} frames of {options.source.name} "
           f"({image.shape[1]}x{image.shape[0]}, detector {config.model_width}x{config.model_height}, "
           f"top_k {config.top_k}, geometric check {config.geometric_check}, {tracker.pipeline.device} "
-          f"{tracker.pipeline.precision})")
+          f"{tracker.pipeline.engine.name} {tracker.pipeline.precision})")
     print(f"  keypoints per frame {np.mean(keypoints):.0f}, matches per frame {np.mean(matches or [0]):.0f}, "
           f"inlier ratio {check.inlier_ratio_mean:.3f} (mean over frames)")
     print(f"  tracks {tracks.started}: mean length {tracks.mean_length:.2f} frames, "
