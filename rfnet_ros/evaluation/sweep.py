@@ -19,6 +19,7 @@ from typing import Any
 from rfnet_ros.config import WEIGHTS_DIR, FeatureConfig
 from rfnet_ros.evaluation.evaluate import environment, evaluate_method, load_pairs, summarise
 from rfnet_ros.evaluation.extractors import RFNetExtractor
+from rfnet_ros.evaluation.ledger import DEFAULT_LEDGER, file_sha256, record_read
 from rfnet_ros.evaluation.plot import Series, line_plot
 from rfnet_ros.model.complexity import detector_complexity
 from rfnet_ros.model.detector import MAX_REPLACED
@@ -97,8 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", nargs="+", type=Path, default=[], metavar="PATH",
                         help="more weights files (e.g. runs/*.pt); replaced_layers is read from each")
     parser.add_argument("--data", type=Path, default=Path("data"), help="data folder (scripts/fetch_data.sh)")
+    parser.add_argument("--split", choices=("validation", "heldout"), default="validation",
+                        help="photos to score on (heldout is logged in --ledger)")
+    parser.add_argument("--ledger", type=Path, default=DEFAULT_LEDGER, help="held-out read log")
     parser.add_argument("--pairs-per-image", type=int, default=5,
-                        help="viewpoint pairs and illumination pairs per held-out photo")
+                        help="viewpoint pairs and illumination pairs per photo")
     parser.add_argument("--max-photos", type=int, default=None, help="use only the first N held-out photos")
     parser.add_argument("--max-keypoints", type=int, default=1024, help="keypoints per image")
     parser.add_argument("--device", default="auto", help="torch device")
@@ -115,10 +119,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         weights = find_weights(args.weights)
-        pairs = load_pairs(args.data, args.pairs_per_image, args.seed, args.max_photos, oxford=False) if weights else []
+        pairs = load_pairs(args.data, args.pairs_per_image, args.seed, args.max_photos, oxford=False,
+                           split=args.split) if weights else []
     except (WeightsError, FileNotFoundError) as exc:
         print(f"rfnet-eval --sweep: error: {exc}", file=sys.stderr)
         return 2
+    if args.split == "heldout" and weights:
+        record_read(args.ledger, [{"name": p.stem, "weights": str(p), "weights_sha256": file_sha256(p)}
+                                  for _, p in weights], {"sweep": "replaced_layers", "seed": args.seed})
     scored: dict[tuple[int, Path], dict[str, Any]] = {}
     for n, path in weights:
         config = FeatureConfig(weights=str(path), replaced_layers=n, top_k=args.max_keypoints, device=args.device,
@@ -132,13 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     table = format_table(rows, args.height, args.width)
 
     args.out.mkdir(parents=True, exist_ok=True)
-    settings = {"data": str(args.data), "pairs_per_image": args.pairs_per_image, "max_photos": args.max_photos,
+    settings = {"data": str(args.data), "split": args.split, "pairs_per_image": args.pairs_per_image, "max_photos": args.max_photos,
                 "seed": args.seed, "max_keypoints": args.max_keypoints, "model_size": [args.height, args.width],
                 "pairs": len(pairs)}
     (args.out / "sweep.json").write_text(json.dumps({"settings": settings, "environment": environment(),
                                                      "rows": rows}, indent=1))
     note = ("Detector parameters and conv multiply-adds per replaced-layers variant n; matching score (correct@3 "
-            "matches in the shared region / mean shared keypoints) on the synthetic held-out pairs for the variants "
+            f"matches in the shared region / mean shared keypoints) on the synthetic {args.split} pairs for the "
+            "variants "
             f"with a weights file ({len(pairs)} pairs, at most {args.max_keypoints} keypoints); '-': no weights.")
     (args.out / "sweep.md").write_text(f"# Replaced-layers sweep\n\n{note}\n\n```\n{table}\n```\n\n"
                                        "![matching score against detector GMACs](sweep.png)\n")
