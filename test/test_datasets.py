@@ -9,7 +9,7 @@ import pytest
 from rfnet_ros.config import WEIGHTS_DIR
 from rfnet_ros.datasets import selection
 from rfnet_ros.datasets.prepare import prepare
-from rfnet_ros.datasets.sources import EVALUATION_PACKAGES, PACKAGES
+from rfnet_ros.datasets.sources import EVALUATION_PACKAGES, PACKAGES, Candidate
 from rfnet_ros.model.weights import read_weights
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -32,6 +32,10 @@ def test_manifest_splits_are_fixed_by_name_and_disjoint():
     assert not splits["train"] & (splits["heldout"] | splits["validation"])
     assert not splits["heldout"] & splits["validation"]
     assert not {"graf1", "graf3"} & {r["name"] for r in rows}, "the Oxford pair is in no split"
+    # Renders may train; evaluation images are photographs only. Issue 9 asks for 200 distinct images.
+    assert {r["kind"] for r in rows} <= set(selection.KINDS)
+    assert all(r["kind"] == "photo" for r in rows if r["split"] != "train")
+    assert len(rows) >= 200
     # The tests and the evaluation need only the packages scripts/fetch_data.sh fetches.
     assert {r["package"] for r in rows if r["split"] != "train"} <= set(EVALUATION_PACKAGES)
     # Every kept image passed the rule's measures, unless it is one of the original held-out photos.
@@ -39,6 +43,13 @@ def test_manifest_splits_are_fixed_by_name_and_disjoint():
         if r["name"] not in selection.HELDOUT_ORIGINAL:
             assert min(int(r["height"]), int(r["width"])) >= selection.MIN_SIDE
             assert float(r["texture"]) >= selection.MIN_TEXTURE and float(r["flat"]) <= selection.MAX_FLAT
+
+
+def test_a_render_can_never_become_an_evaluation_image():
+    candidate = Candidate(sorted(selection.VALIDATION)[0], "gnome-backgrounds", "x.png", None)
+    measured = selection.Measured(candidate, 480, 640, 20.0, 0.0, 0, np.zeros((32, 32), np.float32))
+    with pytest.raises(ValueError, match="photographs only"):
+        selection.manifest_rows([measured])
 
 
 @pytest.mark.parametrize("name", ["rfnet_full.pt", "rfnet_lite.pt"])

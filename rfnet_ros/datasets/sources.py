@@ -46,6 +46,13 @@ PACKAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "mypaint-data-extras": ("mypaint", ("usr/share/mypaint/backgrounds",)),
     "mate-backgrounds": ("mate", ("usr/share/backgrounds/mate",)),
     "python3-skimage": ("skimage", ("usr/lib/python3/dist-packages/skimage/data",)),
+    # Tux Paint's photographic templates and the photo backgrounds of its starters.
+    "tuxpaint-data": ("tuxpaint", ("usr/share/tuxpaint/templates", "usr/share/tuxpaint/starters")),
+    # Extreme Tux Racer's ground textures (photographs of rock, gravel, grass, snow, ice, paving) and its
+    # skybox renders.
+    "extremetuxracer-data": ("etr", ("usr/share/games/etr/terrains", "usr/share/games/etr/env/etr")),
+    # Maps of planets and moons (spacecraft mosaics and renders) and two galaxy photographs.
+    "openuniverse-common": ("openuniverse", ("usr/share/openuniverse/textures",)),
 }
 # Packages that the tests and the evaluation need (scripts/fetch_data.sh): the held-out and validation
 # photos, the Oxford pair and the demo video come from these. The rest are fetched for training only
