@@ -59,24 +59,24 @@ class FeatureConfig:
                             "weights folder (rfnet_full.pt: replaced_layers 0, rfnet_lite.pt: 9)")
     replaced_layers: int = _setting(9, "Detector layers conv2.. replaced by depthwise-separable convs "
                                     "(0 = full RF-Net, 9 = lightest); must match the weights file", low=0, high=9)
-    descriptor: str = _setting("hardnet", "Patch descriptor: hardnet (RF-Net's HardNet, 32x32 patches) or "
+    descriptor: str = _setting("hardnet_lite", "Patch descriptor: hardnet (RF-Net's HardNet, 32x32 patches) or "
                                "hardnet_lite (depthwise-separable, 16x16 patches); must match the weights file",
                                choices=DESCRIPTOR_NAMES)
     model_height: int = _setting(240, "Detector input height in px (frames are resized to it)", low=32, high=2160)
     model_width: int = _setting(320, "Detector input width in px (frames are resized to it)", low=32, high=3840)
     top_k: int = _setting(512, "Keypoints kept per frame (fixed-size top-k)", low=1, high=8192)
-    nms_size: int = _setting(5, "Side of the max-pool non-maximum suppression window in model px (odd)",
+    nms_size: int = _setting(3, "Side of the max-pool non-maximum suppression window in model px (odd)",
                              low=1, high=31)
     border: int = _setting(8, "Model-px frame border in which no keypoint is kept", low=0, high=64)
-    keypoint_frames: str = _setting("learned", "Keypoint scale and orientation: learned (the detector's heads, "
+    keypoint_frames: str = _setting("image", "Keypoint scale and orientation: learned (the detector's heads, "
                                     "as in RF-Net) or image (Laplacian characteristic scale and dominant "
                                     "gradient direction measured on the frame)", choices=FRAME_SOURCES)
     score_threshold: float = _setting(0.0, "Keypoints must score above this", low=0.0, high=1.0)
-    min_strength: float = _setting(0.0, "Keypoints must have score times image contrast (|sigma^2 LoG| at "
+    min_strength: float = _setting(1e-4, "Keypoints must have score times image contrast (|sigma^2 LoG| at "
                                    "their characteristic scale, intensities 0..1) above this, so faint and flat "
                                    "regions give fewer keypoints (0 = keep all; needs keypoint_frames: image)",
                                    low=0.0, high=1.0)
-    second_peak_ratio: float = _setting(1.0, "Also describe a keypoint under its second scale and its second "
+    second_peak_ratio: float = _setting(0.7, "Also describe a keypoint under its second scale and its second "
                                         "orientation peak when that peak reaches this fraction of the first; "
                                         "matching uses the closest pair of descriptions (1.0 = off; needs "
                                         "keypoint_frames: image)", low=0.0, high=1.0)

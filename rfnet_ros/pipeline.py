@@ -160,7 +160,7 @@ class FeaturePipeline:
             small = model_input(tensor, cfg.model_size)
         with timer.stage("detect"):
             maps = self.engine.detect(small)
-            keypoints = keypoints_from_maps(maps, small, tuple(tensor.shape[-2:]), cfg.top_k, cfg.nms_size,
+            keypoints = keypoints_from_maps(maps, small, tensor, cfg.top_k, cfg.nms_size,
                                             cfg.border, cfg.score_threshold, cfg.keypoint_frames, cfg.min_strength,
                                             cfg.second_peak_ratio)
             valid = keypoints.valid[0]

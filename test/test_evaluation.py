@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rfnet_ros.config import NodeConfig, load_config
+from rfnet_ros.config import FeatureConfig, NodeConfig, load_config
 from rfnet_ros.evaluation.metrics import evaluate_pair, frame_errors, inside, warp_points
 from rfnet_ros.evaluation.pairs import (oxford_pair, photo_pairs, read_homography, resize_homography,
                                         synthetic_pairs)
@@ -213,7 +213,8 @@ def test_image_frame_variants_carry_their_own_settings():
 
     lite, image480, native = make_extractors(["rfnet_lite", "rfnet_lite_img480", "rfnet_lite_native"], [],
                                              max_keypoints=64, device="cpu")
-    assert (lite.config.keypoint_frames, lite.config.model_size) == ("learned", (240, 320))
+    assert (lite.config.keypoint_frames, lite.config.model_size) == ("image", (240, 320))
+    assert lite.config == dataclasses.replace(FeatureConfig(), weights=lite.config.weights, top_k=64, device="cpu")
     assert (image480.config.keypoint_frames, image480.config.model_size) == ("image", (480, 640))
     assert image480.config.top_k == 64 and image480.describe()["keypoint_frames"] == "image"
     assert (image480.config.min_strength, image480.config.second_peak_ratio) == (0.0, 1.0)

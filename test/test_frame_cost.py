@@ -6,7 +6,8 @@ import pytest
 from rfnet_ros.config import FeatureConfig
 from rfnet_ros.ros.frame_cost import FrameCost, model_size_problem
 
-BASE = FeatureConfig(device='cpu')  # 240x320, top_k 512
+# 240x320, top_k 512, one description per keypoint
+BASE = FeatureConfig(device='cpu', keypoint_frames='learned', min_strength=0.0, second_peak_ratio=1.0)
 MEASURED = {'convert': 1.0, 'preprocess': 2.0, 'detect': 60.0, 'describe': 200.0, 'match': 4.0, 'publish': 3.0,
             'total': 300.0}
 

@@ -101,8 +101,9 @@ def test_min_strength_drops_keypoints_of_flat_frames_but_not_of_textured_ones(ph
     # like structure, so without min_strength all top-k slots fill; with it few keypoints survive. The
     # textured photo keeps most of its keypoints.
     noise = np.clip(128 + np.random.default_rng(0).normal(0, 2, photo.shape), 0, 255).astype(np.uint8)
-    settings = dict(device="cpu", top_k=512, keypoint_frames="image", model_height=480, model_width=640)
-    every = FeaturePipeline(FeatureConfig(**settings))
+    settings = dict(device="cpu", top_k=512, keypoint_frames="image", model_height=480, model_width=640,
+                    second_peak_ratio=1.0)
+    every = FeaturePipeline(FeatureConfig(**settings, min_strength=0.0))
     strong = FeaturePipeline(FeatureConfig(**settings, min_strength=1e-4))
     assert len(every.extract(noise)) == 512
     assert len(strong.extract(noise)) < 50
@@ -115,7 +116,8 @@ def test_second_peak_frames_give_descriptor_hypotheses_and_better_matches(photo)
     h, w = photo.shape
     homography = np.vstack([cv2.getRotationMatrix2D((w / 2, h / 2), 25, 1.2), [0, 0, 1]])
     warped = cv2.warpPerspective(photo, homography, (w, h))
-    settings = dict(device="cpu", top_k=512, keypoint_frames="image", model_height=480, model_width=640)
+    settings = dict(device="cpu", top_k=512, keypoint_frames="image", model_height=480, model_width=640,
+                    min_strength=0.0)
     correct = {}
     for ratio in (1.0, 0.7):
         pipeline = FeaturePipeline(FeatureConfig(**settings, second_peak_ratio=ratio))
@@ -147,3 +149,42 @@ def test_process_matches_descriptor_hypotheses_to_the_previous_frame(photo):
     assert second.has_previous and len(second.matches) > 100
     flow = second.features.keypoints[second.matches[:, 1]] - first.features.keypoints[second.matches[:, 0]]
     assert np.allclose(np.median(flow, axis=0), [-9, 6], atol=1.0)
+
+
+def correct_matches(pipeline, image0, image1, homography):
+    """(correct matches within 3 px, matches) of image0 -> image1 under the true homography."""
+    f0, f1 = pipeline.extract(image0), pipeline.extract(image1)
+    matches, _ = pipeline.match(f0.matchable, f1.matchable)
+    projected = cv2.perspectiveTransform(f0.keypoints[matches[:, 0]][None].astype(np.float64), homography)[0]
+    return int((np.linalg.norm(projected - f1.keypoints[matches[:, 1]], axis=1) <= 3).sum()), len(matches)
+
+
+@pytest.mark.parametrize("degrees,zoom", [(90, 1.0), (180, 1.0), (-135, 1.25), (60, 0.8)])
+def test_default_pipeline_matches_views_turned_by_any_angle(photo, degrees, zoom):
+    # config/lite.yaml's keypoint frames turn and grow with the view. Flipping the orientation's sign,
+    # ignoring it, or giving every keypoint the same radius breaks these pairs (MMA@3 falls below 0.2).
+    h, w = photo.shape
+    homography = np.vstack([cv2.getRotationMatrix2D((w / 2, h / 2), degrees, zoom), [0, 0, 1]])
+    warped = cv2.warpPerspective(photo, homography, (w, h))
+    correct, matches = correct_matches(FeaturePipeline(FeatureConfig(device="cpu")), photo, warped, homography)
+    assert correct >= 100 and correct / matches >= 0.6, (correct, matches)
+
+
+@pytest.mark.parametrize("std", [3.0, 6.0, 10.0])
+def test_keypoint_radius_is_the_blob_scale_in_input_pixels(std):
+    # Gaussian blobs of a known std on a 480x640 frame: the default pipeline finds each blob's centre and
+    # gives it the half-width SIGMAS_PER_RADIUS * std in input px (the characteristic scale of a blob is
+    # its std), whatever the detector's model size.
+    from rfnet_ros.model.frames import SIGMAS_PER_RADIUS
+
+    ys, xs = np.mgrid[0:480, 0:640]
+    centres = np.float32([(x, y) for y in range(80, 420, 110) for x in range(80, 600, 110)])
+    image = np.full((480, 640), 0.3)
+    for x, y in centres:
+        image += 0.5 * np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * std**2))
+    features = FeaturePipeline(FeatureConfig(device="cpu")).extract((image * 255).astype(np.uint8), "mono")
+    distance = np.linalg.norm(features.keypoints[:, None] - centres[None], axis=2)
+    at_blob = distance.min(axis=1) < 2
+    assert len(np.unique(distance.argmin(axis=1)[at_blob])) == len(centres), "every blob is found"
+    ratio = np.median(features.scales[at_blob]) / (SIGMAS_PER_RADIUS * std)
+    assert 0.85 < ratio < 1.15, ratio

@@ -9,22 +9,25 @@ from rfnet_ros.model.rfnet import RFNet
 from rfnet_ros.model.weights import WeightsError, load_model, read_weights, save_weights
 from rfnet_ros.pipeline import FeaturePipeline
 
-SHIPPED = {"rfnet_full.pt": 0, "rfnet_lite.pt": 9}
+# name: (replaced layers, descriptor, last training stage)
+SHIPPED = {"rfnet_full.pt": (0, "hardnet", "joint"), "rfnet_lite.pt": (9, "hardnet_lite", "distill")}
 
 
-@pytest.mark.parametrize("name,replaced", SHIPPED.items())
-def test_shipped_weights_are_trained_models(name, replaced):
+@pytest.mark.parametrize("name,shipped", SHIPPED.items())
+def test_shipped_weights_are_trained_models(name, shipped):
+    replaced, descriptor, stage = shipped
     payload = read_weights(WEIGHTS_DIR / name)
     assert payload["replaced_layers"] == replaced
+    assert payload.get("descriptor_name", "hardnet") == descriptor
     provenance = payload["provenance"]
-    assert provenance["stage"] == "joint" and provenance["steps"] > 0
+    assert provenance["stage"] == stage and provenance["steps"] > 0
     assert provenance["training_images"], "provenance lists the training photos"
     heldout = {"aero1", "building", "home", "stuff", "butterfly", "leuvenA", "BytheWater", "Path", "Kite", "Opal"}
     assert not heldout & set(provenance["training_images"]), "held-out photos never used for training"
     assert not {"graf1", "graf3"} & set(provenance["training_images"])
     model = load_model(WEIGHTS_DIR / name, replaced)
     # Trained parameters differ from a fresh initialisation.
-    fresh = RFNet(replaced)
+    fresh = RFNet(replaced, descriptor)
     assert not torch.allclose(model.descriptor.features[0].weight, fresh.descriptor.features[0].weight)
     assert model.detector.replaced_layers == replaced
 
@@ -71,7 +74,8 @@ def test_damaged_tensors_fail_the_checksum(tmp_path, name):
     with pytest.raises(WeightsError, match=f"fails its checksum.*{name}"):
         load_model(damaged)
     with pytest.raises(WeightsError, match="fails its checksum"):
-        FeaturePipeline(FeatureConfig(weights=str(damaged), device="cpu", replaced_layers=SHIPPED[name]))
+        FeaturePipeline(FeatureConfig(weights=str(damaged), device="cpu", replaced_layers=SHIPPED[name][0],
+                                      descriptor=SHIPPED[name][1]))
 
 
 def test_saved_files_carry_the_checksum_of_their_tensors(tmp_path):
@@ -131,17 +135,19 @@ def test_yaml_files_hold_every_setting_with_the_defaults():
     lite = load_config(root / "lite.yaml", ignore=NodeConfig.names())
     assert lite == FeatureConfig()
     full = load_config(root / "full.yaml", ignore=NodeConfig.names())
-    assert (full.replaced_layers, full.weights) == (0, "rfnet_full.pt")
+    # full.yaml differs from lite.yaml in its networks only, so lite against full compares them alone.
+    assert full == FeatureConfig(weights="rfnet_full.pt", replaced_layers=0, descriptor="hardnet")
     native = load_config(root / "lite_native.yaml", ignore=NodeConfig.names())
-    assert native == FeatureConfig(model_height=480, model_width=640, keypoint_frames="image", min_strength=1e-4,
-                                   second_peak_ratio=0.7)
+    assert native == FeatureConfig(model_height=480, model_width=640)
 
 
 @pytest.mark.parametrize("key,value", [("min_strength", 1e-4), ("second_peak_ratio", 0.7)])
 def test_image_frame_settings_need_image_frames(key, value):
     # Both act on what is measured on the image; with learned frames they would silently do nothing.
+    learned = {"keypoint_frames": "learned", "min_strength": 0.0, "second_peak_ratio": 1.0}
+    FeatureConfig(**learned)
     with pytest.raises(ValueError, match=f"{key}: needs keypoint_frames: image"):
-        FeatureConfig(**{key: value})
+        FeatureConfig(**{**learned, key: value})
     assert getattr(FeatureConfig(keypoint_frames="image", **{key: value}), key) == value
 
 

@@ -27,12 +27,14 @@ import numpy as np
 
 from rfnet_ros.config import WEIGHTS_DIR, FeatureConfig, NodeConfig, load_config
 from rfnet_ros.pipeline import FeaturePipeline
+from rfnet_ros.model.weights import read_weights
 
 # Our methods by name: the packaged weights file, its replaced_layers and the method's own settings over the
 # evaluation's base config. The *_img480 methods run the detector at the pairs' 480x640 and measure keypoint
 # frames on the image (``keypoint_frames: image``) instead of taking the learned ones; the *_native methods
 # add the contrast-weighted keypoint threshold and second-peak frame hypotheses (config/lite_native.yaml).
-IMAGE_FRAMES_480 = {"keypoint_frames": "image", "model_height": 480, "model_width": 640}
+IMAGE_FRAMES_480 = {"keypoint_frames": "image", "model_height": 480, "model_width": 640, "min_strength": 0.0,
+                    "second_peak_ratio": 1.0}
 NATIVE_480 = {**IMAGE_FRAMES_480, "min_strength": 1e-4, "second_peak_ratio": 0.7}
 RFNET_VARIANTS = {"rfnet_full": ("rfnet_full.pt", 0, {}), "rfnet_lite": ("rfnet_lite.pt", 9, {}),
                   "rfnet_full_img480": ("rfnet_full.pt", 0, IMAGE_FRAMES_480),
@@ -258,6 +260,7 @@ def make_extractors(methods: list[str], extra_weights: list[str], max_keypoints:
                 raise ValueError(f"methods: {method}: weights file not found: {path} "
                                  f"(train it, pass --weights {method}=PATH:N, or leave it out of --methods)")
             config = dataclasses.replace(base, weights=str(Path(path).resolve()), replaced_layers=layers,
+                                         descriptor=read_weights(path).get("descriptor_name", "hardnet"),
                                          top_k=max_keypoints, device=device or "auto",
                                          precision=precision or "auto", **own)
             extractors.append(RFNetExtractor(method, config))

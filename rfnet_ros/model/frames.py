@@ -1,7 +1,9 @@
 """Keypoint frames measured on the image: characteristic scale and dominant gradient orientation.
 
 RF-Net learns a scale and an orientation per keypoint (:meth:`Detector.frames_at`). The alternative here
-measures both on the image at the detected keypoints, as SIFT does for its own keypoints:
+measures both on the image at the detected keypoints, as SIFT does for its own keypoints. The pipeline
+measures them on the input image, not on the detector's downsized copy: at 240x320 most keypoints sit at
+the finest scale that copy resolves, so their measured scale could not shrink when the view zooms out.
 
 - scale: the characteristic scale (Lindeberg 1998), the sigma at which the scale-normalised Laplacian of
   Gaussian |sigma^2 LoG| peaks at the keypoint. Searched over a Gaussian pyramid with
@@ -35,8 +37,8 @@ from rfnet_ros.model.patches import extract_patches
 
 FIRST_SIGMA = 1.6  # px: the finest scale searched
 LEVELS_PER_OCTAVE = 4
-OCTAVES = 3  # scales searched: FIRST_SIGMA * 2**(i / 4), i = 0..11, i.e. 1.6 to 10.8 px
-SIGMAS_PER_RADIUS = 6.5  # patch half-width per unit of characteristic sigma: 10 to 70 px
+OCTAVES = 4  # scales searched: FIRST_SIGMA * 2**(i / 4), i = 0..15, i.e. 1.6 to 21.5 px
+SIGMAS_PER_RADIUS = 5.0  # patch half-width per unit of characteristic sigma: 8 to 108 px
 ORIENTATION_BINS = 36
 ORIENTATION_PATCH = 16  # px per side of the upright patch the orientation histogram is taken in
 PATCH_BLUR = 1.25  # patch px: smoothing before the gradients of the orientation histogram
@@ -62,26 +64,31 @@ def _scale_space(image: "np.ndarray", first_sigma: float, levels_per_octave: int
                  octaves: int) -> list["np.ndarray"]:
     """sigma^2 LoG stacks (levels, h_o, w_o) of one float32 image per octave (see laplacian_responses).
 
-    OpenCV's separable Gaussian and 3x3 Laplacian (4-neighbour kernel, mirrored borders) are several times
-    faster on a CPU than the same filters as torch convolutions; no gradient is needed through them.
+    OpenCV's separable Gaussian, 3x3 Laplacian (4-neighbour kernel) and area resize are several times faster
+    on a CPU than the same filters as torch convolutions; no gradient is needed through them. Each level is
+    the previous one blurred by the Gaussian that brings it to its sigma (Gaussians compose), so the kernels
+    stay small.
     """
     sigmas = [first_sigma * 2 ** (i / levels_per_octave) for i in range(levels_per_octave + 1)]
+    steps = [(sigmas[i + 1] ** 2 - sigmas[i] ** 2) ** 0.5 for i in range(levels_per_octave)]
     # sigma^2 of each level in octave px: the Laplacian in octave px already carries the 1/factor^2 of the
     # derivatives, which this normalisation undoes, so responses compare across octaves.
-    normalisation = np.float32(sigmas[:-1])[:, None, None] ** 2
-    base = cv2.GaussianBlur(image, (0, 0), first_sigma, borderType=cv2.BORDER_REFLECT_101)
+    level = cv2.GaussianBlur(image, (0, 0), first_sigma, borderType=cv2.BORDER_REFLECT_101)
     stacks = []
-    for _ in range(octaves):
-        levels = [base] + [cv2.GaussianBlur(base, (0, 0), (sigma**2 - first_sigma**2) ** 0.5,
-                                            borderType=cv2.BORDER_REFLECT_101) for sigma in sigmas[1:]]
-        lap = np.stack([cv2.Laplacian(level, cv2.CV_32F, ksize=1, borderType=cv2.BORDER_REPLICATE)
-                        for level in levels[:-1]])
-        stacks.append(lap * normalisation)
-        top = levels[-1]
-        h, w = top.shape
-        # 2x2 averages (odd sizes: the last row/column averaged with itself, as avg_pool2d's ceil mode).
-        top = np.pad(top, ((0, h % 2), (0, w % 2)), mode="edge")
-        base = np.ascontiguousarray(top.reshape(top.shape[0] // 2, 2, top.shape[1] // 2, 2).mean(axis=(1, 3)))
+    for octave in range(octaves):
+        h, w = level.shape
+        stack = np.empty((levels_per_octave, h, w), np.float32)
+        for i in range(levels_per_octave):
+            stack[i] = cv2.Laplacian(level, cv2.CV_32F, ksize=1, borderType=cv2.BORDER_REPLICATE)
+            stack[i] *= np.float32(sigmas[i] ** 2)
+            if i + 1 < levels_per_octave or octave + 1 < octaves:
+                level = cv2.GaussianBlur(level, (0, 0), steps[i], borderType=cv2.BORDER_REFLECT_101)
+        stacks.append(stack)
+        if octave + 1 < octaves:
+            # The 2 * first_sigma level, 2x area-downsampled (2x2 means; an odd last row or column is
+            # averaged with itself), is the next octave's first_sigma base.
+            level = cv2.copyMakeBorder(level, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
+            level = cv2.resize(level, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
     return stacks
 
 
@@ -91,8 +98,8 @@ def laplacian_responses(image: torch.Tensor, xy: torch.Tensor, first_sigma: floa
     -> (B, K, levels * octaves).
 
     Each octave starts from a base blurred by ``first_sigma`` in its own px: octave 0 blurs the image, and
-    every further base is the previous octave's 2 * first_sigma level, 2x area-downsampled. Levels within an
-    octave add the blur that brings the base to their sigma.
+    every further base is the previous octave's 2 * first_sigma level, 2x area-downsampled. Each level within
+    an octave adds the blur that brings the level before it to its sigma.
     """
     out = []
     for b in range(image.shape[0]):

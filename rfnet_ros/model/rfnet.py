@@ -46,11 +46,12 @@ def model_input(image: torch.Tensor, model_size: tuple[int, int]) -> torch.Tenso
     return F.interpolate(image, size=tuple(model_size), mode="area")
 
 
-def keypoints_from_maps(maps: DetectorMaps, small: torch.Tensor, input_size: tuple[int, int], top_k: int,
+def keypoints_from_maps(maps: DetectorMaps, small: torch.Tensor, image: torch.Tensor, top_k: int,
                         nms_size: int = 5, border: int = 8, threshold: float = 0.0,
                         keypoint_frames: str = "learned", min_strength: float = 0.0,
                         second_peak_ratio: float = 1.0) -> Keypoints:
-    """Keypoints in input px from the detector's maps of ``small``, the (B, 1, h, w) model-resolution image.
+    """Keypoints in input px from the detector's maps of ``small``, the (B, 1, h, w) model-resolution copy of
+    ``image``, the (B, 1, H, W) input.
 
     ``keypoint_frames`` says where each keypoint's scale and orientation come from: ``learned``, the
     detector's heads (RF-Net); ``image``, measured on the model-resolution image (rfnet_ros.model.frames):
@@ -63,7 +64,7 @@ def keypoints_from_maps(maps: DetectorMaps, small: torch.Tensor, input_size: tup
         raise ValueError(f"keypoint_frames: {keypoint_frames!r} is not one of {', '.join(FRAME_SOURCES)}")
     if keypoint_frames == "learned" and (min_strength > 0 or second_peak_ratio < 1):
         raise ValueError("min_strength and second_peak_ratio need keypoint_frames: image")
-    h, w = input_size
+    h, w = image.shape[-2:]
     mh, mw = small.shape[-2:]
     xy_model, score, valid = select_keypoints(maps.score, top_k, nms_size, border, threshold)
     ratio_x, ratio_y = w / mw, h / mh
@@ -73,19 +74,19 @@ def keypoints_from_maps(maps: DetectorMaps, small: torch.Tensor, input_size: tup
     if keypoint_frames == "learned":
         scale, orientation = learned_frames(maps, xy_model)
         return Keypoints(xy, score, scale * SUPPORT * ratio, orientation, valid)
-    frames = measure_frames(small, xy_model, second_peaks=second_peak_ratio < 1)
+    frames = measure_frames(image, xy, second_peaks=second_peak_ratio < 1)
     if min_strength > 0:
         # The detector's instance normalisation removes the image's contrast, so its score ignores how
         # faint a structure is; the Laplacian contrast puts that back, as SIFT's contrast threshold does.
         valid = valid & (score * frames.contrast > min_strength)
-    keypoints = Keypoints(xy, score, frames.radius * ratio, frames.direction, valid)
+    keypoints = Keypoints(xy, score, frames.radius, frames.direction, valid)
     if second_peak_ratio < 1:
         def present(peak_ratio: torch.Tensor) -> torch.Tensor:  # a ratio of 0 means no second peak
             return (peak_ratio >= second_peak_ratio) & (peak_ratio > 0)
 
         keypoints.alternative_frames = [
-            (frames.second_radius * ratio, frames.second_radius_direction, present(frames.second_scale_ratio)),
-            (frames.radius * ratio, frames.second_direction, present(frames.second_orientation_ratio))]
+            (frames.second_radius, frames.second_radius_direction, present(frames.second_scale_ratio)),
+            (frames.radius, frames.second_direction, present(frames.second_orientation_ratio))]
     return keypoints
 
 
@@ -114,7 +115,7 @@ class RFNet(nn.Module):
         and the dense maps."""
         small = model_input(image, model_size)
         maps = self.detector(small)
-        keypoints = keypoints_from_maps(maps, small, tuple(image.shape[-2:]), top_k, nms_size, border, threshold,
+        keypoints = keypoints_from_maps(maps, small, image, top_k, nms_size, border, threshold,
                                         keypoint_frames, min_strength, second_peak_ratio)
         return keypoints, maps
 

@@ -46,12 +46,6 @@ MARGIN = 16.0  # px: keypoints whose warp lands closer than this to view 1's edg
 SETS = ("anchor", "true", "measured")
 
 
-def input_to_model(xy: torch.Tensor, ratio_x: float, ratio_y: float) -> torch.Tensor:
-    """(..., 2) input px -> model-resolution px (inverse of rfnet_ros.model.rfnet.model_to_input)."""
-    return (xy + 0.5) / xy.new_tensor([ratio_x, ratio_y]) - 0.5
-
-
-@torch.no_grad()
 def correspondences(batch, teacher: Engine, keypoints: int, min_strength: float,
                     patch_size: int) -> dict[str, np.ndarray]:
     """The three patches and teacher descriptors of every usable keypoint of a batch of pairs (module docstring);
@@ -59,11 +53,10 @@ def correspondences(batch, teacher: Engine, keypoints: int, min_strength: float,
     image0, image1, hom = (torch.from_numpy(x) for x in (batch.image0, batch.image1, batch.homography))
     b, _, h, w = image0.shape
     model_size = (h // 2, w // 2)
-    ratio_x, ratio_y = w / model_size[1], h / model_size[0]
     out: dict[str, list] = {key: [] for key in (*SETS, *(f"teacher_{s}" for s in SETS), "pair", "xy")}
     for i in range(b):
-        small0, small1 = model_input(image0[i:i + 1], model_size), model_input(image1[i:i + 1], model_size)
-        found = keypoints_from_maps(teacher.detect(small0), small0, (h, w), keypoints, keypoint_frames="image",
+        small0 = model_input(image0[i:i + 1], model_size)
+        found = keypoints_from_maps(teacher.detect(small0), small0, image0[i:i + 1], keypoints, keypoint_frames="image",
                                     min_strength=min_strength)
         xy1, direction1, radius1 = warp_frames(hom[i:i + 1], found.xy, found.orientation, found.scale)
         keep = found.valid & ((xy1[..., 0] >= MARGIN) & (xy1[..., 0] <= w - 1 - MARGIN)
@@ -71,11 +64,10 @@ def correspondences(batch, teacher: Engine, keypoints: int, min_strength: float,
         keep = keep[0]
         if not keep.any():
             continue
-        measured = measure_frames(small1, input_to_model(xy1[:, keep], ratio_x, ratio_y))
+        measured = measure_frames(image1[i:i + 1], xy1[:, keep])
         frames = {"anchor": (image0[i:i + 1], found.xy[0, keep], found.scale[0, keep], found.orientation[0, keep]),
                   "true": (image1[i:i + 1], xy1[0, keep], radius1[0, keep], direction1[0, keep]),
-                  "measured": (image1[i:i + 1], xy1[0, keep], measured.radius[0] * (ratio_x * ratio_y) ** 0.5,
-                               measured.direction[0])}
+                  "measured": (image1[i:i + 1], xy1[0, keep], measured.radius[0], measured.direction[0])}
         for name, (image, xy, radius, direction) in frames.items():
             out[name].append(extract_patches(image, xy, radius, direction, patch_size)[:, 0].half().numpy())
             teacher_patches = extract_patches(image, xy, radius, direction, teacher.patch_size)
