@@ -238,6 +238,41 @@ class Probe:
         self._thread.join(10)
 
 
+def run_feature_node(node_args: tuple[str, ...], image_type, image_topic: str, namespace: str = '',
+                     outputs: tuple = (), probe_name: str = 'rfnet_test_probe'):
+    """Start the feature node (child process) with ``node_args`` in ``namespace``, and a probe subscribed to
+    its keypoints, matches, timing, ``outputs`` ((message type, topic) pairs, topics relative to the
+    namespace) and /diagnostics; yields (process, probe, clock) once the node subscribes to ``image_topic``
+    and publishes all of them. Then stops it: SIGINT must end it with status 0 and no traceback."""
+    require_install()
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rfnet_ros.msg import FrameTiming, Keypoints, Matches
+
+    prefix = f'{namespace.strip("/")}/' if namespace else ''
+    remap = ('-r', f'__ns:={namespace}') if namespace else ()
+    process = executable('feature_node', *node_args, *remap)
+    probe = Probe(name=probe_name)
+    try:
+        subscribed = ((Keypoints, 'keypoints'), (Matches, 'matches'), (FrameTiming, 'timing'), *outputs)
+        for msg_type, topic in subscribed:
+            probe.subscribe(msg_type, prefix + topic)
+        probe.subscribe(DiagnosticArray, '/diagnostics')
+        image_pub = probe.publisher(image_type, prefix + image_topic)
+        probe.wait_for(lambda: image_pub.get_subscription_count() > 0,
+                       f'the node to subscribe to /{prefix}{image_topic}', STARTUP_TIMEOUT, process)
+        published = [f'/{prefix}{topic}' for _, topic in subscribed]
+        probe.wait_for(lambda: all(probe.node.count_publishers(t) > 0 for t in published),
+                       'the node\'s publishers', 30, process)
+        time.sleep(1.0)  # let the probe's subscriptions match the node's publishers
+        yield process, probe, StampClock()
+    finally:
+        probe.close()
+        status = process.stop()
+        print(process.output)
+    assert status == 0, f'the node exited with status {status} on SIGINT'
+    assert 'Traceback' not in process.output
+
+
 def photo(name: str = 'building.png') -> np.ndarray:
     """A held-out photograph (BGR uint8) of data/images/heldout (bash scripts/fetch_data.sh)."""
     import cv2

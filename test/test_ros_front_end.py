@@ -15,8 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ros_harness import (SHARE, STARTUP_TIMEOUT, Probe, StampClock, crop, executable, photo, require_install,
-                         same_stamp)
+from ros_harness import SHARE, crop, photo, require_install, run_feature_node, same_stamp
 from test_tracking import layered, relocate_patches
 
 NAMESPACE = 'front_end'
@@ -35,33 +34,12 @@ D = np.array([-0.21, 0.045, 1e-3, -5e-4, 0.0])
 def node():
     """The feature node in /front_end with publish_vins_features, and a probe subscribed to its outputs."""
     require_install()
-    from diagnostic_msgs.msg import DiagnosticArray
     from sensor_msgs.msg import Image, PointCloud
-    from rfnet_ros.msg import FrameTiming, Keypoints, Matches
 
-    process = executable('feature_node', '--ros-args', '--params-file', str(SHARE / 'config' / 'lite.yaml'),
-                         '-p', f'top_k:={TOP_K}', '-p', 'diagnostics_period:=0.5',
-                         '-p', 'publish_vins_features:=true', '-r', f'__ns:=/{NAMESPACE}')
-    probe = Probe(name='rfnet_front_end_probe')
-    try:
-        for msg_type, topic in ((Keypoints, 'keypoints'), (Matches, 'matches'), (FrameTiming, 'timing'),
-                                (PointCloud, 'feature')):
-            probe.subscribe(msg_type, f'{NAMESPACE}/{topic}')
-        probe.subscribe(DiagnosticArray, '/diagnostics')
-        image_pub = probe.publisher(Image, f'{NAMESPACE}/image')
-        probe.wait_for(lambda: image_pub.get_subscription_count() > 0, f'the node to subscribe to /{NAMESPACE}/image',
-                       STARTUP_TIMEOUT, process)
-        outputs = [f'/{NAMESPACE}/{topic}' for topic in ('keypoints', 'matches', 'timing', 'feature')]
-        probe.wait_for(lambda: all(probe.node.count_publishers(t) > 0 for t in outputs), 'the node\'s publishers',
-                       30, process)
-        time.sleep(1.0)
-        yield process, probe, StampClock()
-    finally:
-        probe.close()
-        status = process.stop()
-        print(process.output)
-    assert status == 0, f'the node exited with status {status} on SIGINT'
-    assert 'Traceback' not in process.output
+    args = ('--ros-args', '--params-file', str(SHARE / 'config' / 'lite.yaml'), '-p', f'top_k:={TOP_K}',
+            '-p', 'diagnostics_period:=0.5', '-p', 'publish_vins_features:=true')
+    yield from run_feature_node(args, Image, 'image', f'/{NAMESPACE}', outputs=((PointCloud, 'feature'),),
+                                probe_name='rfnet_front_end_probe')
 
 
 def topic(name: str) -> str:

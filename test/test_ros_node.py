@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import yaml
 
-from ros_harness import (ROOT, SHARE, STARTUP_TIMEOUT, Probe, StampClock, crop, executable, photo,
-                         require_install, same_stamp)
+from ros_harness import (ROOT, SHARE, STARTUP_TIMEOUT, crop, executable, photo, require_install,
+                         run_feature_node, same_stamp)
 
 TOP_K = 128
 NODE_NAME = 'rfnet_feature_node'
@@ -46,34 +46,10 @@ def expected_engine() -> tuple[str, str]:
 
 
 def run_node(image_type, image_topic: str, namespace: str = '', extra_args: tuple[str, ...] = ()):
-    """Start the node (child process) in ``namespace`` with a probe subscribed to its outputs; yields
-    (process, probe, clock) once the node subscribes to ``image_topic`` (relative to the namespace)."""
-    require_install()
-    from diagnostic_msgs.msg import DiagnosticArray
-    from rfnet_ros.msg import FrameTiming, Keypoints, Matches
-
-    prefix = f'{namespace.strip("/")}/' if namespace else ''
-    remap = ('-r', f'__ns:={namespace}') if namespace else ()
-    process = executable('feature_node', *NODE_ARGS, *extra_args, *remap)
-    probe = Probe(name=f'rfnet_test_probe{"_" + namespace.strip("/") if namespace else ""}')
-    try:
-        for msg_type, topic in ((Keypoints, 'keypoints'), (Matches, 'matches'), (FrameTiming, 'timing')):
-            probe.subscribe(msg_type, prefix + topic)
-        probe.subscribe(DiagnosticArray, '/diagnostics')
-        image_pub = probe.publisher(image_type, prefix + image_topic)
-        probe.wait_for(lambda: image_pub.get_subscription_count() > 0,
-                       f'the node to subscribe to /{prefix}{image_topic}', STARTUP_TIMEOUT, process)
-        outputs = [f'/{prefix}{topic}' for topic in ('keypoints', 'matches', 'timing')]
-        probe.wait_for(lambda: all(probe.node.count_publishers(t) > 0 for t in outputs),
-                       'the node\'s publishers', 30, process)
-        time.sleep(1.0)  # let the probe's subscriptions match the node's publishers
-        yield process, probe, StampClock()
-    finally:
-        probe.close()
-        status = process.stop()
-        print(process.output)
-    assert status == 0, f'the node exited with status {status} on SIGINT'
-    assert 'Traceback' not in process.output
+    """The node with lite.yaml, top_k TOP_K and ``extra_args`` (ros_harness.run_feature_node)."""
+    probe_name = f'rfnet_test_probe{"_" + namespace.strip("/") if namespace else ""}'
+    yield from run_feature_node((*NODE_ARGS, *extra_args), image_type, image_topic, namespace,
+                                probe_name=probe_name)
 
 
 @pytest.fixture(scope='module')
