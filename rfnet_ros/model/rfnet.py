@@ -54,7 +54,7 @@ def keypoints_from_maps(maps: DetectorMaps, small: torch.Tensor, image: torch.Te
     ``image``, the (B, 1, H, W) input.
 
     ``keypoint_frames`` says where each keypoint's scale and orientation come from: ``learned``, the
-    detector's heads (RF-Net); ``image``, measured on the model-resolution image (rfnet_ros.model.frames):
+    detector's heads (RF-Net); ``image``, measured on the input image (rfnet_ros.model.frames):
     the characteristic scale of the Laplacian and the dominant gradient direction. With image frames,
     keypoints whose score times image contrast is at most ``min_strength`` are marked invalid, and a
     second scale or orientation peak reaching ``second_peak_ratio`` of the first becomes an alternative
@@ -69,11 +69,10 @@ def keypoints_from_maps(maps: DetectorMaps, small: torch.Tensor, image: torch.Te
     xy_model, score, valid = select_keypoints(maps.score, top_k, nms_size, border, threshold)
     ratio_x, ratio_y = w / mw, h / mh
     xy = model_to_input(xy_model, ratio_x, ratio_y)
-    # Patches stay square: the half-width uses the geometric mean of the two resize ratios.
-    ratio = (ratio_x * ratio_y) ** 0.5
     if keypoint_frames == "learned":
         scale, orientation = learned_frames(maps, xy_model)
-        return Keypoints(xy, score, scale * SUPPORT * ratio, orientation, valid)
+        # Patches stay square: the half-width uses the geometric mean of the two resize ratios.
+        return Keypoints(xy, score, scale * SUPPORT * (ratio_x * ratio_y) ** 0.5, orientation, valid)
     frames = measure_frames(image, xy, second_peaks=second_peak_ratio < 1)
     if min_strength > 0:
         # The detector's instance normalisation removes the image's contrast, so its score ignores how

@@ -46,6 +46,7 @@ MARGIN = 16.0  # px: keypoints whose warp lands closer than this to view 1's edg
 SETS = ("anchor", "true", "measured")
 
 
+@torch.no_grad()
 def correspondences(batch, teacher: Engine, keypoints: int, min_strength: float,
                     patch_size: int) -> dict[str, np.ndarray]:
     """The three patches and teacher descriptors of every usable keypoint of a batch of pairs (module docstring);
@@ -56,8 +57,8 @@ def correspondences(batch, teacher: Engine, keypoints: int, min_strength: float,
     out: dict[str, list] = {key: [] for key in (*SETS, *(f"teacher_{s}" for s in SETS), "pair", "xy")}
     for i in range(b):
         small0 = model_input(image0[i:i + 1], model_size)
-        found = keypoints_from_maps(teacher.detect(small0), small0, image0[i:i + 1], keypoints, keypoint_frames="image",
-                                    min_strength=min_strength)
+        found = keypoints_from_maps(teacher.detect(small0), small0, image0[i:i + 1], keypoints,
+                                    keypoint_frames="image", min_strength=min_strength)
         xy1, direction1, radius1 = warp_frames(hom[i:i + 1], found.xy, found.orientation, found.scale)
         keep = found.valid & ((xy1[..., 0] >= MARGIN) & (xy1[..., 0] <= w - 1 - MARGIN)
                               & (xy1[..., 1] >= MARGIN) & (xy1[..., 1] <= h - 1 - MARGIN))
