@@ -13,6 +13,7 @@ from rfnet_ros.config import FeatureConfig
 from rfnet_ros.engines import Engine, create_engine, resolve_device, resolve_engine, resolve_precision
 from rfnet_ros.engines.graphs import file_digest
 from rfnet_ros.matching import match_mutual_nn
+from rfnet_ros.matching.refinement import refine_matches
 from rfnet_ros.model.patches import extract_patches, orientation_angle
 from rfnet_ros.model.rfnet import keypoints_from_maps, model_input
 from rfnet_ros.model.texture import local_contrast
@@ -88,6 +89,18 @@ class FrameFeatures:
 
 
 @dataclass
+class _Frame:
+    """What matching and refinement need of a frame: its descriptions and, per keypoint, xy (N, 2), radius (N,)
+    and direction (N, 2) unit (cos, sin), with the (1, 1, H, W) image they were measured on."""
+
+    matchable: torch.Tensor
+    image: torch.Tensor
+    xy: torch.Tensor
+    radius: torch.Tensor
+    direction: torch.Tensor
+
+
+@dataclass
 class FrameResult:
     """Features of a frame, its matches to the previous frame and how long each stage took.
 
@@ -112,7 +125,7 @@ class FeaturePipeline:
     def __init__(self, config: FeatureConfig | None = None):
         self.config = config or FeatureConfig()
         self.engine = self._build_engine(self.config)
-        self._previous: torch.Tensor | None = None
+        self._previous: _Frame | None = None
 
     @staticmethod
     def _build_engine(config: FeatureConfig) -> Engine:
@@ -149,7 +162,7 @@ class FeaturePipeline:
         self._previous = None
 
     @torch.inference_mode()
-    def _extract(self, image: np.ndarray, color_order: str, timer: StageTimer) -> tuple[FrameFeatures, torch.Tensor]:
+    def _extract(self, image: np.ndarray, color_order: str, timer: StageTimer) -> tuple[FrameFeatures, _Frame]:
         cfg = self.config
         with timer.stage("convert"):
             gray = to_gray(image, color_order)
@@ -185,7 +198,7 @@ class FeaturePipeline:
             scales=radius.float().cpu().numpy(), orientations=orientation_angle(direction).float().cpu().numpy(),
             descriptors=descriptors.cpu().numpy(), image_size=(int(gray.shape[0]), int(gray.shape[1])),
             descriptor_hypotheses=matchable.cpu().numpy() if len(hypotheses) > 1 else None)
-        return features, matchable
+        return features, _Frame(matchable, tensor, xy, radius, direction)
 
     def extract(self, image: np.ndarray, color_order: str = "bgr") -> FrameFeatures:
         """Keypoints and descriptors of one frame, without matching."""
@@ -201,18 +214,50 @@ class FeaturePipeline:
         matches, distances = match_mutual_nn(d0, d1, self.config.match_max_distance, self.config.match_ratio)
         return matches.cpu().numpy(), distances.cpu().numpy()
 
+    @torch.inference_mode()
+    def refine(self, image0: np.ndarray, features0: FrameFeatures, image1: np.ndarray, features1: FrameFeatures,
+               matches: np.ndarray, color_order: str = "bgr") -> np.ndarray:
+        """``features1.keypoints`` (N1, 2) with each keypoint of ``matches`` (M, 2: index in features0, index in
+        features1) moved to where it aligns with its match (:func:`rfnet_ros.matching.refinement.refine_matches`);
+        the images are the ones the features were extracted from."""
+        frames = []
+        for image, features in ((image0, features0), (image1, features1)):
+            gray = to_gray(image, color_order)
+            tensor = (torch.from_numpy(np.ascontiguousarray(gray)).to(self.device).float() / _scale_of(gray.dtype))
+            angle = torch.from_numpy(features.orientations).to(self.device).float()
+            frames.append(_Frame(torch.empty(0), tensor[None, None],
+                                 torch.from_numpy(features.keypoints).to(self.device).float(),
+                                 torch.from_numpy(features.scales).to(self.device).float(),
+                                 torch.stack([torch.cos(angle), torch.sin(angle)], dim=-1)))
+        refined = self._refined(frames[0], frames[1], torch.as_tensor(matches, device=self.device).long())
+        return refined.cpu().numpy().astype(np.float32)
+
+    @staticmethod
+    def _refined(frame0: _Frame, frame1: _Frame, matches: torch.Tensor) -> torch.Tensor:
+        """frame1's xy with the keypoints matched to frame0 (``matches`` (M, 2)) refined."""
+        i0, i1 = matches[:, 0], matches[:, 1]
+        moved, _ = refine_matches(frame0.image, frame0.xy[i0], frame0.radius[i0], frame0.direction[i0],
+                                  frame1.image, frame1.xy[i1], frame1.radius[i1], frame1.direction[i1])
+        xy = frame1.xy.clone()
+        xy[i1] = moved
+        return xy
+
     def process(self, image: np.ndarray, color_order: str = "bgr") -> FrameResult:
-        """Features of ``image`` and its matches to the previous processed frame."""
+        """Features of ``image`` and its matches to the previous processed frame; with ``refine_matches`` the
+        matched keypoints are placed where they align with their matches (``refine``)."""
         timer = StageTimer(self.device)
-        features, descriptors = self._extract(image, color_order, timer)
+        features, frame = self._extract(image, color_order, timer)
         has_previous = self._previous is not None
         with timer.stage("match"), torch.inference_mode():
             if has_previous:
-                matches, distances = match_mutual_nn(self._previous, descriptors, self.config.match_max_distance,
-                                                     self.config.match_ratio)
+                matches, distances = match_mutual_nn(self._previous.matchable, frame.matchable,
+                                                     self.config.match_max_distance, self.config.match_ratio)
+                if self.config.refine_matches and len(matches):
+                    frame.xy = self._refined(self._previous, frame, matches)
+                    features.keypoints = frame.xy.float().cpu().numpy()
             else:
                 matches = torch.zeros((0, 2), dtype=torch.long)
                 distances = torch.zeros((0,))
             matches_np, distances_np = matches.cpu().numpy(), distances.float().cpu().numpy()
-        self._previous = descriptors
+        self._previous = frame
         return FrameResult(features, matches_np, distances_np, timer.results(), has_previous)

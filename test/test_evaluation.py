@@ -63,6 +63,30 @@ def test_matches_shifted_by_four_pixels():
     assert not m.ha[3] and m.ha[5]
 
 
+def test_refined_match_positions_count_for_matches_but_not_for_repeatability():
+    # Detections 4 px off the truth, matched and then placed back on it: match metrics and the homography
+    # use the placed keypoints, repeatability the detections.
+    h = similarity()
+    kp0, kp1, matches = perfect_case(h)
+    m = evaluate_pair(kp0, kp1 + [4.0, 0.0], matches, h, SIZE, SIZE, matched_keypoints1=kp1)
+    assert m.mma[1] == 1.0 and m.matching_score == pytest.approx(1.0)
+    assert m.corner_error < 1e-3 and all(m.ha.values())
+    assert m.repeatability == 0.0
+
+
+def test_extractors_without_refinement_measure_matches_at_their_keypoints():
+    from rfnet_ros.evaluation.extractors import Extractor, Features
+
+    class Fixed(Extractor):
+        def match(self, desc0, desc1):
+            return np.array([[0, 1]])
+
+    f0 = Features(np.zeros((1, 2), np.float32), np.zeros((1, 4)))
+    f1 = Features(np.ones((2, 2), np.float32), np.zeros((2, 4)))
+    matches, keypoints1 = Fixed().match_features(f0, f1)
+    assert matches.tolist() == [[0, 1]] and keypoints1 is f1.keypoints
+
+
 def test_frame_errors_follow_the_homography():
     h = similarity(angle_deg=20.0, scale=1.25)
     kp0, kp1, _ = perfect_case(h)

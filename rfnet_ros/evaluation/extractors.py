@@ -10,7 +10,9 @@ dependency of the package.
 float32 (x, y) in the image's pixels, descriptors (N, D) (float32 for RF-Net and SIFT, uint8 for ORB; RF-Net
 with several frame hypotheses per keypoint: (N, H, D), see ``FrameFeatures.descriptor_hypotheses``), and
 each keypoint's orientation (radians, image coordinates) and scale (RF-Net: patch half-width; OpenCV: size).
-``match(d0, d1)`` returns mutual nearest-neighbour matches (M, 2) int64 (index into d0, index into d1).
+``match(d0, d1)`` returns mutual nearest-neighbour matches (M, 2) int64 (index into d0, index into d1);
+``match_features(f0, f1)`` returns them with the keypoints of f1 to measure them at: f1's own, or, for RF-Net
+configurations with ``refine_matches``, with the matched ones refined against f0 (``FeaturePipeline.refine``).
 ``timed_extract`` adds the wall-clock extraction time in ms (perf_counter).
 """
 from __future__ import annotations
@@ -26,7 +28,7 @@ import cv2
 import numpy as np
 
 from rfnet_ros.config import WEIGHTS_DIR, FeatureConfig, NodeConfig, load_config
-from rfnet_ros.pipeline import FeaturePipeline
+from rfnet_ros.pipeline import FeaturePipeline, FrameFeatures
 from rfnet_ros.model.weights import read_weights
 
 # Our methods by name: the packaged weights file, its replaced_layers and the method's own settings over the
@@ -48,12 +50,14 @@ EXTRAS_HINT = "pip install --no-deps -r requirements/eval-extras.txt"
 
 @dataclass
 class Features:
-    """keypoints: (N, 2) float32 (x, y) px; descriptors: (N, D) or (N, H, D); orientations, scales: (N,) or None."""
+    """keypoints: (N, 2) float32 (x, y) px; descriptors: (N, D) or (N, H, D); orientations, scales: (N,) or None;
+    image: the image they were extracted from, where the method's matching needs it (else None)."""
 
     keypoints: np.ndarray
     descriptors: np.ndarray
     orientations: np.ndarray | None = None
     scales: np.ndarray | None = None
+    image: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.keypoints)
@@ -69,6 +73,10 @@ class Extractor:
 
     def match(self, desc0: np.ndarray, desc1: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def match_features(self, features0: Features, features1: Features) -> tuple[np.ndarray, np.ndarray]:
+        """Matches (M, 2) of two images' features and the keypoints of the second to measure them at."""
+        return self.match(features0.descriptors, features1.descriptors), features1.keypoints
 
     def timed_extract(self, image: np.ndarray) -> tuple[Features, float]:
         """Features of ``image`` and the wall-clock ms the extraction took."""
@@ -92,10 +100,19 @@ class RFNetExtractor(Extractor):
 
     def extract(self, image: np.ndarray) -> Features:
         features = self.pipeline.extract(image)
-        return Features(features.keypoints, features.matchable, features.orientations, features.scales)
+        return Features(features.keypoints, features.matchable, features.orientations, features.scales,
+                        image if self.config.refine_matches else None)
 
     def match(self, desc0: np.ndarray, desc1: np.ndarray) -> np.ndarray:
         return self.pipeline.match(desc0, desc1)[0].astype(np.int64).reshape(-1, 2)
+
+    def match_features(self, features0: Features, features1: Features) -> tuple[np.ndarray, np.ndarray]:
+        matches = self.match(features0.descriptors, features1.descriptors)
+        if not self.config.refine_matches or len(matches) == 0:
+            return matches, features1.keypoints
+        views = [FrameFeatures(f.keypoints, np.zeros(len(f)), f.scales, f.orientations, np.zeros((len(f), 0)),
+                               f.image.shape[:2]) for f in (features0, features1)]
+        return matches, self.pipeline.refine(features0.image, views[0], features1.image, views[1], matches)
 
     def describe(self) -> dict:
         from rfnet_ros.evaluation.ledger import file_sha256
@@ -105,7 +122,7 @@ class RFNetExtractor(Extractor):
                 "replaced_layers": self.config.replaced_layers, "top_k": self.config.top_k,
                 "model_size": list(self.config.model_size), "keypoint_frames": self.config.keypoint_frames,
                 "min_strength": self.config.min_strength, "second_peak_ratio": self.config.second_peak_ratio,
-                "device": str(self.pipeline.device), "precision": self.config.precision}
+                "refine_matches": self.config.refine_matches, "device": str(self.pipeline.device), "precision": self.config.precision}
 
 
 class CrossCheckedExtractor(Extractor):

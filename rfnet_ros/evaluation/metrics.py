@@ -161,21 +161,25 @@ class PairMetrics:
 def evaluate_pair(keypoints0: np.ndarray, keypoints1: np.ndarray, matches: np.ndarray, homography: np.ndarray,
                   size0: tuple[int, int], size1: tuple[int, int],
                   mma_thresholds: tuple[int, ...] = MMA_THRESHOLDS,
-                  ha_thresholds: tuple[int, ...] = HA_THRESHOLDS) -> PairMetrics:
+                  ha_thresholds: tuple[int, ...] = HA_THRESHOLDS,
+                  matched_keypoints1: np.ndarray | None = None) -> PairMetrics:
     """Metrics of one pair.
 
     keypoints0: (N0, 2), keypoints1: (N1, 2) pixels (x, y); matches: (M, 2) int indices (into keypoints0,
     into keypoints1); homography: (3, 3) mapping image0 px to image1 px; size0, size1: (height, width).
+    matched_keypoints1: (N1, 2), where the matches place image1's keypoints when the method refines them
+    (match metrics and the homography use it; repeatability keeps the detections ``keypoints1``).
     """
     kp0 = np.asarray(keypoints0, np.float64).reshape(-1, 2)
-    kp1 = np.asarray(keypoints1, np.float64).reshape(-1, 2)
+    detected1 = np.asarray(keypoints1, np.float64).reshape(-1, 2)
+    kp1 = detected1 if matched_keypoints1 is None else np.asarray(matched_keypoints1, np.float64).reshape(-1, 2)
     matches = np.asarray(matches, np.int64).reshape(-1, 2)
     homography = np.asarray(homography, np.float64)
     if matches.size and (matches[:, 0].max() >= len(kp0) or matches[:, 1].max() >= len(kp1) or matches.min() < 0):
         raise ValueError("matches: index out of range of the keypoints")
 
     kp0_in1 = warp_points(homography, kp0)
-    kp1_in0 = warp_points(np.linalg.inv(homography), kp1)
+    kp1_in0 = warp_points(np.linalg.inv(homography), detected1)
     shared0, shared1 = inside(kp0_in1, size1), inside(kp1_in0, size0)
     n_shared0, n_shared1 = int(shared0.sum()), int(shared1.sum())
 
@@ -190,7 +194,7 @@ def evaluate_pair(keypoints0: np.ndarray, keypoints1: np.ndarray, matches: np.nd
     shared_mean = (n_shared0 + n_shared1) / 2
     matching_score = correct_shared / shared_mean if shared_mean else 0.0
 
-    repeated0 = nearest_distance(kp0_in1[shared0], kp1[shared1]) <= REPEATABILITY_THRESHOLD
+    repeated0 = nearest_distance(kp0_in1[shared0], detected1[shared1]) <= REPEATABILITY_THRESHOLD
     repeated1 = nearest_distance(kp1_in0[shared1], kp0[shared0]) <= REPEATABILITY_THRESHOLD
     repeated = int(repeated0.sum() + repeated1.sum())
     repeatability = repeated / (n_shared0 + n_shared1) if n_shared0 + n_shared1 else 0.0

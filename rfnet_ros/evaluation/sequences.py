@@ -149,20 +149,21 @@ def track_summary(lengths: list[int]) -> dict[str, float]:
     return out
 
 
-def sequence_metrics(features: list, match, sequence: Sequence) -> tuple[list[dict], dict[str, float]]:
+def sequence_metrics(features: list, match_features, sequence: Sequence) -> tuple[list[dict], dict[str, float]]:
     """Per frame pair metrics and the sequence's summary for one method.
 
-    ``features``: each frame's :class:`~rfnet_ros.evaluation.extractors.Features`; ``match``: the method's
-    ``match(desc0, desc1)``.
+    ``features``: each frame's :class:`~rfnet_ros.evaluation.extractors.Features`; ``match_features``: the
+    method's ``match_features(f0, f1)`` -> matches and the keypoints of f1 they are measured at.
     """
     pairs, correct_matches = [], []
     for t in range(1, len(sequence.frames)):
         f0, f1 = features[t - 1], features[t]
-        matches = match(f0.descriptors, f1.descriptors)
+        matches, keypoints1 = match_features(f0, f1)
         step = sequence.step(t)
         metrics = evaluate_pair(f0.keypoints, f1.keypoints, matches, step, sequence.frames[t - 1].shape,
-                                sequence.frames[t].shape, mma_thresholds=(1, 3, 5), ha_thresholds=(3, 5))
-        error = np.linalg.norm(warp_points(step, f0.keypoints[matches[:, 0]]) - f1.keypoints[matches[:, 1]], axis=1)
+                                sequence.frames[t].shape, mma_thresholds=(1, 3, 5), ha_thresholds=(3, 5),
+                                matched_keypoints1=keypoints1)
+        error = np.linalg.norm(warp_points(step, f0.keypoints[matches[:, 0]]) - keypoints1[matches[:, 1]], axis=1)
         correct_matches.append(matches[np.nan_to_num(error, nan=np.inf) <= TRACK_THRESHOLD])
         pairs.append({"pair": f"{sequence.name}/{t - 1}-{t}", "sequence": sequence.name, "mma@3": metrics.mma[3],
                       "correct@3": metrics.correct[3], "matches": metrics.matches, "ha@3": float(metrics.ha[3]),

@@ -1,0 +1,113 @@
+"""Sub-pixel match refinement: each matched keypoint moved to where its surroundings align with its match's.
+
+Keypoints come from the detector's model-resolution score map (at 240x320 for a 480x640 frame, so each is
+placed within about a model pixel, two input pixels); two views of the same point are therefore often 1-3 px
+apart even when the match is right. For each match, this module takes a square window around the first
+keypoint, in that keypoint's scale and orientation frame (the template), and the window of the same size in
+the second keypoint's frame, and aligns the second window to the template by a similarity warp (shift,
+scale, rotation; Lucas-Kanade, inverse compositional, on intensities standardised per window, Gaussian
+weights). Because both windows start in their keypoints' frames, rotation and zoom between the views are
+already taken out; the warp absorbs what the measured frames got wrong (a few degrees, a tenth of an
+octave) and the misplacement. The second keypoint moves to the aligned window's centre; a keypoint whose
+alignment ran off (shift beyond half the window, scale change beyond ``max_scale_change``) keeps its place.
+
+Written here rather than taken from OpenCV: ``cv2.calcOpticalFlowPyrLK`` aligns translation-only windows
+in image axes, which fails under the rotations and zooms the keypoints' frames remove, and it works per point
+on the CPU, not batched on the pipeline's device.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from rfnet_ros.model.patches import extract_patches
+
+MIN_CONTRAST = 1e-3  # intensities 0..1
+
+
+@dataclass(frozen=True)
+class RefinementSettings:
+    """window: half-width of the aligned windows as a share of the keypoint's patch half-width (its scale),
+    at least min_window px in the first image (so that the 1-2 px errors of small keypoints stay within
+    reach); size: window side in samples; iterations: Gauss-Newton steps; max_shift: the largest accepted
+    shift as a share of the window's half-width; max_scale_change: the largest accepted |log| scale change of
+    the window (larger ones mean the alignment ran off and are not applied)."""
+
+    window: float = 0.5
+    min_window: float = 4.0
+    size: int = 16
+    iterations: int = 5
+    max_shift: float = 0.5
+    max_scale_change: float = math.log(1.35)
+
+
+def _standardise(windows: torch.Tensor) -> torch.Tensor:
+    """Zero mean, unit standard deviation per window; featureless windows (deviation below MIN_CONTRAST)
+    stay near zero, so they give no gradient and do not move."""
+    mean = windows.mean(dim=(1, 2), keepdim=True)
+    std = windows.std(dim=(1, 2), keepdim=True)
+    return (windows - mean) / std.clamp_min(MIN_CONTRAST)
+
+
+def _gaussian_weights(size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    t = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2
+    weights = torch.exp(-(t[None] ** 2 + t[:, None] ** 2) / (2 * (size / 4) ** 2))
+    weights[0, :] = weights[-1, :] = 0  # the central differences are not defined on the rim
+    weights[:, 0] = weights[:, -1] = 0
+    return weights
+
+
+def _steepest_descent(template: torch.Tensor) -> torch.Tensor:
+    """(M, 4, S, S) derivatives of the template along the similarity warp's parameters at identity:
+    shift x, shift y, scale, rotation (window coordinates centred on the keypoint)."""
+    grad_x = torch.zeros_like(template)
+    grad_y = torch.zeros_like(template)
+    grad_x[:, :, 1:-1] = (template[:, :, 2:] - template[:, :, :-2]) / 2
+    grad_y[:, 1:-1, :] = (template[:, 2:, :] - template[:, :-2, :]) / 2
+    size = template.shape[-1]
+    t = torch.arange(size, dtype=template.dtype, device=template.device) - (size - 1) / 2
+    y, x = torch.meshgrid(t, t, indexing="ij")
+    return torch.stack([grad_x, grad_y, grad_x * x + grad_y * y, grad_y * x - grad_x * y], dim=1)
+
+
+def refine_matches(image0: torch.Tensor, xy0: torch.Tensor, radius0: torch.Tensor, direction0: torch.Tensor,
+                   image1: torch.Tensor, xy1: torch.Tensor, radius1: torch.Tensor, direction1: torch.Tensor,
+                   settings: RefinementSettings = RefinementSettings()) -> tuple[torch.Tensor, torch.Tensor]:
+    """Refined positions of M matched keypoints of image1.
+
+    image0, image1: (1, 1, H, W) intensities; xy*: (M, 2) px (x, y) of match m in each image; radius*: (M,)
+    patch half-widths (keypoint scales) px; direction*: (M, 2) unit (cos, sin) orientations. Returns the
+    refined xy1 (M, 2) and a (M,) bool mask of the keypoints that moved (the others keep their xy1).
+    """
+    m = xy0.shape[0]
+    if m == 0:
+        return xy1.clone(), torch.zeros(0, dtype=torch.bool, device=xy1.device)
+    size = settings.size
+    half0 = (radius0 * settings.window).clamp(min=settings.min_window)
+    half1 = half0 * radius1 / radius0  # the same window in the second keypoint's frame
+    template = _standardise(extract_patches(image0, xy0, half0, direction0, size)[:, 0])
+    weights = _gaussian_weights(size, template.dtype, template.device)
+    descent = _steepest_descent(template)
+    hessian = torch.einsum("mihw,mjhw,hw->mij", descent, descent, weights)
+    inverse = torch.linalg.inv(hessian + 1e-3 * torch.eye(4, dtype=hessian.dtype, device=hessian.device))
+
+    # The second window: centre, half-width and angle, updated by the inverse of each step's warp
+    # (window px are 2 * half / size image px, along the window's rotated axes).
+    centre, half = xy1.clone(), half1.clone()
+    angle = torch.atan2(direction1[:, 1], direction1[:, 0])
+    for _ in range(settings.iterations):
+        axes = torch.stack([angle.cos(), angle.sin()], dim=-1)
+        window = _standardise(extract_patches(image1, centre, half, axes, size)[:, 0])
+        step = torch.einsum("mihw,mhw,hw->mi", descent, window - template, weights)
+        delta = (inverse @ step[..., None])[..., 0]
+        shift = delta[:, :2] * (2 * half / size)[:, None]
+        centre = centre - torch.stack([axes[:, 0] * shift[:, 0] - axes[:, 1] * shift[:, 1],
+                                       axes[:, 1] * shift[:, 0] + axes[:, 0] * shift[:, 1]], dim=-1)
+        half = half * (1 - delta[:, 2])
+        angle = angle - delta[:, 3]
+    moved_by = (centre - xy1).norm(dim=1)
+    moved = torch.isfinite(centre).all(dim=1) & (half > 0) & (moved_by <= settings.max_shift * half1)
+    moved &= torch.log(half.clamp_min(1e-6) / half1).abs() <= settings.max_scale_change
+    return torch.where(moved[:, None], centre, xy1), moved
