@@ -11,7 +11,7 @@ import torch
 from rfnet_ros.config import FeatureConfig, NodeConfig, load_config
 from rfnet_ros.engines import EngineUnavailable, resolve_engine, resolve_precision
 from rfnet_ros.engines.factory import PRECISIONS, installed
-from rfnet_ros.engines.graphs import descriptor_onnx, detector_onnx, file_digest
+from rfnet_ros.engines.graphs import GRAPH_VERSION, descriptor_onnx, detector_onnx, file_digest
 from rfnet_ros.engines.parity import compare
 from rfnet_ros.engines.tensorrt_engine import descriptor_settings, detector_settings, plan_path
 from rfnet_ros.hardware import native_bf16
@@ -107,9 +107,9 @@ def test_exports_are_named_by_weights_and_shape_and_reused(tmp_path):
     digest = file_digest(config.weights_path)
     detector = detector_onnx(model, digest, (240, 320), True, tmp_path)
     descriptor = descriptor_onnx(model, digest, tmp_path)
-    assert detector.name == f"{digest[:16]}_detector_240x320_frames.onnx"
-    assert descriptor.name == f"{digest[:16]}_descriptor.onnx"
-    assert detector_onnx(model, digest, (480, 640), False, tmp_path).name.endswith("_480x640_score.onnx")
+    assert detector.name == f"{digest[:16]}_detector_240x320_frames_v{GRAPH_VERSION}.onnx"
+    assert descriptor.name == f"{digest[:16]}_descriptor_v{GRAPH_VERSION}.onnx"
+    assert detector_onnx(model, digest, (480, 640), False, tmp_path).name.endswith(f"_480x640_score_v{GRAPH_VERSION}.onnx")
     stamp = detector.stat().st_mtime_ns
     assert detector_onnx(model, digest, (240, 320), True, tmp_path) == detector
     assert detector.stat().st_mtime_ns == stamp, "a cached export is not written again"

@@ -110,7 +110,7 @@ def create_engine(engine: str, model: RFNet, weights_digest: str, device: torch.
     if engine == "torch":
         from rfnet_ros.engines.torch_engine import TorchEngine
 
-        return TorchEngine(model, precision, device)
+        return TorchEngine(model, precision, device, frame_outputs)
     if engine not in _RUNTIME_MODULES:
         raise ValueError(f"engine: {engine!r} is not one of {', '.join(ENGINES[1:])}")
     resolve_engine(engine, device)  # installed and runs on the device, or one line saying why not

@@ -8,7 +8,8 @@ Two graphs per weights file:
 
 Exported files are build artefacts, never committed: they are written on first use (or by ``rfnet-export``)
 into the cache folder (``$RFNET_CACHE_DIR``, else ``~/.cache/rfnet_ros``) and named by the weights file's
-SHA-256, the graph and its shape, so a changed weights file or model size never reuses a stale export.
+SHA-256, the graph, its shape and ``GRAPH_VERSION``, so a changed weights file, model size or graph code
+never reuses a stale export.
 """
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ from rfnet_ros.model.detector import NUM_LAYERS, Detector, DetectorMaps
 from rfnet_ros.model.rfnet import RFNet
 
 OPSET = 17
+# Bumped whenever the graphs' code changes, so that exports cached by an older version are not reused.
+GRAPH_VERSION = 2
 FRAME_CHANNELS = 3 * NUM_LAYERS  # ten scale weights, then ten (cos, sin) pairs
 
 
@@ -52,7 +55,7 @@ class DetectorGraph(nn.Module):
         self.frame_outputs = frame_outputs
 
     def forward(self, image: torch.Tensor):
-        maps = self.detector(image)
+        maps = self.detector(image, frame_maps=self.frame_outputs)
         if not self.frame_outputs:
             return maps.score
         return maps.score, torch.cat([maps.scale_weights, maps.orientations], dim=1)
@@ -103,7 +106,7 @@ def detector_onnx(model: RFNet, weights_digest: str, model_size: tuple[int, int]
     """The detector graph of ``model`` at ``model_size`` (h, w) as an ONNX file, exported if not cached."""
     h, w = model_size
     kind = "frames" if frame_outputs else "score"
-    path = (folder or cache_dir()) / f"{weights_digest[:16]}_detector_{h}x{w}_{kind}.onnx"
+    path = (folder or cache_dir()) / f"{weights_digest[:16]}_detector_{h}x{w}_{kind}_v{GRAPH_VERSION}.onnx"
     if not path.is_file():
         outputs = ["score", "frames"] if frame_outputs else ["score"]
         _export(DetectorGraph(model.detector, frame_outputs), torch.zeros(1, 1, h, w), path, "image", outputs, None)
@@ -112,7 +115,7 @@ def detector_onnx(model: RFNet, weights_digest: str, model_size: tuple[int, int]
 
 def descriptor_onnx(model: RFNet, weights_digest: str, folder: Path | None = None) -> Path:
     """The descriptor graph of ``model`` (dynamic patch count) as an ONNX file, exported if not cached."""
-    path = (folder or cache_dir()) / f"{weights_digest[:16]}_descriptor.onnx"
+    path = (folder or cache_dir()) / f"{weights_digest[:16]}_descriptor_v{GRAPH_VERSION}.onnx"
     if not path.is_file():
         size = model.descriptor.patch_size
         _export(DescriptorGraph(model.descriptor), torch.zeros(2, 1, size, size), path, "patches", ["descriptors"],

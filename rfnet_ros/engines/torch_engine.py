@@ -14,14 +14,15 @@ class TorchEngine(Engine):
 
     name = "torch"
 
-    def __init__(self, model: RFNet, precision: str, device: torch.device):
+    def __init__(self, model: RFNet, precision: str, device: torch.device, frame_outputs: bool = True):
         super().__init__(precision, device, model.descriptor.patch_size)
         self.detector = model.detector.to(device).eval()
+        self.frame_outputs = frame_outputs
         self.descriptor = FastDescriptor(model.descriptor, precision).to(device)
 
     @torch.inference_mode()
     def detect(self, image: torch.Tensor) -> DetectorMaps:
-        return self.detector(image)
+        return self.detector(image, frame_maps=self.frame_outputs)
 
     def describe(self, patches: torch.Tensor) -> torch.Tensor:
         return self.descriptor(patches)

@@ -72,8 +72,11 @@ def soft_nms_3d(score_maps: torch.Tensor, size: int = 15, strength: float = 3.0)
     local_max = F.max_pool2d(local_max, (1, size), stride=1, padding=(0, size // 2))
     local_max = F.max_pool2d(local_max, (size, 1), stride=1, padding=(size // 2, 0))
     exp = torch.exp(strength * (score_maps - local_max))
-    # Box sum over the 3D window: sum over scales, then a zero-padded size x size sum.
-    window_sum = F.avg_pool2d(exp.sum(dim=1, keepdim=True), size, stride=1, padding=size // 2,
+    # Box sum over the 3D window: sum over scales, then a zero-padded size x size sum, done as a 1 x size
+    # and a size x 1 sum (the same sum, a fraction of the reads of a size x size pool).
+    window_sum = F.avg_pool2d(exp.sum(dim=1, keepdim=True), (1, size), stride=1, padding=(0, size // 2),
+                              count_include_pad=True)
+    window_sum = F.avg_pool2d(window_sum, (size, 1), stride=1, padding=(size // 2, 0),
                               count_include_pad=True) * (size * size)
     return exp / (window_sum + 1e-8)
 
@@ -115,20 +118,27 @@ class Detector(nn.Module):
             nn.init.zeros_(head.weight[1:])
             nn.init.ones_(head.bias[1:])
 
-    def forward(self, image: torch.Tensor) -> DetectorMaps:
-        """image: (B, 1, H, W) float in [0, 1] at model resolution -> :class:`DetectorMaps`."""
+    def forward(self, image: torch.Tensor, frame_maps: bool = True) -> DetectorMaps:
+        """image: (B, 1, H, W) float in [0, 1] at model resolution -> :class:`DetectorMaps`; without
+        ``frame_maps`` only the score (the orientation heads are not evaluated, the frame maps are None)."""
         features = image
         scores, orientations = [], []
         for index, (conv, norm) in enumerate(zip(self.convs, self.norms)):
             out = F.leaky_relu(norm(conv(features)))
-            heads = self.heads[index](out)
-            scores.append(self.score_norms[index](heads[:, :1]))
-            orientations.append(heads[:, 1:])
+            head = self.heads[index]
+            if frame_maps:
+                heads = head(out)
+                scores.append(self.score_norms[index](heads[:, :1]))
+                orientations.append(heads[:, 1:])
+            else:
+                scores.append(self.score_norms[index](F.conv2d(out, head.weight[:1], head.bias[:1])))
             # Layers 2..9 add their input back after the heads have read them; conv1 and conv10 do not.
             features = out + features if 0 < index < NUM_LAYERS - 1 else out
         probs = soft_nms_3d(torch.cat(scores, dim=1), self.nms_window, self.nms_strength)  # (B, 10, H, W)
         weights = torch.softmax(self.scale_strength * probs, dim=1)
         score = (probs * weights).sum(dim=1, keepdim=True)
+        if not frame_maps:
+            return DetectorMaps(score, None, None)
         return DetectorMaps(score, weights, torch.cat(orientations, dim=1))
 
     def frames_at(self, maps: DetectorMaps, xy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
