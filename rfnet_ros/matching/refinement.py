@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rfnet_ros.model.patches import extract_patches
+from rfnet_ros.model.patches import extract_patches, image_pyramid
 
 MIN_CONTRAST = 1e-3  # intensities 0..1
 
@@ -46,9 +46,9 @@ class RefinementSettings:
 def _standardise(windows: torch.Tensor) -> torch.Tensor:
     """Zero mean, unit standard deviation per window; featureless windows (deviation below MIN_CONTRAST)
     stay near zero, so they give no gradient and do not move."""
-    mean = windows.mean(dim=(1, 2), keepdim=True)
-    std = windows.std(dim=(1, 2), keepdim=True)
-    return (windows - mean) / std.clamp_min(MIN_CONTRAST)
+    centred = windows - windows.mean(dim=(1, 2), keepdim=True)
+    std = centred.square().mean(dim=(1, 2), keepdim=True).sqrt()
+    return centred / std.clamp_min(MIN_CONTRAST)
 
 
 def _gaussian_weights(size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -88,6 +88,7 @@ def refine_matches(image0: torch.Tensor, xy0: torch.Tensor, radius0: torch.Tenso
     half0 = (radius0 * settings.window).clamp(min=settings.min_window)
     half1 = half0 * radius1 / radius0  # the same window in the second keypoint's frame
     template = _standardise(extract_patches(image0, xy0, half0, direction0, size)[:, 0])
+    pyramid = image_pyramid(image1)
     weights = _gaussian_weights(size, template.dtype, template.device)
     descent = _steepest_descent(template)
     hessian = torch.einsum("mihw,mjhw,hw->mij", descent, descent, weights)
@@ -99,7 +100,7 @@ def refine_matches(image0: torch.Tensor, xy0: torch.Tensor, radius0: torch.Tenso
     angle = torch.atan2(direction1[:, 1], direction1[:, 0])
     for _ in range(settings.iterations):
         axes = torch.stack([angle.cos(), angle.sin()], dim=-1)
-        window = _standardise(extract_patches(image1, centre, half, axes, size)[:, 0])
+        window = _standardise(extract_patches(image1, centre, half, axes, size, pyramid)[:, 0])
         step = torch.einsum("mihw,mhw,hw->mi", descent, window - template, weights)
         delta = (inverse @ step[..., None])[..., 0]
         shift = delta[:, :2] * (2 * half / size)[:, None]

@@ -12,7 +12,8 @@ SUPPORT = 1.0
 PYRAMID_LEVELS = 3
 
 
-def _image_pyramid(image: torch.Tensor, levels: int) -> list[torch.Tensor]:
+def image_pyramid(image: torch.Tensor, levels: int = PYRAMID_LEVELS) -> list[torch.Tensor]:
+    """(1, 1, H, W) image and its 2x, 4x, ... area-downsampled copies: ``levels`` maps in all."""
     pyramid = [image]
     for _ in range(levels - 1):
         pyramid.append(F.avg_pool2d(pyramid[-1], 2, ceil_mode=True))
@@ -20,13 +21,14 @@ def _image_pyramid(image: torch.Tensor, levels: int) -> list[torch.Tensor]:
 
 
 def extract_patches(image: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor, orientation: torch.Tensor,
-                    size: int = PATCH_SIZE) -> torch.Tensor:
+                    size: int = PATCH_SIZE, pyramid: list[torch.Tensor] | None = None) -> torch.Tensor:
     """Cut oriented square patches from one image.
 
     image: (1, 1, H, W); xy: (N, 2) pixel centres (x, y) in that image; radius: (N,) half-width in image px;
     orientation: (N, 2) unit (cos, sin). Returns (N, 1, size, size). Large patches are read from a 2x or 4x
     downsampled copy so that they are not aliased: each keypoint is sampled once, from the level whose pixels
-    are closest to (not larger than) its patch pixels.
+    are closest to (not larger than) its patch pixels. ``pyramid``: ``image_pyramid(image)``, for callers
+    that cut patches from one image several times.
     """
     n = xy.shape[0]
     if n == 0:
@@ -42,7 +44,9 @@ def extract_patches(image: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor,
     level = torch.clamp(torch.floor(torch.log2(step.clamp(min=1.0))), 0, PYRAMID_LEVELS - 1).long()
     patches = []
     order = []
-    for lvl, src in enumerate(_image_pyramid(image, int(level.max()) + 1)):
+    if pyramid is None:
+        pyramid = image_pyramid(image, int(level.max()) + 1)
+    for lvl, src in enumerate(pyramid[:int(level.max()) + 1]):
         index = (level == lvl).nonzero().squeeze(1)
         if index.numel() == 0:
             continue
@@ -64,4 +68,4 @@ def orientation_angle(orientation: torch.Tensor) -> torch.Tensor:
     return torch.atan2(orientation[..., 1], orientation[..., 0])
 
 
-__all__ = ["SUPPORT", "extract_patches", "orientation_angle"]
+__all__ = ["SUPPORT", "extract_patches", "image_pyramid", "orientation_angle"]
