@@ -109,7 +109,8 @@ def test_exports_are_named_by_weights_and_shape_and_reused(tmp_path):
     descriptor = descriptor_onnx(model, digest, tmp_path)
     assert detector.name == f"{digest[:16]}_detector_240x320_frames_v{GRAPH_VERSION}.onnx"
     assert descriptor.name == f"{digest[:16]}_descriptor_v{GRAPH_VERSION}.onnx"
-    assert detector_onnx(model, digest, (480, 640), False, tmp_path).name.endswith(f"_480x640_score_v{GRAPH_VERSION}.onnx")
+    score_only = detector_onnx(model, digest, (480, 640), False, tmp_path)
+    assert score_only.name.endswith(f"_480x640_score_v{GRAPH_VERSION}.onnx")
     stamp = detector.stat().st_mtime_ns
     assert detector_onnx(model, digest, (240, 320), True, tmp_path) == detector
     assert detector.stat().st_mtime_ns == stamp, "a cached export is not written again"

@@ -64,6 +64,18 @@ def test_detector_outputs():
     assert torch.allclose(orientation.norm(dim=-1), torch.ones(2, 1), atol=1e-5)
 
 
+def test_score_only_forward_gives_the_same_score():
+    torch.manual_seed(0)
+    detector = Detector(9).eval()
+    for head in detector.heads:  # distinct score and orientation weights, so a wrong channel would show
+        torch.nn.init.normal_(head.weight)
+        torch.nn.init.normal_(head.bias)
+    image = torch.rand(1, 1, 64, 80)
+    full, score_only = detector(image), detector(image, frame_maps=False)
+    assert score_only.scale_weights is None and score_only.orientations is None
+    assert torch.allclose(score_only.score, full.score, atol=1e-6)
+
+
 def test_soft_nms_equals_the_direct_3d_window_definition():
     torch.manual_seed(0)
     logits = torch.randn(1, 10, 40, 50)

@@ -122,7 +122,8 @@ class RFNetExtractor(Extractor):
                 "replaced_layers": self.config.replaced_layers, "top_k": self.config.top_k,
                 "model_size": list(self.config.model_size), "keypoint_frames": self.config.keypoint_frames,
                 "min_strength": self.config.min_strength, "second_peak_ratio": self.config.second_peak_ratio,
-                "refine_matches": self.config.refine_matches, "device": str(self.pipeline.device), "precision": self.config.precision}
+                "refine_matches": self.config.refine_matches, "device": str(self.pipeline.device),
+                "precision": self.config.precision}
 
 
 class CrossCheckedExtractor(Extractor):
