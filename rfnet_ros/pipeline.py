@@ -5,6 +5,7 @@ Training, evaluation, the command-line tools and the ROS node all call this; non
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -58,6 +59,22 @@ def _scale_of(dtype: np.dtype) -> float:
     if dtype in (np.float32, np.float64):
         return 1.0
     raise ValueError(f"unsupported image dtype {dtype} (use uint8, uint16 or float in [0, 1])")
+
+
+def image_tensor(image: np.ndarray, color_order: str, device: torch.device) -> torch.Tensor:
+    """An image array (``to_gray``'s inputs) -> (1, 1, H, W) float32 grey levels in [0, 1] on ``device``."""
+    gray = to_gray(image, color_order)
+    tensor = torch.from_numpy(np.ascontiguousarray(gray)).to(device, non_blocking=True)
+    return (tensor.float() / _scale_of(gray.dtype))[None, None]
+
+
+class KeypointFrames(Protocol):
+    """Keypoints with their frames: keypoints (N, 2) x, y px; scales (N,) patch half-width px; orientations (N,)
+    radians. :class:`FrameFeatures` is one."""
+
+    keypoints: np.ndarray
+    scales: np.ndarray
+    orientations: np.ndarray
 
 
 @dataclass
@@ -165,11 +182,8 @@ class FeaturePipeline:
     def _extract(self, image: np.ndarray, color_order: str, timer: StageTimer) -> tuple[FrameFeatures, _Frame]:
         cfg = self.config
         with timer.stage("convert"):
-            gray = to_gray(image, color_order)
-            scale = _scale_of(gray.dtype)
-            tensor = torch.from_numpy(np.ascontiguousarray(gray)).to(self.device, non_blocking=True)
+            tensor = image_tensor(image, color_order, self.device)
         with timer.stage("preprocess"):
-            tensor = (tensor.float() / scale)[None, None]
             small = model_input(tensor, cfg.model_size)
         with timer.stage("detect"):
             maps = self.engine.detect(small)
@@ -196,7 +210,7 @@ class FeaturePipeline:
         features = FrameFeatures(
             keypoints=xy.float().cpu().numpy(), scores=score.float().cpu().numpy(),
             scales=radius.float().cpu().numpy(), orientations=orientation_angle(direction).float().cpu().numpy(),
-            descriptors=descriptors.cpu().numpy(), image_size=(int(gray.shape[0]), int(gray.shape[1])),
+            descriptors=descriptors.cpu().numpy(), image_size=(int(tensor.shape[2]), int(tensor.shape[3])),
             descriptor_hypotheses=matchable.cpu().numpy() if len(hypotheses) > 1 else None)
         return features, _Frame(matchable, tensor, xy, radius, direction)
 
@@ -205,7 +219,8 @@ class FeaturePipeline:
         return self._extract(image, color_order, StageTimer(self.device))[0]
 
     @torch.inference_mode()
-    def match(self, desc0: np.ndarray | torch.Tensor, desc1: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    def match(self, desc0: np.ndarray | torch.Tensor,
+              desc1: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Mutual nearest-neighbour matches (M, 2) and distances (M,) with this pipeline's thresholds.
 
         Takes descriptors (N, D) or descriptor hypotheses (N, H, D), e.g. ``FrameFeatures.matchable``.
@@ -215,21 +230,21 @@ class FeaturePipeline:
         return matches.cpu().numpy(), distances.cpu().numpy()
 
     @torch.inference_mode()
-    def refine(self, image0: np.ndarray, features0: FrameFeatures, image1: np.ndarray, features1: FrameFeatures,
+    def refine(self, image0: np.ndarray, features0: KeypointFrames, image1: np.ndarray, features1: KeypointFrames,
                matches: np.ndarray, color_order: str = "bgr") -> np.ndarray:
         """``features1.keypoints`` (N1, 2) with each keypoint of ``matches`` (M, 2: index in features0, index in
         features1) moved to where it aligns with its match (:func:`rfnet_ros.matching.refinement.refine_matches`);
         the images are the ones the features were extracted from."""
-        frames = []
-        for image, features in ((image0, features0), (image1, features1)):
-            gray = to_gray(image, color_order)
-            tensor = (torch.from_numpy(np.ascontiguousarray(gray)).to(self.device).float() / _scale_of(gray.dtype))
-            angle = torch.from_numpy(features.orientations).to(self.device).float()
-            frames.append(_Frame(torch.empty(0), tensor[None, None],
-                                 torch.from_numpy(features.keypoints).to(self.device).float(),
-                                 torch.from_numpy(features.scales).to(self.device).float(),
-                                 torch.stack([torch.cos(angle), torch.sin(angle)], dim=-1)))
-        refined = self._refined(frames[0], frames[1], torch.as_tensor(matches, device=self.device).long())
+        def frame(image: np.ndarray, features: KeypointFrames) -> _Frame:
+            def tensor(array: np.ndarray) -> torch.Tensor:
+                return torch.as_tensor(array, device=self.device).float()
+
+            angle = tensor(features.orientations)
+            return _Frame(torch.empty(0), image_tensor(image, color_order, self.device), tensor(features.keypoints),
+                          tensor(features.scales), torch.stack([torch.cos(angle), torch.sin(angle)], dim=-1))
+
+        refined = self._refined(frame(image0, features0), frame(image1, features1),
+                                torch.as_tensor(matches, device=self.device).long())
         return refined.cpu().numpy().astype(np.float32)
 
     @staticmethod

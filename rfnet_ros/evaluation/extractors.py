@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from rfnet_ros.config import WEIGHTS_DIR, FeatureConfig, NodeConfig, load_config
-from rfnet_ros.pipeline import FeaturePipeline, FrameFeatures
+from rfnet_ros.pipeline import FeaturePipeline
 from rfnet_ros.model.weights import read_weights
 
 # Our methods by name: the packaged weights file, its replaced_layers and the method's own settings over the
@@ -110,9 +110,7 @@ class RFNetExtractor(Extractor):
         matches = self.match(features0.descriptors, features1.descriptors)
         if not self.config.refine_matches or len(matches) == 0:
             return matches, features1.keypoints
-        views = [FrameFeatures(f.keypoints, np.zeros(len(f)), f.scales, f.orientations, np.zeros((len(f), 0)),
-                               f.image.shape[:2]) for f in (features0, features1)]
-        return matches, self.pipeline.refine(features0.image, views[0], features1.image, views[1], matches)
+        return matches, self.pipeline.refine(features0.image, features0, features1.image, features1, matches)
 
     def describe(self) -> dict:
         from rfnet_ros.evaluation.ledger import file_sha256
