@@ -33,34 +33,38 @@ def extract_patches(image: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor,
     n = xy.shape[0]
     if n == 0:
         return image.new_zeros((0, 1, size, size))
+    # Patch sample (tx, ty), the centres of a size x size grid over [-1, 1]^2, lies at xy + radius *
+    # R(orientation) (tx, ty) image px: one affine map per patch from (tx, ty, 1), so that each level's
+    # sampling grid is one batched product (F.affine_grid makes the same grid, more slowly on the CPU).
     t = (torch.arange(size, device=image.device, dtype=image.dtype) + 0.5) / size * 2 - 1
     ty, tx = torch.meshgrid(t, t, indexing="ij")
-    cos, sin = orientation[:, 0, None, None], orientation[:, 1, None, None]
-    r = radius[:, None, None]
-    x = xy[:, 0, None, None] + r * (cos * tx - sin * ty)
-    y = xy[:, 1, None, None] + r * (sin * tx + cos * ty)
+    base = torch.stack([tx.reshape(-1), ty.reshape(-1), torch.ones_like(tx).reshape(-1)], dim=-1)  # (S*S, 3)
+    cos, sin = orientation[:, 0] * radius, orientation[:, 1] * radius
+    affine = torch.stack([torch.stack([cos, -sin, xy[:, 0]], dim=-1),
+                          torch.stack([sin, cos, xy[:, 1]], dim=-1)], dim=1)  # (N, 2, 3): (tx, ty, 1) -> px
     # Pixels of the source image per patch pixel decides the pyramid level (0: full resolution).
     step = (2 * radius / size).detach()
     level = torch.clamp(torch.floor(torch.log2(step.clamp(min=1.0))), 0, PYRAMID_LEVELS - 1).long()
-    patches = []
-    order = []
+    top = int(level.max())
     if pyramid is None:
-        pyramid = image_pyramid(image, int(level.max()) + 1)
-    for lvl, src in enumerate(pyramid[:int(level.max()) + 1]):
-        index = (level == lvl).nonzero().squeeze(1)
-        if index.numel() == 0:
+        pyramid = image_pyramid(image, top + 1)
+    patches = None
+    for lvl, src in enumerate(pyramid[:top + 1]):
+        index = (level == lvl).nonzero().squeeze(1) if top > 0 else None
+        if index is not None and index.numel() == 0:
             continue
-        factor = 2 ** lvl
+        subset = affine if index is None else affine[index]
+        # Image px -> grid_sample's [-1, 1] of this level (pixel centres x_l = (x + 0.5) / 2^lvl - 0.5).
         sh, sw = src.shape[-2:]
-        # Pixel centres of level lvl: x_l = (x + 0.5) / factor - 0.5.
-        gx = 2 * ((x[index] + 0.5) / factor) / sw - 1
-        gy = 2 * ((y[index] + 0.5) / factor) / sh - 1
-        grid = torch.stack([gx, gy], dim=-1).reshape(1, len(index) * size, size, 2)
-        sampled = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        patches.append(sampled.reshape(len(index), 1, size, size))
-        order.append(index)
-    # Back into keypoint order (each keypoint was sampled once, from its own level).
-    return torch.cat(patches)[torch.argsort(torch.cat(order))]
+        gain = subset.new_tensor([2.0 / (2 ** lvl * sw), 2.0 / (2 ** lvl * sh)])[None, :, None]
+        offset = subset.new_tensor([[0, 0, 1.0 / (2 ** lvl * sw) - 1], [0, 0, 1.0 / (2 ** lvl * sh) - 1]])
+        grid = base @ (subset * gain + offset).transpose(1, 2)  # (n, S*S, 2)
+        sampled = F.grid_sample(src, grid.reshape(1, -1, size, 2), mode="bilinear", padding_mode="border",
+                                align_corners=False).reshape(-1, 1, size, size)
+        if index is None:
+            return sampled
+        patches = (image.new_zeros((n, 1, size, size)) if patches is None else patches).index_copy(0, index, sampled)
+    return patches
 
 
 def orientation_angle(orientation: torch.Tensor) -> torch.Tensor:
