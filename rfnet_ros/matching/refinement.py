@@ -8,8 +8,16 @@ the second keypoint's frame, and aligns the second window to the template by a s
 scale, rotation; Lucas-Kanade, inverse compositional, on intensities standardised per window, Gaussian
 weights). Because both windows start in their keypoints' frames, rotation and zoom between the views are
 already taken out; the warp absorbs what the measured frames got wrong (a few degrees, a tenth of an
-octave) and the misplacement. The second keypoint moves to the aligned window's centre; a keypoint whose
-alignment ran off (shift beyond half the window, scale change beyond ``max_scale_change``) keeps its place.
+octave) and the misplacement. The second keypoint moves to the aligned window's centre. A keypoint keeps its
+place when the alignment ran off (shift beyond half the window, scale change beyond ``max_scale_change``)
+or found no consistent fit: the aligned windows agree less than ``min_correlation``. That check matters
+most on edges, where a window can slide along the edge (the aperture problem) and a right match would
+otherwise be moved away from its correspondence.
+
+Defaults chosen on the validation split (sequences' correct-match ratio and pairs' MMA@3): windows as wide
+as the keypoint's patch (window 1.0), sampled 32 x 32 so that the samples stay as dense as the patch's,
+and min_correlation 0.8. Narrower windows (0.5 with 16 x 16 samples) align fewer matches correctly; wider
+windows sampled more sparsely alias.
 
 Written here rather than taken from OpenCV: ``cv2.calcOpticalFlowPyrLK`` aligns translation-only windows
 in image axes, which fails under the rotations and zooms the keypoints' frames remove, and it works per point
@@ -33,19 +41,22 @@ class RefinementSettings:
     at least min_window px in the first image (so that the 1-2 px errors of small keypoints stay within
     reach); size: window side in samples; iterations: Gauss-Newton steps; max_shift: the largest accepted
     shift as a share of the window's half-width; max_scale_change: the largest accepted |log| scale change of
-    the window (larger ones mean the alignment ran off and are not applied)."""
+    the window (larger ones mean the alignment ran off); min_correlation: the aligned windows must agree at
+    least this well (``correlation``), else the alignment found no consistent fit (an edge it slid along, a
+    repeated pattern, an occlusion) and the keypoint keeps its place."""
 
-    window: float = 0.5
+    window: float = 1.0
     min_window: float = 4.0
-    size: int = 16
+    size: int = 32
     iterations: int = 5
     max_shift: float = 0.5
     max_scale_change: float = math.log(1.35)
+    min_correlation: float = 0.8
 
 
 def _standardise(windows: torch.Tensor) -> torch.Tensor:
-    """Zero mean, unit standard deviation per window; featureless windows (deviation below MIN_CONTRAST)
-    stay near zero, so they give no gradient and do not move."""
+    """Zero mean, unit standard deviation per window (M, S, S); featureless windows (deviation below
+    MIN_CONTRAST) stay near zero, so they give no gradient and do not move."""
     centred = windows - windows.mean(dim=(1, 2), keepdim=True)
     std = centred.square().mean(dim=(1, 2), keepdim=True).sqrt()
     return centred / std.clamp_min(MIN_CONTRAST)
@@ -56,7 +67,7 @@ def _gaussian_weights(size: int, dtype: torch.dtype, device: torch.device) -> to
     weights = torch.exp(-(t[None] ** 2 + t[:, None] ** 2) / (2 * (size / 4) ** 2))
     weights[0, :] = weights[-1, :] = 0  # the central differences are not defined on the rim
     weights[:, 0] = weights[:, -1] = 0
-    return weights
+    return weights / weights.sum()
 
 
 def _steepest_descent(template: torch.Tensor) -> torch.Tensor:
@@ -70,6 +81,15 @@ def _steepest_descent(template: torch.Tensor) -> torch.Tensor:
     t = torch.arange(size, dtype=template.dtype, device=template.device) - (size - 1) / 2
     y, x = torch.meshgrid(t, t, indexing="ij")
     return torch.stack([grad_x, grad_y, grad_x * x + grad_y * y, grad_y * x - grad_x * y], dim=1)
+
+
+def correlation(template: torch.Tensor, window: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """(M,) weighted normalised cross-correlation of zero-mean windows (M, S, S) under weights (S, S):
+    1 identical up to contrast, about 0 unrelated or featureless, -1 inverted."""
+    def inner(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a * b * weights).sum(dim=(1, 2))
+
+    return inner(template, window) / (inner(template, template) * inner(window, window)).sqrt().clamp_min(1e-12)
 
 
 def refine_matches(image0: torch.Tensor, xy0: torch.Tensor, radius0: torch.Tensor, direction0: torch.Tensor,
@@ -90,19 +110,25 @@ def refine_matches(image0: torch.Tensor, xy0: torch.Tensor, radius0: torch.Tenso
     template = _standardise(extract_patches(image0, xy0, half0, direction0, size)[:, 0])
     pyramid = image_pyramid(image1)
     weights = _gaussian_weights(size, template.dtype, template.device)
-    descent = _steepest_descent(template)
-    hessian = torch.einsum("mihw,mjhw,hw->mij", descent, descent, weights)
-    inverse = torch.linalg.inv(hessian + 1e-3 * torch.eye(4, dtype=hessian.dtype, device=hessian.device))
+    descent = _steepest_descent(template).reshape(m, 4, size * size)
+    weighted_descent = descent * weights.reshape(1, 1, -1)
+    hessian = weighted_descent @ descent.transpose(1, 2)
+    scale = hessian.diagonal(dim1=1, dim2=2).sum(dim=1)[:, None, None]
+    damping = (1e-6 * scale + 1e-12) * torch.eye(4, dtype=hessian.dtype, device=hessian.device)
+    inverse = torch.linalg.inv(hessian + damping)
 
     # The second window: centre, half-width and angle, updated by the inverse of each step's warp
     # (window px are 2 * half / size image px, along the window's rotated axes).
     centre, half = xy1.clone(), half1.clone()
     angle = torch.atan2(direction1[:, 1], direction1[:, 0])
-    for _ in range(settings.iterations):
+
+    def second_window() -> tuple[torch.Tensor, torch.Tensor]:
         axes = torch.stack([angle.cos(), angle.sin()], dim=-1)
-        window = _standardise(extract_patches(image1, centre, half, axes, size, pyramid)[:, 0])
-        step = torch.einsum("mihw,mhw,hw->mi", descent, window - template, weights)
-        delta = (inverse @ step[..., None])[..., 0]
+        return _standardise(extract_patches(image1, centre, half, axes, size, pyramid)[:, 0]), axes
+
+    for _ in range(settings.iterations):
+        window, axes = second_window()
+        delta = (inverse @ (weighted_descent @ (window - template).reshape(m, -1, 1)))[..., 0]
         shift = delta[:, :2] * (2 * half / size)[:, None]
         centre = centre - torch.stack([axes[:, 0] * shift[:, 0] - axes[:, 1] * shift[:, 1],
                                        axes[:, 1] * shift[:, 0] + axes[:, 0] * shift[:, 1]], dim=-1)
@@ -111,4 +137,6 @@ def refine_matches(image0: torch.Tensor, xy0: torch.Tensor, radius0: torch.Tenso
     moved_by = (centre - xy1).norm(dim=1)
     moved = torch.isfinite(centre).all(dim=1) & (half > 0) & (moved_by <= settings.max_shift * half1)
     moved &= torch.log(half.clamp_min(1e-6) / half1).abs() <= settings.max_scale_change
+    if settings.min_correlation > -1:
+        moved &= correlation(template, second_window()[0], weights) >= settings.min_correlation
     return torch.where(moved[:, None], centre, xy1), moved
