@@ -90,7 +90,8 @@ class FeatureConfig:
                                   "this (1.0 = off)", low=0.0, high=1.0)
     refine_matches: bool = _setting(True, "Move each keypoint matched to the previous frame to where its "
                                     "surroundings align with its match's (sub-pixel Lucas-Kanade in the keypoints' "
-                                    "scale and orientation frames); published keypoints and tracks use that place")
+                                    "scale and orientation frames), where the aligned surroundings correlate; "
+                                    "published keypoints and tracks use that place")
     device: str = _setting("auto", "Device: auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
     engine: str = _setting("auto", "Inference engine of the networks: auto (the fastest installed for the device: "
                            "TensorRT, then ONNX Runtime, then torch on CUDA; OpenVINO, then ONNX Runtime, then torch "
