@@ -36,6 +36,9 @@ class ONNXRuntimeEngine(Engine):
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = int(threads)
+        # ONNX Runtime's threads otherwise spin after each run, taking the cores from the PyTorch steps between
+        # the networks (keypoint selection, patches, matching).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = providers_for(device, ort.get_available_providers())
         self._detector = ort.InferenceSession(str(detector_path), options, providers=providers)
         self._descriptor = ort.InferenceSession(str(descriptor_path), options, providers=providers)
