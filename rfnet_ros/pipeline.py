@@ -236,12 +236,10 @@ class FeaturePipeline:
         features1) moved to where it aligns with its match (:func:`rfnet_ros.matching.refinement.refine_matches`);
         the images are the ones the features were extracted from."""
         def frame(image: np.ndarray, features: KeypointFrames) -> _Frame:
-            def tensor(array: np.ndarray) -> torch.Tensor:
-                return torch.as_tensor(array, device=self.device).float()
-
-            angle = tensor(features.orientations)
-            return _Frame(torch.empty(0), image_tensor(image, color_order, self.device), tensor(features.keypoints),
-                          tensor(features.scales), torch.stack([torch.cos(angle), torch.sin(angle)], dim=-1))
+            xy, radius, angle = (torch.as_tensor(array, device=self.device).float()
+                                 for array in (features.keypoints, features.scales, features.orientations))
+            return _Frame(torch.empty(0), image_tensor(image, color_order, self.device), xy, radius,
+                          torch.stack([torch.cos(angle), torch.sin(angle)], dim=-1))
 
         refined = self._refined(frame(image0, features0), frame(image1, features1),
                                 torch.as_tensor(matches, device=self.device).long())

@@ -104,7 +104,8 @@ def test_windows_of_unrelated_keypoints_are_not_aligned(photo, keypoints):
 
 
 def test_correlation_of_windows(photo):
-    windows = to_tensor(photo)[0, :, 100:132, 200:232] - to_tensor(photo)[0, :, 100:132, 200:232].mean()
+    windows = to_tensor(photo)[0, :, 100:132, 200:232]
+    windows = windows - windows.mean()
     weights = torch.rand(32, 32, generator=torch.Generator().manual_seed(0))
     noise = torch.randn(1, 32, 32, generator=torch.Generator().manual_seed(1))
     assert correlation(windows, 3 * windows, weights).item() == pytest.approx(1.0, abs=1e-5)

@@ -43,7 +43,7 @@ class RefinementSettings:
     shift as a share of the window's half-width; max_scale_change: the largest accepted |log| scale change of
     the window (larger ones mean the alignment ran off); min_correlation: the aligned windows must agree at
     least this well (``correlation``), else the alignment found no consistent fit (an edge it slid along, a
-    repeated pattern, an occlusion) and the keypoint keeps its place."""
+    repeated pattern, an occlusion) and the keypoint keeps its place (-1: no check)."""
 
     window: float = 1.0
     min_window: float = 4.0
@@ -113,8 +113,8 @@ def refine_matches(image0: torch.Tensor, xy0: torch.Tensor, radius0: torch.Tenso
     descent = _steepest_descent(template).reshape(m, 4, size * size)
     weighted_descent = descent * weights.reshape(1, 1, -1)
     hessian = weighted_descent @ descent.transpose(1, 2)
-    scale = hessian.diagonal(dim1=1, dim2=2).sum(dim=1)[:, None, None]
-    damping = (1e-6 * scale + 1e-12) * torch.eye(4, dtype=hessian.dtype, device=hessian.device)
+    trace = hessian.diagonal(dim1=1, dim2=2).sum(dim=1)[:, None, None]
+    damping = (1e-6 * trace + 1e-12) * torch.eye(4, dtype=hessian.dtype, device=hessian.device)
     inverse = torch.linalg.inv(hessian + damping)
 
     # The second window: centre, half-width and angle, updated by the inverse of each step's warp
@@ -122,12 +122,14 @@ def refine_matches(image0: torch.Tensor, xy0: torch.Tensor, radius0: torch.Tenso
     centre, half = xy1.clone(), half1.clone()
     angle = torch.atan2(direction1[:, 1], direction1[:, 0])
 
-    def second_window() -> tuple[torch.Tensor, torch.Tensor]:
+    def second_window(centre: torch.Tensor, half: torch.Tensor,
+                      angle: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The standardised second window at that pose, and its axes (M, 2)."""
         axes = torch.stack([angle.cos(), angle.sin()], dim=-1)
         return _standardise(extract_patches(image1, centre, half, axes, size, pyramid)[:, 0]), axes
 
     for _ in range(settings.iterations):
-        window, axes = second_window()
+        window, axes = second_window(centre, half, angle)
         delta = (inverse @ (weighted_descent @ (window - template).reshape(m, -1, 1)))[..., 0]
         shift = delta[:, :2] * (2 * half / size)[:, None]
         centre = centre - torch.stack([axes[:, 0] * shift[:, 0] - axes[:, 1] * shift[:, 1],
@@ -138,5 +140,5 @@ def refine_matches(image0: torch.Tensor, xy0: torch.Tensor, radius0: torch.Tenso
     moved = torch.isfinite(centre).all(dim=1) & (half > 0) & (moved_by <= settings.max_shift * half1)
     moved &= torch.log(half.clamp_min(1e-6) / half1).abs() <= settings.max_scale_change
     if settings.min_correlation > -1:
-        moved &= correlation(template, second_window()[0], weights) >= settings.min_correlation
+        moved &= correlation(template, second_window(centre, half, angle)[0], weights) >= settings.min_correlation
     return torch.where(moved[:, None], centre, xy1), moved

@@ -48,22 +48,24 @@ def extract_patches(image: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor,
     top = int(level.max())
     if pyramid is None:
         pyramid = image_pyramid(image, top + 1)
-    patches = None
-    for lvl, src in enumerate(pyramid[:top + 1]):
-        index = (level == lvl).nonzero().squeeze(1) if top > 0 else None
-        if index is not None and index.numel() == 0:
-            continue
-        subset = affine if index is None else affine[index]
+
+    def sample(lvl: int, maps: torch.Tensor) -> torch.Tensor:
+        """Patches of the keypoints whose affine maps are ``maps`` (n, 2, 3), read from pyramid level lvl."""
         # Image px -> grid_sample's [-1, 1] of this level (pixel centres x_l = (x + 0.5) / 2^lvl - 0.5).
-        sh, sw = src.shape[-2:]
-        gain = subset.new_tensor([2.0 / (2 ** lvl * sw), 2.0 / (2 ** lvl * sh)])[None, :, None]
-        offset = subset.new_tensor([[0, 0, 1.0 / (2 ** lvl * sw) - 1], [0, 0, 1.0 / (2 ** lvl * sh) - 1]])
-        grid = base @ (subset * gain + offset).transpose(1, 2)  # (n, S*S, 2)
-        sampled = F.grid_sample(src, grid.reshape(1, -1, size, 2), mode="bilinear", padding_mode="border",
-                                align_corners=False).reshape(-1, 1, size, size)
-        if index is None:
-            return sampled
-        patches = (image.new_zeros((n, 1, size, size)) if patches is None else patches).index_copy(0, index, sampled)
+        sh, sw = pyramid[lvl].shape[-2:]
+        gain = maps.new_tensor([2.0 / (2 ** lvl * sw), 2.0 / (2 ** lvl * sh)])[None, :, None]
+        offset = maps.new_tensor([[0, 0, 1.0 / (2 ** lvl * sw) - 1], [0, 0, 1.0 / (2 ** lvl * sh) - 1]])
+        grid = base @ (maps * gain + offset).transpose(1, 2)  # (n, S*S, 2)
+        return F.grid_sample(pyramid[lvl], grid.reshape(1, -1, size, 2), mode="bilinear", padding_mode="border",
+                             align_corners=False).reshape(-1, 1, size, size)
+
+    if top == 0:
+        return sample(0, affine)
+    patches = image.new_zeros((n, 1, size, size))
+    for lvl in range(top + 1):
+        index = (level == lvl).nonzero().squeeze(1)
+        if index.numel():
+            patches = patches.index_copy(0, index, sample(lvl, affine[index]))
     return patches
 
 
