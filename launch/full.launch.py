@@ -5,11 +5,12 @@
 Takes the arguments of lite.launch.py (cameras, image_topic, camera_info_topic, namespace, device, ...); only
 the parameters file differs.
 """
-from launch import LaunchDescription
 from launch.actions import IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import PathJoinSubstitution
 from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
 
 
 def generate_launch_description() -> LaunchDescription:

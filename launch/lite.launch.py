@@ -17,12 +17,12 @@ With `image_transport: "compressed"` in the parameters file the node reads <imag
 inputs, `image` and `image/compressed`, are remapped here. Which nodes start with which remappings is
 decided in rfnet_ros.ros.cameras (unit-tested without ROS).
 """
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
+from launch import LaunchDescription
 from rfnet_ros.ros.cameras import ARGUMENTS, camera_nodes
 
 

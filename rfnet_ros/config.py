@@ -144,7 +144,7 @@ class FeatureConfig:
         return tuple(f.name for f in fields(cls))
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any], ignore: tuple[str, ...] = ()) -> "FeatureConfig":
+    def from_dict(cls, values: dict[str, Any], ignore: tuple[str, ...] = ()) -> FeatureConfig:
         """Build from a mapping; keys that are not settings (and not in ``ignore``) are an error."""
         unknown = sorted(set(values) - set(cls.names()) - set(ignore))
         if unknown:

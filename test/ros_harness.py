@@ -13,8 +13,9 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -174,6 +175,7 @@ class Probe:
                       topic: str = 'image', **fields):
         """Publish ``image`` as sensor_msgs/Image; ``fields`` override message fields (for bad frames)."""
         from sensor_msgs.msg import Image
+
         from rfnet_ros.ros.image_conversion import array_to_image_fields
 
         values = array_to_image_fields(image, color_order) if image is not None else {}
@@ -188,6 +190,7 @@ class Probe:
                            topic: str = 'image/compressed'):
         """Publish ``data`` (e.g. a JPEG file's bytes) as sensor_msgs/CompressedImage; returns the header."""
         import array
+
         from sensor_msgs.msg import CompressedImage
 
         msg = CompressedImage(format=fmt, data=array.array('B', data))
@@ -246,6 +249,7 @@ def run_feature_node(node_args: tuple[str, ...], image_type, image_topic: str, n
     and publishes all of them. Then stops it: SIGINT must end it with status 0 and no traceback."""
     require_install()
     from diagnostic_msgs.msg import DiagnosticArray
+
     from rfnet_ros.msg import FrameTiming, Keypoints, Matches
 
     prefix = f'{namespace.strip("/")}/' if namespace else ''

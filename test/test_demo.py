@@ -5,7 +5,6 @@ ROS TEST: needs the install tree, the demo video (bash scripts/fetch_data.sh) an
 import sys
 
 import pytest
-
 from ros_harness import DEMO_DOMAIN, ROOT, STARTUP_TIMEOUT, ChildProcess, require_install
 
 VIDEO = ROOT / 'data' / 'video' / 'vtest.avi'

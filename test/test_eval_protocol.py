@@ -163,7 +163,8 @@ def test_eval_runs_every_set_with_a_config_file_method(tmp_path, capsys):
                  "--device", "cpu", "--out", str(tmp_path / "out"), "--quiet"]) == 0
     result = json.loads((tmp_path / "out" / "results.json").read_text())
     assert {r["sweep"] for r in result["sweeps"]} == {"rotation", "scale"}
-    assert [r["bin"] for r in result["sweeps"] if r["method"] == "orb" and r["sweep"] == "scale"] == list(warps.SCALE_BINS)
+    orb_scale = [r["bin"] for r in result["sweeps"] if r["method"] == "orb" and r["sweep"] == "scale"]
+    assert orb_scale == list(warps.SCALE_BINS)
     assert [r["method"] for r in result["sequences"]] == ["orb", "mine"]
     assert all(r["frame_pairs"] == 3 for r in result["sequences"])
     assert {(c["a"], c["b"]) for c in result["comparisons"]} == {("mine", "orb")}

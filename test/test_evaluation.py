@@ -7,8 +7,7 @@ import pytest
 
 from rfnet_ros.config import FeatureConfig, NodeConfig, load_config
 from rfnet_ros.evaluation.metrics import evaluate_pair, frame_errors, inside, warp_points
-from rfnet_ros.evaluation.pairs import (oxford_pair, photo_pairs, read_homography, resize_homography,
-                                        synthetic_pairs)
+from rfnet_ros.evaluation.pairs import oxford_pair, photo_pairs, read_homography, resize_homography, synthetic_pairs
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 SIZE = (480, 640)

@@ -8,8 +8,7 @@ import torch
 
 from rfnet_ros.config import FeatureConfig
 from rfnet_ros.evaluation.metrics import frame_errors
-from rfnet_ros.model.frames import (SIGMAS_PER_RADIUS, characteristic_scale, dominant_orientation,
-                                   measure_frames)
+from rfnet_ros.model.frames import SIGMAS_PER_RADIUS, characteristic_scale, dominant_orientation, measure_frames
 from rfnet_ros.model.rfnet import RFNet
 from rfnet_ros.pipeline import FeaturePipeline
 

@@ -8,10 +8,15 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
-
 from fuzz_cases import huge_png
-from rfnet_ros.ros.image_conversion import (SUPPORTED_ENCODINGS, ImageRejected, array_to_image_fields,
-                                            compressed_to_array, image_to_array)
+
+from rfnet_ros.ros.image_conversion import (
+    SUPPORTED_ENCODINGS,
+    ImageRejected,
+    array_to_image_fields,
+    compressed_to_array,
+    image_to_array,
+)
 
 RNG = np.random.default_rng(0)
 

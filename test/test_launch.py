@@ -9,9 +9,9 @@ import ast
 import inspect
 
 import pytest
+from ros_harness import LIB, ROOT, SHARE, require_install
 
 from rfnet_ros.ros.cameras import ARGUMENTS, camera_nodes, join, sibling_camera_info
-from ros_harness import LIB, ROOT, SHARE, require_install
 
 LAUNCH = ROOT / 'launch'
 

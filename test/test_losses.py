@@ -7,8 +7,13 @@ import torch
 from rfnet_ros.model.keypoints import refine_peaks
 from rfnet_ros.training.detection import half_resolution
 from rfnet_ros.training.homography import warp_frames, warp_points
-from rfnet_ros.training.losses import (equivariance_loss, hardnet_triplet_loss, repeatability_loss,
-                                       reprojection_loss, score_map_loss)
+from rfnet_ros.training.losses import (
+    equivariance_loss,
+    hardnet_triplet_loss,
+    repeatability_loss,
+    reprojection_loss,
+    score_map_loss,
+)
 
 
 def similarity(angle_deg: float, scale: float, centre=(50.0, 40.0), shift=(0.0, 0.0)) -> torch.Tensor:

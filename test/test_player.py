@@ -5,9 +5,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from ros_harness import ROOT, Probe, executable, require_install
 
 from rfnet_ros.frame_sources import SourceError, frames, parse_size
-from ros_harness import ROOT, Probe, executable, require_install
 
 VIDEO = ROOT / 'data' / 'video' / 'vtest.avi'
 RNG = np.random.default_rng(1)

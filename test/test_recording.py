@@ -13,12 +13,12 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from ros_harness import SHARE, STARTUP_TIMEOUT, Probe, StampClock, crop, executable, photo, require_install
 
 from rfnet_ros.cli.make_bag import main as make_bag_main
 from rfnet_ros.cli.make_bag import make_bag
 from rfnet_ros.frame_sources import frames
 from rfnet_ros.tracking.camera import read_calibration
-from ros_harness import SHARE, STARTUP_TIMEOUT, Probe, StampClock, crop, executable, photo, require_install
 
 K = [300.0, 0.0, 161.5, 0.0, 298.0, 118.25, 0.0, 0.0, 1.0]
 D = [-0.21, 0.045, 1e-3, -5e-4, 0.0]
@@ -38,8 +38,9 @@ def calibration_file(path: Path, width=320, height=240) -> Path:
 
 def bag_messages(path: Path) -> dict[str, list]:
     """Every message of a bag, deserialized, per topic in order (rosbags)."""
-    from rfnet_ros.bags import typestore
     from rosbags.highlevel import AnyReader
+
+    from rfnet_ros.bags import typestore
 
     store = typestore()
     out: dict[str, list] = {}
@@ -121,8 +122,9 @@ def start_node(namespace: str):
 
 
 def subscribe_outputs(probe, namespace):
-    from rfnet_ros.msg import FrameTiming, Keypoints, Matches
     from sensor_msgs.msg import PointCloud
+
+    from rfnet_ros.msg import FrameTiming, Keypoints, Matches
     for msg_type, name in zip((Keypoints, Matches, FrameTiming, PointCloud), RECORDED):
         probe.subscribe(msg_type, f'{namespace}/{name}')
 

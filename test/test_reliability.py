@@ -17,7 +17,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
 from fuzz_cases import compressed_cases, huge_png, raw_cases
 from ros_harness import STARTUP_TIMEOUT, Probe, StampClock, crop, executable, photo, require_install, same_stamp
 
@@ -75,8 +74,9 @@ def start_node(namespace: str, *args: str, image_type=None, image_topic: str = '
     """Start lite_node in ``namespace`` with ``args`` (after --ros-args) and wait until it listens."""
     require_install()
     from diagnostic_msgs.msg import DiagnosticArray
-    from rfnet_ros.msg import FrameTiming, Keypoints
     from sensor_msgs.msg import Image
+
+    from rfnet_ros.msg import FrameTiming, Keypoints
 
     process = executable('lite_node', '--ros-args', '-r', f'__ns:={namespace}', '-p', 'diagnostics_period:=0.5', *args)
     probe = Probe(name=f'rfnet_reliability_probe_{namespace.strip("/")}')
@@ -232,8 +232,9 @@ def test_fuzzed_raw_frames_over_dds_are_counted_and_the_node_keeps_working(relia
 
 
 def test_fuzzed_compressed_frames_over_dds_are_bounded_and_counted(reliability_figures):
-    from rfnet_ros.ros.image_conversion import ImageRejected, compressed_to_array
     from sensor_msgs.msg import CompressedImage
+
+    from rfnet_ros.ros.image_conversion import ImageRejected, compressed_to_array
 
     node = start_node('/fuzz_compressed', '-p', 'image_transport:=compressed', '-p', 'image_qos:=reliable',
                       '-p', 'qos_depth:=100', '-p', 'top_k:=64', image_type=CompressedImage,
@@ -335,8 +336,9 @@ def startup_fails(*args: str) -> str:
 
 def test_startup_faults_stop_the_node_with_one_line(tmp_path, reliability_figures):
     import torch
-    from rfnet_ros.config import WEIGHTS_DIR
     from test_weights_and_config import damaged_copy
+
+    from rfnet_ros.config import WEIGHTS_DIR
 
     damaged = damaged_copy(WEIGHTS_DIR / 'rfnet_lite.pt', tmp_path / 'rfnet_lite.pt')
     unchecked = tmp_path / 'unchecked.pt'

@@ -14,7 +14,6 @@ import time
 import cv2
 import numpy as np
 import pytest
-
 from ros_harness import SHARE, crop, photo, require_install, run_feature_node, same_stamp
 from test_tracking import layered, relocate_patches
 

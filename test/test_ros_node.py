@@ -17,9 +17,17 @@ import time
 import numpy as np
 import pytest
 import yaml
-
-from ros_harness import (ROOT, SHARE, STARTUP_TIMEOUT, crop, executable, photo, require_install,
-                         run_feature_node, same_stamp)
+from ros_harness import (
+    ROOT,
+    SHARE,
+    STARTUP_TIMEOUT,
+    crop,
+    executable,
+    photo,
+    require_install,
+    run_feature_node,
+    same_stamp,
+)
 
 TOP_K = 128
 NODE_NAME = 'rfnet_feature_node'
@@ -216,6 +224,7 @@ def test_diagnostics_report_rates_counts_and_stage_times(node):
 def test_every_config_parameter_is_declared_and_described(node):
     from rcl_interfaces.msg import ParameterType
     from rcl_interfaces.srv import DescribeParameters, GetParameters, ListParameters
+
     from rfnet_ros.config import read_parameters
 
     process, probe, _ = node

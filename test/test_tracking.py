@@ -10,10 +10,10 @@ import pytest
 from rfnet_ros.config import FeatureConfig
 from rfnet_ros.pipeline import FeaturePipeline
 from rfnet_ros.tracking.camera import CalibrationRejected, CameraModel, LatestCalibration
+from rfnet_ros.tracking.drawing import FULL_LENGTH, TrackTrails, draw_tracks, length_colors, to_bgr8
 from rfnet_ros.tracking.geometry import check_matches
 from rfnet_ros.tracking.tracker import FeatureTracker
 from rfnet_ros.tracking.tracks import TrackBook
-from rfnet_ros.tracking.drawing import FULL_LENGTH, TrackTrails, draw_tracks, length_colors, to_bgr8
 from rfnet_ros.tracking.vins import FUSION_CHANNELS, ID_MODULUS, MONO_CHANNELS, feature_cloud
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -54,7 +54,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from rfnet_ros.datasets.sources import EVALUATION_PACKAGES, OPENCV_DATA, OPENCV_DOC, PACKAGES, Candidate, candidates
+from rfnet_ros.datasets.sources import EVALUATION_PACKAGES, OPENCV_DATA, PACKAGES, Candidate, candidates
 
 WORK_SIDE = 640
 MIN_SIDE = 240
@@ -137,7 +137,8 @@ EXCLUDED: dict[str, str] = {
                                                                      "768x1024", "768x1024_Portrait"))),
     **_reasons("synthetic test pattern (regular dots, pixel noise)", "ocv-mask2 pic2 pic4 gnome-symbolic-d"),
     **_reasons("text, chart or map", "digits sudoku text_motion ocv-stanford ocvdoc-budapest"),
-    **_reasons("chessboard", " ".join([f"left{i:02d}" for i in range(1, 15)] + [f"right{i:02d}" for i in range(1, 15)])),
+    **_reasons("chessboard", " ".join([f"left{i:02d}" for i in range(1, 15)]
+                                      + [f"right{i:02d}" for i in range(1, 15)])),
     "openuniverse-wingtop": "spacecraft texture: flat shapes and lettering",
     "aero3": "same scene as the held-out aero1",
     "leuvenB": "same scene as the held-out leuvenA",
@@ -230,7 +231,8 @@ def rule_failure(m: Measured) -> str | None:
     if m.name in EXCLUDED:
         return EXCLUDED[m.name]
     if m.name.startswith(DOC_PREFIX) and m.name not in DOC_PHOTOS | DOC_RENDERS:
-        return "documentation image not listed in DOC_PHOTOS or DOC_RENDERS (program window, diagram or drawn-on result)"
+        return ("documentation image not listed in DOC_PHOTOS or DOC_RENDERS "
+                "(program window, diagram or drawn-on result)")
     video = Path(m.candidate.member).stem
     if m.candidate.frame is not None and video in evaluation_videos() and m.name not in HELDOUT | VALIDATION:
         return f"frame of {video}, which has a frame among the evaluation images"
@@ -240,7 +242,8 @@ def rule_failure(m: Measured) -> str | None:
 def is_duplicate(m: Measured, kept: list[Measured]) -> Measured | None:
     """The kept image that ``m`` nearly duplicates (step 5), or None."""
     for other in kept:
-        if int((m.phash != other.phash).sum()) <= HASH_DISTANCE or float(m.thumbnail @ other.thumbnail) >= MIN_CORRELATION:
+        if int((m.phash != other.phash).sum()) <= HASH_DISTANCE \
+                or float(m.thumbnail @ other.thumbnail) >= MIN_CORRELATION:
             return other
     return None
 

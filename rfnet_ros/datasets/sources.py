@@ -12,7 +12,8 @@ opencv-doc's videos. Its *name* is fixed by the package and path alone, so the c
 - video frames: ``<video stem>-f<frame index, 4 digits>``, every ``FRAME_STEP``-th frame.
 
 Where stems collide within one folder group, the sub-folders are put before the stem (``d1-d2-stem``),
-and where that is not enough, the file suffix after it (``stem_png``). Characters other than letters, digits, ``.``, ``_`` and ``-`` become ``_``.
+and where that is not enough, the file suffix after it (``stem_png``). Characters other than letters, digits,
+``.``, ``_`` and ``-`` become ``_``.
 """
 from __future__ import annotations
 

@@ -278,9 +278,10 @@ def comparisons(pairs: list[tuple[str, str]], records: list[dict[str, Any]], seq
                 seq_summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Bootstrap intervals of A - B: MMA@3 and HA@3 per synthetic pair, per sweep pair, and per sequence
     (correct-match ratio and HA@3) and per frame pair (correct-match ratio)."""
+    synthetic = [r for r in records if r["kind"] in SETS["synthetic"]]
     units: list[tuple[str, str, list[dict[str, Any]], str, Any]] = [
-        ("synthetic pairs", "MMA@3", [r for r in records if r["kind"] in SETS["synthetic"]], "pair", lambda r: r["mma"][3]),
-        ("synthetic pairs", "HA@3", [r for r in records if r["kind"] in SETS["synthetic"]], "pair", lambda r: float(r["ha"][3])),
+        ("synthetic pairs", "MMA@3", synthetic, "pair", lambda r: r["mma"][3]),
+        ("synthetic pairs", "HA@3", synthetic, "pair", lambda r: float(r["ha"][3])),
         ("rotation sweep", "MMA@3", [r for r in records if r["kind"] == "rotation"], "pair", lambda r: r["mma"][3]),
         ("scale sweep", "MMA@3", [r for r in records if r["kind"] == "scale"], "pair", lambda r: r["mma"][3]),
         ("sequences", "correct ratio", seq_summaries, "sequence", lambda r: r["mma@3"]),
@@ -320,7 +321,8 @@ def format_sweeps(rows: list[dict[str, Any]], markdown: bool = False) -> str:
             for key, fmt in (("mma@3", "{:.3f}"), ("ha@3", "{:.2f}"), ("matches", "{:.0f}")):
                 body.append([method, key.upper() if key != "matches" else key,
                              *(fmt.format(by_bin[b][key]) if b in by_bin else "-" for b in bins)])
-        blocks.append(f"{sweep} sweep ({rows[0]['pairs'] if rows else 0} pairs per bin)\n" + format_rows(header, body, markdown))
+        title = f"{sweep} sweep ({rows[0]['pairs'] if rows else 0} pairs per bin)"
+        blocks.append(title + "\n" + format_rows(header, body, markdown))
     return "\n\n".join(blocks)
 
 

@@ -28,8 +28,8 @@ import cv2
 import numpy as np
 
 from rfnet_ros.config import WEIGHTS_DIR, FeatureConfig, NodeConfig, load_config
-from rfnet_ros.pipeline import FeaturePipeline
 from rfnet_ros.model.weights import read_weights
+from rfnet_ros.pipeline import FeaturePipeline
 
 # Our methods by name: the packaged weights file, its replaced_layers and the method's own settings over the
 # evaluation's base config. The *_img480 methods run the detector at the pairs' 480x640 and measure keypoint

@@ -1,7 +1,8 @@
 """Evaluation pairs with known homographies: HPatches-style synthetic pairs and the Oxford graf pair.
 
 Synthetic pairs are made from the photographs of one split (``data/images/<split>/*.png``: ``validation``
-to choose settings, ``heldout`` to report), which training never reads. Each photo is resized to cover ``size`` (INTER_AREA) and centre-cropped: that crop is the
+to choose settings, ``heldout`` to report), which training never reads. Each photo is resized to cover ``size``
+(INTER_AREA) and centre-cropped: that crop is the
 reference image0, shared by all pairs of the photo (as an HPatches sequence shares its first image). Per photo
 and kind, ``pairs_per_image`` homographies are drawn:
 

@@ -140,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     table = format_table(rows, args.height, args.width)
 
     args.out.mkdir(parents=True, exist_ok=True)
-    settings = {"data": str(args.data), "split": args.split, "pairs_per_image": args.pairs_per_image, "max_photos": args.max_photos,
+    settings = {"data": str(args.data), "split": args.split, "pairs_per_image": args.pairs_per_image,
+                "max_photos": args.max_photos,
                 "seed": args.seed, "max_keypoints": args.max_keypoints, "model_size": [args.height, args.width],
                 "pairs": len(pairs)}
     (args.out / "sweep.json").write_text(json.dumps({"settings": settings, "environment": environment(),

@@ -60,8 +60,8 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(F.pad(out, (0, 0, radius, radius), mode=mode), vertical, groups=channels)
 
 
-def _scale_space(image: "np.ndarray", first_sigma: float, levels_per_octave: int,
-                 octaves: int) -> list["np.ndarray"]:
+def _scale_space(image: np.ndarray, first_sigma: float, levels_per_octave: int,
+                 octaves: int) -> list[np.ndarray]:
     """sigma^2 LoG stacks (levels, h_o, w_o) of one float32 image per octave (see laplacian_responses).
 
     OpenCV's separable Gaussian, 3x3 Laplacian (4-neighbour kernel) and area resize are several times faster

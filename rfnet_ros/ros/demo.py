@@ -21,9 +21,9 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
+from rfnet_ros.frame_sources import frames, parse_size
 from rfnet_ros.msg import FrameTiming, Keypoints, Matches
 from rfnet_ros.ros.monitor import STAGE_NAMES
-from rfnet_ros.frame_sources import frames, parse_size
 from rfnet_ros.ros.player import Player
 
 NAMESPACE = "/rfnet_demo"

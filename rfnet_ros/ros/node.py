@@ -56,12 +56,16 @@ from rfnet_ros.engines import EngineUnavailable
 from rfnet_ros.model.weights import WeightsError
 from rfnet_ros.msg import FrameTiming, Keypoints, Matches
 from rfnet_ros.pipeline import STAGES, FeaturePipeline
-from rfnet_ros.ros.image_conversion import (ImageRejected, array_to_image_fields, compressed_to_array,
-                                            image_to_array)
 from rfnet_ros.ros.frame_cost import FrameCost
+from rfnet_ros.ros.image_conversion import ImageRejected, array_to_image_fields, compressed_to_array, image_to_array
 from rfnet_ros.ros.monitor import ERROR, OK, STAGE_NAMES, WARN, FrameMonitor, InputLossEstimator, StampMonitor
-from rfnet_ros.ros.parameters import (ParameterError, declare_settings, parameter_names, unknown_overrides,
-                                      updated_settings)
+from rfnet_ros.ros.parameters import (
+    ParameterError,
+    declare_settings,
+    parameter_names,
+    unknown_overrides,
+    updated_settings,
+)
 from rfnet_ros.tracking.camera import LatestCalibration
 from rfnet_ros.tracking.drawing import draw_tracks
 from rfnet_ros.tracking.tracker import FeatureTracker, TrackedFrame

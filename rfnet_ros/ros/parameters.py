@@ -8,8 +8,9 @@ subscribed at start-up are read-only.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import MISSING, Field, asdict, fields
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType

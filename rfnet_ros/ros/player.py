@@ -20,8 +20,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import rclpy
@@ -147,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--camera-info", type=Path, metavar="YAML",
                         help="calibration (camera_calibration_parsers YAML) to publish as camera_info with each frame")
     parser.add_argument("--lockstep", metavar="TOPIC",
-                        help="wait for the node's timing (rfnet_ros/FrameTiming on TOPIC) of each frame before the next")
+                        help="wait for the node's timing (rfnet_ros/FrameTiming on TOPIC) of each frame "
+                             "before the next")
     return parser
 
 

@@ -49,7 +49,7 @@ class CameraModel:
     height: int
 
     @classmethod
-    def from_camera_info(cls, msg) -> "CameraModel":
+    def from_camera_info(cls, msg) -> CameraModel:
         """The camera of a sensor_msgs/CameraInfo (fields k, d, distortion_model, width, height, binning_x,
         binning_y, roi); raises :class:`CalibrationRejected` for one that cannot be used."""
         K = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from rfnet_ros.model.keypoints import nms, suppress_border, refine_peaks
+from rfnet_ros.model.keypoints import nms, refine_peaks, suppress_border
 from rfnet_ros.training.homography import warp_points
 
 

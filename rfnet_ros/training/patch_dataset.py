@@ -132,8 +132,8 @@ class PatchShards:
             raise FileNotFoundError(f"no patch shards in {folder}: run python -m rfnet_ros.training.patch_dataset")
         loaded = [dict(np.load(p)) for p in paths]
         self.arrays = {key: np.concatenate([d[key] for d in loaded]) for key in loaded[0]}
-        self.info = json.loads((Path(folder) / "dataset.json").read_text()) if (Path(folder) / "dataset.json").exists() \
-            else {}
+        info = Path(folder) / "dataset.json"
+        self.info = json.loads(info.read_text()) if info.exists() else {}
 
     def __len__(self) -> int:
         return len(self.arrays["pair"])

@@ -25,16 +25,15 @@ import torch
 from tqdm import tqdm
 
 from rfnet_ros.config import FRAME_SOURCES
+from rfnet_ros.model.descriptor import DESCRIPTORS
 from rfnet_ros.model.detector import DetectorMaps
 from rfnet_ros.model.frames import image_frames
 from rfnet_ros.model.keypoints import select_keypoints
 from rfnet_ros.model.patches import SUPPORT, extract_patches
-from rfnet_ros.model.descriptor import DESCRIPTORS
 from rfnet_ros.model.rfnet import RFNet
 from rfnet_ros.model.weights import load_model, read_weights, save_weights
 from rfnet_ros.training.homography import warp_frames
-from rfnet_ros.training.losses import (equivariance_loss, hardnet_triplet_loss, repeatability_loss,
-                                       score_map_loss)
+from rfnet_ros.training.losses import equivariance_loss, hardnet_triplet_loss, repeatability_loss, score_map_loss
 from rfnet_ros.training.pairs import PairSampler
 
 MIN_SCALE, MAX_SCALE = 3.0, 21.0
