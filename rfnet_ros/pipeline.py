@@ -106,9 +106,10 @@ class FrameFeatures:
 
 
 @dataclass
-class _Frame:
+class MatchState:
     """What matching and refinement need of a frame: its descriptions and, per keypoint, xy (N, 2), radius (N,)
-    and direction (N, 2) unit (cos, sin), with the (1, 1, H, W) image they were measured on."""
+    and direction (N, 2) unit (cos, sin), with the (1, 1, H, W) image they were measured on. The pipeline keeps
+    the previous frame's state in ``process``; the front end (rfnet_ros.tracking.tracker) keeps its own."""
 
     matchable: torch.Tensor
     image: torch.Tensor
@@ -142,7 +143,7 @@ class FeaturePipeline:
     def __init__(self, config: FeatureConfig | None = None):
         self.config = config or FeatureConfig()
         self.engine = self._build_engine(self.config)
-        self._previous: _Frame | None = None
+        self._previous: MatchState | None = None
 
     @staticmethod
     def _build_engine(config: FeatureConfig) -> Engine:
@@ -155,16 +156,24 @@ class FeaturePipeline:
                              frame_outputs=config.keypoint_frames == "learned",
                              max_patches=config.top_k * hypotheses, threads=torch.get_num_threads())
 
-    def configure(self, config: FeatureConfig) -> None:
+    def configure(self, config: FeatureConfig) -> bool:
         """Use ``config`` from the next frame; the engine is rebuilt only when a setting it was built for changed
-        (``ENGINE_SETTINGS``). The previous frame is kept for matching unless the descriptor changed."""
-        rebuild = any(getattr(config, key) != getattr(self.config, key) for key in ENGINE_SETTINGS)
-        if rebuild:
+        (``ENGINE_SETTINGS``). Returns whether earlier frames' descriptions stay comparable with the next ones
+        (not when the weights, precision or engine changed); when not, the previous frame is forgotten."""
+        comparable = True
+        if any(getattr(config, key) != getattr(self.config, key) for key in ENGINE_SETTINGS):
             self.engine = self._build_engine(config)
-            if (config.weights, config.precision, config.engine) != (self.config.weights, self.config.precision,
-                                                                     self.config.engine):
-                self._previous = None
+            comparable = (config.weights, config.precision, config.engine) == (self.config.weights,
+                                                                                self.config.precision,
+                                                                                self.config.engine)
+        if not comparable:
+            self._previous = None
         self.config = config
+        return comparable
+
+    @property
+    def engine_name(self) -> str:
+        return self.engine.name
 
     @property
     def device(self) -> torch.device:
@@ -178,8 +187,14 @@ class FeaturePipeline:
         """Forget the previous frame (the next frame is matched to nothing)."""
         self._previous = None
 
+    def new_timer(self) -> StageTimer:
+        """A stage timer for one frame on this pipeline's device."""
+        return StageTimer(self.device)
+
     @torch.inference_mode()
-    def _extract(self, image: np.ndarray, color_order: str, timer: StageTimer) -> tuple[FrameFeatures, _Frame]:
+    def extract_frame(self, image: np.ndarray, color_order: str, timer: StageTimer
+                      ) -> tuple[FrameFeatures, MatchState]:
+        """Features of one frame and the state ``match_frames`` needs of it; stages timed in ``timer``."""
         cfg = self.config
         with timer.stage("convert"):
             tensor = image_tensor(image, color_order, self.device)
@@ -212,11 +227,11 @@ class FeaturePipeline:
             scales=radius.float().cpu().numpy(), orientations=orientation_angle(direction).float().cpu().numpy(),
             descriptors=descriptors.cpu().numpy(), image_size=(int(tensor.shape[2]), int(tensor.shape[3])),
             descriptor_hypotheses=matchable.cpu().numpy() if len(hypotheses) > 1 else None)
-        return features, _Frame(matchable, tensor, xy, radius, direction)
+        return features, MatchState(matchable, tensor, xy, radius, direction)
 
     def extract(self, image: np.ndarray, color_order: str = "bgr") -> FrameFeatures:
         """Keypoints and descriptors of one frame, without matching."""
-        return self._extract(image, color_order, StageTimer(self.device))[0]
+        return self.extract_frame(image, color_order, self.new_timer())[0]
 
     @torch.inference_mode()
     def match(self, desc0: np.ndarray | torch.Tensor,
@@ -235,18 +250,18 @@ class FeaturePipeline:
         """``features1.keypoints`` (N1, 2) with each keypoint of ``matches`` (M, 2: index in features0, index in
         features1) moved to where it aligns with its match (:func:`rfnet_ros.matching.refinement.refine_matches`);
         the images are the ones the features were extracted from."""
-        def frame(image: np.ndarray, features: KeypointFrames) -> _Frame:
+        def frame(image: np.ndarray, features: KeypointFrames) -> MatchState:
             xy, radius, angle = (torch.as_tensor(array, device=self.device).float()
                                  for array in (features.keypoints, features.scales, features.orientations))
-            return _Frame(torch.empty(0), image_tensor(image, color_order, self.device), xy, radius,
-                          torch.stack([torch.cos(angle), torch.sin(angle)], dim=-1))
+            return MatchState(torch.empty(0), image_tensor(image, color_order, self.device), xy, radius,
+                              torch.stack([torch.cos(angle), torch.sin(angle)], dim=-1))
 
         refined = self._refined(frame(image0, features0), frame(image1, features1),
                                 torch.as_tensor(matches, device=self.device).long())
         return refined.cpu().numpy().astype(np.float32)
 
     @staticmethod
-    def _refined(frame0: _Frame, frame1: _Frame, matches: torch.Tensor) -> torch.Tensor:
+    def _refined(frame0: MatchState, frame1: MatchState, matches: torch.Tensor) -> torch.Tensor:
         """frame1's xy with the keypoints matched to frame0 (``matches`` (M, 2)) refined."""
         i0, i1 = matches[:, 0], matches[:, 1]
         moved, _ = refine_matches(frame0.image, frame0.xy[i0], frame0.radius[i0], frame0.direction[i0],
@@ -255,22 +270,27 @@ class FeaturePipeline:
         xy[i1] = moved
         return xy
 
-    def process(self, image: np.ndarray, color_order: str = "bgr") -> FrameResult:
-        """Features of ``image`` and its matches to the previous processed frame; with ``refine_matches`` the
-        matched keypoints are placed where they align with their matches (``refine``)."""
-        timer = StageTimer(self.device)
-        features, frame = self._extract(image, color_order, timer)
-        has_previous = self._previous is not None
+    def match_frames(self, previous: MatchState, current: MatchState, features: FrameFeatures,
+                     timer: StageTimer) -> tuple[np.ndarray, np.ndarray]:
+        """Mutual nearest-neighbour matches (M, 2) of ``current`` to ``previous`` and their distances (M,), timed
+        as "match"; with ``refine_matches`` the matched keypoints of ``current`` (and ``features.keypoints``)
+        are placed where they align with their matches (``refine``)."""
         with timer.stage("match"), torch.inference_mode():
-            if has_previous:
-                matches, distances = match_mutual_nn(self._previous.matchable, frame.matchable,
-                                                     self.config.match_max_distance, self.config.match_ratio)
-                if self.config.refine_matches and len(matches):
-                    frame.xy = self._refined(self._previous, frame, matches)
-                    features.keypoints = frame.xy.float().cpu().numpy()
-            else:
-                matches = torch.zeros((0, 2), dtype=torch.long)
-                distances = torch.zeros((0,))
-            matches_np, distances_np = matches.cpu().numpy(), distances.float().cpu().numpy()
-        self._previous = frame
-        return FrameResult(features, matches_np, distances_np, timer.results(), has_previous)
+            matches, distances = match_mutual_nn(previous.matchable, current.matchable,
+                                                 self.config.match_max_distance, self.config.match_ratio)
+            if self.config.refine_matches and len(matches):
+                current.xy = self._refined(previous, current, matches)
+                features.keypoints = current.xy.float().cpu().numpy()
+            return matches.cpu().numpy(), distances.float().cpu().numpy()
+
+    def process(self, image: np.ndarray, color_order: str = "bgr") -> FrameResult:
+        """Features of ``image`` and its matches to the previous processed frame (``match_frames``)."""
+        timer = self.new_timer()
+        features, state = self.extract_frame(image, color_order, timer)
+        has_previous = self._previous is not None
+        if has_previous:
+            matches, distances = self.match_frames(self._previous, state, features, timer)
+        else:
+            matches, distances = np.zeros((0, 2), np.int64), np.zeros((0,), np.float32)
+        self._previous = state
+        return FrameResult(features, matches, distances, timer.results(), has_previous)

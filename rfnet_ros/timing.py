@@ -28,6 +28,10 @@ class StageTimer:
             end = time.perf_counter()
         self._events.append((name, start, end))
 
+    def add(self, name: str, ms: float) -> None:
+        """A stage timed elsewhere (e.g. on another thread before this frame reached the pipeline), in ms."""
+        self._events.append((name, 0.0, ms * 1e-3))
+
     def results(self) -> dict[str, float]:
         """Stage -> ms (stages run more than once add up); synchronises the GPU once."""
         if self.cuda and self._events:

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from rfnet_ros.config import FeatureConfig
-from rfnet_ros.pipeline import FeaturePipeline
 from rfnet_ros.tracking.camera import CalibrationRejected, CameraModel, LatestCalibration
 from rfnet_ros.tracking.drawing import FULL_LENGTH, TrackTrails, draw_tracks, length_colors, to_bgr8
 from rfnet_ros.tracking.geometry import check_matches
@@ -275,7 +274,7 @@ def crop(image, x, y, width=320, height=240):
 
 
 def tracker(**settings):
-    return FeatureTracker(FeaturePipeline(FeatureConfig(device="cpu", top_k=256, **settings)))
+    return FeatureTracker(FeatureConfig(device="cpu", top_k=256, **settings))
 
 
 @pytest.mark.parametrize('check', ['fundamental', 'homography'])

@@ -27,7 +27,6 @@ import numpy as np
 from rfnet_ros.config import NodeConfig, load_config
 from rfnet_ros.frame_sources import SourceError, frames, parse_size
 from rfnet_ros.model.weights import WeightsError
-from rfnet_ros.pipeline import FeaturePipeline
 from rfnet_ros.tracking.camera import CameraModel, read_calibration
 from rfnet_ros.tracking.drawing import TrackTrails, draw_tracks
 from rfnet_ros.tracking.tracker import FeatureTracker
@@ -71,7 +70,7 @@ def run(options: argparse.Namespace) -> int:
         fields = read_calibration(options.camera_info)
         camera = CameraModel.from_camera_info(argparse.Namespace(
             **fields, binning_x=0, binning_y=0, roi=argparse.Namespace(width=0, height=0)))
-    tracker = FeatureTracker(FeaturePipeline(config))
+    tracker = FeatureTracker(config)
     trails = TrackTrails()
     picture = None
     keypoints, matches, seconds = [], [], []
@@ -98,8 +97,8 @@ def run(options: argparse.Namespace) -> int:
     tracks = tracker.statistics().tracks
     print(f"rfnet-track: {len(keypoints)} frames of {options.source.name} "
           f"({image.shape[1]}x{image.shape[0]}, detector {config.model_width}x{config.model_height}, "
-          f"top_k {config.top_k}, geometric check {config.geometric_check}, {tracker.pipeline.device} "
-          f"{tracker.pipeline.engine.name} {tracker.pipeline.precision})")
+          f"top_k {config.top_k}, geometric check {config.geometric_check}, {tracker.device} "
+          f"{tracker.engine_name} {tracker.precision})")
     print(f"  keypoints per frame {np.mean(keypoints):.0f}, matches per frame {np.mean(matches or [0]):.0f}, "
           f"inlier ratio {check.inlier_ratio_mean:.3f} (mean over frames)")
     print(f"  tracks {tracks.started}: mean length {tracks.mean_length:.2f} frames, "

@@ -1,7 +1,9 @@
 """The front end for visual odometry: pipeline matches, checked geometrically, turned into feature tracks.
 
-:class:`FeatureTracker` wraps a :class:`~rfnet_ros.pipeline.FeaturePipeline` (which it drives, and whose
-settings it reads) and adds, per frame:
+:class:`FeatureTracker` is the one object a camera stream talks to. It owns a
+:class:`~rfnet_ros.pipeline.FeaturePipeline` (built from the settings, reconfigured through ``configure``), the
+one record of the previous frame (its match state, keypoints and stamp) and the frame's stage timer, and
+reports the engine it runs. Per frame it adds to the pipeline's features and matches:
 
 1. the geometric check of the pipeline's matches to the previous frame (:mod:`.geometry`; settings
    ``geometric_check``, ``geometric_threshold``, ``geometric_confidence``, ``geometric_min_matches``), on
@@ -16,13 +18,14 @@ ROS-free: the node, the command-line tools and the tests all use it.
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from rfnet_ros.config import FeatureConfig
-from rfnet_ros.pipeline import FeaturePipeline, FrameFeatures
+from rfnet_ros.pipeline import FeaturePipeline, FrameFeatures, MatchState
+from rfnet_ros.timing import StageTimer
 from rfnet_ros.tracking.camera import CameraModel
 from rfnet_ros.tracking.geometry import CheckResult, check_matches
 from rfnet_ros.tracking.tracks import TrackBook, TrackStatistics
@@ -39,7 +42,8 @@ class TrackedFrame:
     (frames seen). normalised: (N, 2) undistorted normalised (x, y), velocities: (N, 2) normalised units per
     second (0 for tracks that start here), both None without a camera model. previous_keypoints: (P, 2) px,
     the previous frame's keypoints (what ``matches[:, 0]`` indexes; empty without one). timings: stage -> ms
-    (the check and the track update count as "match").
+    (the check and the track update count as "match"). has_previous: whether there was a previous frame to
+    match; previous_stamp_ns: its stamp (None without one, or when it had none).
     """
 
     features: FrameFeatures
@@ -54,6 +58,7 @@ class TrackedFrame:
     previous_keypoints: np.ndarray
     timings: dict[str, float] = field(default_factory=dict)
     has_previous: bool = False
+    previous_stamp_ns: int | None = None
 
     @property
     def inlier_ratio(self) -> float:
@@ -73,16 +78,18 @@ class FrontEndStatistics:
 
 @dataclass
 class _Previous:
-    keypoints: np.ndarray  # (N, 2) px
+    """The previous frame: what the pipeline matches against, its keypoints (N, 2) px and its stamp."""
+
+    state: MatchState
+    keypoints: np.ndarray
     stamp_ns: int | None
 
 
 class FeatureTracker:
     """Feature tracks over a frame sequence: one instance per camera stream, called from one thread."""
 
-    def __init__(self, pipeline: FeaturePipeline, tracks: TrackBook | None = None):
-        pipeline.reset()  # from now on the tracker drives it: its previous frame is the tracker's
-        self.pipeline = pipeline
+    def __init__(self, config: FeatureConfig | None = None, tracks: TrackBook | None = None):
+        self._pipeline = FeaturePipeline(config)
         self.tracks = tracks or TrackBook()
         self._previous: _Previous | None = None
         self._lock = threading.Lock()  # guards the check statistics below
@@ -93,11 +100,33 @@ class FeatureTracker:
 
     @property
     def config(self) -> FeatureConfig:
-        return self.pipeline.config
+        return self._pipeline.config
+
+    @property
+    def device(self) -> torch.device:
+        return self._pipeline.device
+
+    @property
+    def engine_name(self) -> str:
+        return self._pipeline.engine_name
+
+    @property
+    def precision(self) -> str:
+        return self._pipeline.precision
+
+    def configure(self, config: FeatureConfig) -> None:
+        """Use ``config`` from the next frame (the engine is rebuilt only when needed); when the new descriptions
+        cannot be compared with the previous frame's, matching restarts as after ``reset``."""
+        if not self._pipeline.configure(config):
+            self.reset()
+
+    def new_timer(self) -> StageTimer:
+        """A stage timer for one frame on the front end's device: stages timed before ``process`` (a conversion
+        elsewhere) and after it (publishing) go into the same timer."""
+        return self._pipeline.new_timer()
 
     def reset(self) -> None:
         """Forget the previous frame: every track ends, the next frame is matched to nothing."""
-        self.pipeline.reset()
         self.tracks.reset()
         self._previous = None
 
@@ -108,44 +137,57 @@ class FeatureTracker:
             return FrontEndStatistics(self.tracks.statistics(), mean, self._last_ratio, self._too_few)
 
     def process(self, image: np.ndarray, color_order: str = "bgr", stamp_ns: int | None = None,
-                camera: CameraModel | None = None) -> TrackedFrame:
+                camera: CameraModel | None = None, timer: StageTimer | None = None) -> TrackedFrame:
         """Tracks of ``image`` (any array FeaturePipeline.process takes) stamped ``stamp_ns`` (for velocities),
-        with ``camera`` (None: pixels only; the caller checks that the camera fits the image size)."""
-        result = self.pipeline.process(image, color_order)
-        start = time.perf_counter()
-        cfg = self.config
-        keypoints = result.features.keypoints
-        previous = self._previous if result.has_previous else None
+        with ``camera`` (None: pixels only; the caller checks that the camera fits the image size); stages are
+        timed in ``timer`` (``new_timer``; a new one when None)."""
+        timer = timer or self.new_timer()
+        features, state = self._pipeline.extract_frame(image, color_order, timer)
+        previous = self._previous
         if previous is not None:
-            points0, points1 = previous.keypoints[result.matches[:, 0]], keypoints[result.matches[:, 1]]
-            if camera is not None:
-                points0, points1 = camera.undistort_pixels(points0), camera.undistort_pixels(points1)
-            check = check_matches(points0, points1, cfg.geometric_check, cfg.geometric_threshold,
-                                  cfg.geometric_confidence, cfg.geometric_min_matches)
+            candidates, candidate_distances = self._pipeline.match_frames(previous.state, state, features, timer)
         else:
-            check = CheckResult(np.zeros(len(result.matches), bool), "no previous frame")
-        matches, distances = result.matches[check.inliers], result.match_distances[check.inliers]
-        track_ids, track_lengths = self.tracks.update(len(keypoints), matches)
-
-        normalised = velocities = None
-        if camera is not None:
-            normalised = camera.normalise(keypoints)
-            velocities = np.zeros_like(normalised)
-            if previous is not None and len(matches) and stamp_ns is not None and previous.stamp_ns is not None \
-                    and stamp_ns > previous.stamp_ns:
-                moved = normalised[matches[:, 1]] - camera.normalise(previous.keypoints[matches[:, 0]])
-                velocities[matches[:, 1]] = moved / ((stamp_ns - previous.stamp_ns) * 1e-9)
-        self._previous = _Previous(keypoints, stamp_ns)
-
-        timings = dict(result.timings)
-        timings["match"] = timings.get("match", 0.0) + (time.perf_counter() - start) * 1e3
+            candidates, candidate_distances = np.zeros((0, 2), np.int64), np.zeros((0,), np.float32)
+        with timer.stage("match"):
+            cfg = self.config
+            keypoints = features.keypoints
+            if previous is not None:
+                points0, points1 = previous.keypoints[candidates[:, 0]], keypoints[candidates[:, 1]]
+                if camera is not None:
+                    points0, points1 = camera.undistort_pixels(points0), camera.undistort_pixels(points1)
+                check = check_matches(points0, points1, cfg.geometric_check, cfg.geometric_threshold,
+                                      cfg.geometric_confidence, cfg.geometric_min_matches)
+            else:
+                check = CheckResult(np.zeros(len(candidates), bool), "no previous frame")
+            matches, distances = candidates[check.inliers], candidate_distances[check.inliers]
+            track_ids, track_lengths = self.tracks.update(len(keypoints), matches)
+            normalised, velocities = self._motion(keypoints, matches, previous, stamp_ns, camera)
+        self._previous = _Previous(state, keypoints, stamp_ns)
         with self._lock:
-            if len(result.matches):
+            if len(candidates):
                 self._ratio_sum += check.ratio
                 self._ratio_frames += 1
                 self._last_ratio = check.ratio
             self._too_few += check.status == "too few"
-        return TrackedFrame(result.features, matches, distances, len(result.matches), check, track_ids,
-                            track_lengths, normalised, velocities,
-                            previous.keypoints if previous is not None else np.zeros((0, 2), np.float32),
-                            timings, result.has_previous)
+        return TrackedFrame(
+            features=features, matches=matches, match_distances=distances, candidate_matches=len(candidates),
+            check=check, track_ids=track_ids, track_lengths=track_lengths, normalised=normalised,
+            velocities=velocities,
+            previous_keypoints=previous.keypoints if previous is not None else np.zeros((0, 2), np.float32),
+            timings=timer.results(), has_previous=previous is not None,
+            previous_stamp_ns=previous.stamp_ns if previous is not None else None)
+
+    @staticmethod
+    def _motion(keypoints: np.ndarray, matches: np.ndarray, previous: _Previous | None, stamp_ns: int | None,
+                camera: CameraModel | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Undistorted normalised keypoints and their velocities (normalised units per second; 0 where a track
+        starts), or (None, None) without a camera model."""
+        if camera is None:
+            return None, None
+        normalised = camera.normalise(keypoints)
+        velocities = np.zeros_like(normalised)
+        if previous is not None and len(matches) and stamp_ns is not None and previous.stamp_ns is not None \
+                and stamp_ns > previous.stamp_ns:
+            moved = normalised[matches[:, 1]] - camera.normalise(previous.keypoints[matches[:, 0]])
+            velocities[matches[:, 1]] = moved / ((stamp_ns - previous.stamp_ns) * 1e-9)
+        return normalised, velocities
