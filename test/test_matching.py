@@ -58,3 +58,20 @@ def test_descriptor_hypotheses_match_by_their_closest_pair():
     only_first, _ = match_mutual_nn(d0[:, 0], d1)
     assert [0, 0] not in only_first.tolist()
     assert torch.equal(descriptor_distances(d0[:, :1], d1[:, None]), descriptor_distances(d0[:, 0], d1))
+
+
+def test_allowed_pairs_limit_the_candidates():
+    """Two identical descriptor sets: unrestricted, each finds its copy; where a pair is not allowed, the
+    keypoint takes its best allowed partner or none, and no excluded pair is ever returned."""
+    d0 = _descriptors(20)
+    d1 = d0.clone()
+    allowed = torch.ones(20, 20, dtype=torch.bool)
+    allowed[3, 3] = False  # 3's copy is outside its window: 3 must not match it
+    allowed[7, :] = False  # nothing allowed for 7: no match
+    matches, _ = match_mutual_nn(d0, d1, allowed=allowed)
+    pairs = matches.tolist()
+    assert [3, 3] not in pairs and all(i != 7 for i, _ in pairs)
+    assert all(allowed[i, j] for i, j in pairs)
+    assert {(i, j) for i, j in pairs if i not in (3, 7)} == {(i, i) for i in range(20) if i not in (3, 7)}
+    assert torch.equal(match_mutual_nn(d0, d1, allowed=torch.ones(20, 20, dtype=torch.bool))[0],
+                       match_mutual_nn(d0, d1)[0])

@@ -18,16 +18,21 @@ def descriptor_distances(desc0: torch.Tensor, desc1: torch.Tensor) -> torch.Tens
 
 
 def match_mutual_nn(desc0: torch.Tensor, desc1: torch.Tensor, max_distance: float = 2.0,
-                    ratio: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+                    ratio: float = 1.0, allowed: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Match (N0, D) or (N0, H0, D) against (N1, D) or (N1, H1, D) unit descriptors (``descriptor_distances``).
 
     A pair (i, j) is kept when j is i's nearest neighbour and i is j's, their L2 distance is at most
     ``max_distance`` and, if ``ratio`` < 1, the nearest distance is below ``ratio`` times the second nearest
-    (in both directions). Returns indices (M, 2) int64 (index into desc0, index into desc1) and distances (M,).
+    (in both directions). ``allowed`` (N0, N1) bool, when given, limits the candidates (e.g. to a search
+    window around a predicted position, or to a stereo pair's epipolar row): a pair it excludes is neither a
+    match nor anyone's nearest neighbour. Returns indices (M, 2) int64 (index into desc0, index into desc1)
+    and distances (M,).
     """
     if desc0.shape[0] == 0 or desc1.shape[0] == 0:
         return desc0.new_zeros((0, 2), dtype=torch.long), desc0.new_zeros((0,), dtype=torch.float32)
     distance = descriptor_distances(desc0, desc1)
+    if allowed is not None:
+        distance = distance.masked_fill(~allowed, float("inf"))
     nn01 = distance.argmin(dim=1)
     nn10 = distance.argmin(dim=0)
     index0 = torch.arange(desc0.shape[0], device=desc0.device)
