@@ -205,6 +205,12 @@ def wait_for_node(probe: Probe, process: ChildProcess, namespace: str) -> None:
     probe.wait_for(up, f'{namespace}/{NODE_NAME} to start', STARTUP_TIMEOUT, process)
 
 
+def feature_nodes(probe: Probe) -> set[str]:
+    """The full names of the feature nodes in the graph."""
+    return {f'{namespace.rstrip("/")}/{name}' for name, namespace in probe.node.get_node_names_and_namespaces()
+            if name == NODE_NAME}
+
+
 def keypoints_of(probe: Probe, process: ChildProcess, image_topic: str, keypoints_topic: str, image) -> object:
     """Publish ``image`` on ``image_topic`` (a new stamp every 2 s, until one comes back: the node keeps the newest
     frame only and its first frame may precede discovery) and return the keypoints of one of them."""
@@ -270,6 +276,7 @@ def test_lite_launch_one_camera(ros2_launch):
         msg = keypoints_of(probe, process, '/camera/image_raw', '/keypoints', crop(photo(), 40, 30))
         check_keypoints(msg, expected['top_k'])
         assert node_parameters(probe, f'/{NODE_NAME}', sorted(expected)) == expected
+        assert feature_nodes(probe) == {f'/{NODE_NAME}'}
 
 
 def test_lite_launch_two_cameras(ros2_launch):
@@ -284,7 +291,7 @@ def test_lite_launch_two_cameras(ros2_launch):
             msg = keypoints_of(probe, process, f'/{camera}/image_raw', f'/{camera}/keypoints', crop(image, x, 30))
             check_keypoints(msg, expected['top_k'])
             assert node_parameters(probe, f'/{camera}/{NODE_NAME}', sorted(expected)) == expected
-        assert (NODE_NAME, '/') not in probe.node.get_node_names_and_namespaces()
+        assert feature_nodes(probe) == {f'/front/{NODE_NAME}', f'/rear/{NODE_NAME}'}
 
 
 def test_full_launch_uses_the_users_params_file(ros2_launch, tmp_path):
@@ -301,3 +308,4 @@ def test_full_launch_uses_the_users_params_file(ros2_launch, tmp_path):
         msg = keypoints_of(probe, process, '/camera/image_raw', '/keypoints', crop(photo(), 40, 30))
         check_keypoints(msg, 77)
         assert node_parameters(probe, f'/{NODE_NAME}', sorted(expected)) == expected
+        assert feature_nodes(probe) == {f'/{NODE_NAME}'}
