@@ -5,8 +5,8 @@ The ROS 2 wheels do not carry `launch`, `launch_ros` or `ros2cli`, so these test
 1. a `ros2` with the `launch` verb on the PATH (a sourced ROS 2 distribution, or the overlay below, sourced);
 2. the upstream sources and installer of ../shared/ros2-launch beside the checkout (ROOT.parent / 'shared' /
    'ros2-launch'), or the folder named by RFNET_ROS2_LAUNCH_SOURCES: installed once per test session, as its
-   README says, into the ignored folder .ros2-launch of the checkout (about 30 s; a stamp naming the installer,
-   the sources and the Python keeps a second session from installing again).
+   README says, into the ignored folder .ros2-launch of the checkout (30 s to 2 min on 2 cores; a stamp naming
+   the installer, the sources and the Python keeps a second session from installing again).
 
 Where neither is present every test here is skipped, and the reason says so.
 
