@@ -4,6 +4,7 @@ The files are read with `ast`: the node they start, its executable and name, the
 and the installed files they name (executables in install/.../lib/rfnet_ros, configs in
 install/.../share/rfnet_ros/config, included launch files in share/rfnet_ros/launch). Which nodes start
 with which namespaces, remappings and parameters is decided by rfnet_ros.ros.cameras, tested here directly.
+test_ros2_launch.py runs the launch files with the real `ros2 launch` where it is available.
 """
 import ast
 import inspect
@@ -136,8 +137,17 @@ def test_launch_files_name_installed_files():
 
 
 def test_full_launch_is_lite_with_the_full_config():
+    """full.launch.py declares params_file with full.yaml as its default before it includes lite.launch.py (the
+    first declaration is what --show-args shows), and passes the launch configuration on: a params_file:= of the
+    command line replaces full.yaml (forcing full.yaml into the include ignored it)."""
     tree = parse('full.launch.py')
     assert ['launch', 'lite.launch.py'] in share_paths(tree)
+    (declared,) = calls(tree, 'DeclareLaunchArgument')
+    assert string(declared.args[0]) == 'params_file' and string(keyword(declared, 'description'))
+    assert ast.unparse(keyword(declared, 'default_value')) == "PathJoinSubstitution([share, 'config', 'full.yaml'])"
     (include,) = calls(tree, 'IncludeLaunchDescription')
     arguments = keyword(include, 'launch_arguments')
-    assert "'params_file': PathJoinSubstitution([share, 'config', 'full.yaml'])" in ast.unparse(arguments)
+    assert ast.unparse(arguments) == "{'params_file': LaunchConfiguration('params_file')}.items()"
+    (description,) = calls(tree, 'LaunchDescription')
+    assert [ast.unparse(entity.func) for entity in description.args[0].elts] == \
+        ['DeclareLaunchArgument', 'IncludeLaunchDescription']
