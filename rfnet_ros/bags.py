@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rfnet_ros.stamps import from_nanoseconds
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 # Field types of a .msg file that name another message ("pkg/Type" or a bare "Type" of the same package).
 _FIELD = re.compile(r"^\s*([A-Za-z][\w/]*)(\[[^\]]*\])?\s+\w+")
@@ -86,7 +88,7 @@ def open_writer(path: Path):
 def stamp_fields(store, stamp_ns: int):
     """A builtin_interfaces/Time of rosbags' store for a stamp in ns."""
     Time = store.types["builtin_interfaces/msg/Time"]
-    return Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
+    return Time(**from_nanoseconds(stamp_ns)._asdict())
 
 
 def image_message(store, image: np.ndarray, stamp_ns: int, frame_id: str):

@@ -8,6 +8,7 @@ import pytest
 from ros_harness import ROOT, Probe, executable, require_install
 
 from rfnet_ros.frame_sources import SourceError, frames, parse_size
+from rfnet_ros.stamps import from_nanoseconds
 
 VIDEO = ROOT / 'data' / 'video' / 'vtest.avi'
 RNG = np.random.default_rng(1)
@@ -70,7 +71,7 @@ def write_bag(path: Path, topics: dict[str, list[tuple[int, np.ndarray]]], compr
             msgtype = 'sensor_msgs/msg/CompressedImage' if topic in compressed else 'sensor_msgs/msg/Image'
             connection = writer.add_connection(topic, msgtype, typestore=store)
             for stamp, image in messages:
-                header = Header(stamp=Time(sec=stamp // 10**9, nanosec=stamp % 10**9), frame_id='cam')
+                header = Header(stamp=Time(**from_nanoseconds(stamp)._asdict()), frame_id='cam')
                 if topic in compressed:
                     msg = CompressedImage(header=header, format='png',
                                           data=np.frombuffer(cv2.imencode('.png', image)[1].tobytes(), np.uint8))

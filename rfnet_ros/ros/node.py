@@ -53,11 +53,11 @@ from std_msgs.msg import Header
 
 from rfnet_ros.config import FeatureConfig, NodeConfig
 from rfnet_ros.engines import EngineUnavailable
+from rfnet_ros.image_messages import ImageRejected, array_to_image_fields, compressed_to_array, image_to_array
 from rfnet_ros.model.weights import WeightsError
 from rfnet_ros.msg import FrameTiming, Keypoints, Matches
 from rfnet_ros.pipeline import STAGES, FeaturePipeline
 from rfnet_ros.ros.frame_cost import FrameCost
-from rfnet_ros.ros.image_conversion import ImageRejected, array_to_image_fields, compressed_to_array, image_to_array
 from rfnet_ros.ros.monitor import ERROR, OK, STAGE_NAMES, WARN, FrameMonitor, InputLossEstimator, StampMonitor
 from rfnet_ros.ros.parameters import (
     ParameterError,
