@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from rfnet_ros.config import FeatureConfig, NodeConfig, load_config
+from rfnet_ros.engine_parity import compare
 from rfnet_ros.engines import EngineUnavailable, resolve_engine, resolve_precision
 from rfnet_ros.engines.factory import PRECISIONS, installed
 from rfnet_ros.engines.graphs import GRAPH_VERSION, descriptor_onnx, detector_onnx, file_digest
-from rfnet_ros.engines.parity import compare
 from rfnet_ros.engines.tensorrt_engine import descriptor_settings, detector_settings, plan_path
 from rfnet_ros.hardware import native_bf16
 from rfnet_ros.model.weights import load_model
