@@ -5,7 +5,6 @@ the `rosbags` library, from sensor_msgs/Image or sensor_msgs/CompressedImage top
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,13 +125,3 @@ def frames(path: Path, *, mono: bool = False, resize: tuple[int, int] | None = N
         if not loop:
             return
 
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'320x240' -> (320, 240)."""
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 320x240, got {text!r}") from None
-    if width <= 0 or height <= 0:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
-    return width, height

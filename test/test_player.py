@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from ros_harness import ROOT, Probe, executable, require_install
 
-from rfnet_ros.frame_sources import SourceError, frames, parse_size
+from rfnet_ros.frame_sources import SourceError, frames
 from rfnet_ros.stamps import from_nanoseconds
 
 VIDEO = ROOT / 'data' / 'video' / 'vtest.avi'
@@ -97,13 +97,6 @@ def test_bag_frames_keep_their_stamps(tmp_path):
             np.testing.assert_array_equal(frame, image)  # rgb8 and png both come back as BGR
     with pytest.raises(SourceError, match='no image topic /other'):
         next(frames(tmp_path / 'bag', bag_topic='/other'))
-
-
-def test_parse_size():
-    assert parse_size('320x240') == (320, 240)
-    for bad in ('320', '0x10', 'axb'):
-        with pytest.raises(Exception, match='WIDTHxHEIGHT|positive'):
-            parse_size(bad)
 
 
 def test_player_executable_publishes_frames(tmp_path):

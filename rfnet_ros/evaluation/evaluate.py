@@ -29,6 +29,7 @@ import argparse
 import dataclasses
 import json
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -56,20 +57,13 @@ from rfnet_ros.evaluation.report import (
 )
 from rfnet_ros.evaluation.sequences import FRAMES, sequences
 from rfnet_ros.model.weights import WeightsError
+from rfnet_ros.sizes import parse_size
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 DEFAULT_METHODS = ("lite=config/lite.yaml", "sift", "orb")
 ALL_SETS = ("pairs", "rotation", "scale", "sequences")
 SPLIT_CHOICES = ("validation", "heldout")
 REFERENCE = "sift"
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``HxW`` -> (height, width)."""
-    height, sep, width = text.lower().partition("x")
-    if not (sep and height.isdigit() and width.isdigit()):
-        raise argparse.ArgumentTypeError(f"expected HxW, e.g. 480x640, got {text!r}")
-    return int(height), int(width)
 
 
 def parse_compare(specs: list[str] | None, methods: list[str]) -> list[tuple[str, str]]:
@@ -113,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-keypoints", type=int, default=1024, help="keypoints per image, every method")
     parser.add_argument("--config", type=Path, help="YAML config (config/lite.yaml format) with the settings "
                         "other than weights, variant, top-k, device and precision of the named RF-Net variants")
-    parser.add_argument("--model-size", type=parse_size, metavar="HxW",
+    parser.add_argument("--model-size", type=partial(parse_size, order="HxW"), metavar="HxW",
                         help="detector input size of the named variants, e.g. 480x640 (default: 240x320)")
     parser.add_argument("--device", default=None, help="torch device (default: auto for the named variants, the "
                         "file's for NAME=CONFIG.yaml methods)")

@@ -32,9 +32,10 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.utilities import remove_ros_args
 from sensor_msgs.msg import CameraInfo, Image
 
-from rfnet_ros.frame_sources import SourceError, frames, parse_size
+from rfnet_ros.frame_sources import SourceError, frames
 from rfnet_ros.image_messages import array_to_image_fields
 from rfnet_ros.msg import FrameTiming
+from rfnet_ros.sizes import parse_size
 from rfnet_ros.stamps import from_nanoseconds
 from rfnet_ros.tracking.camera import read_calibration, sibling_camera_info
 
