@@ -8,13 +8,14 @@ do the player and rfnet_ros.frame_sources.
 """
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import numpy as np
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+from rfnet_ros.share import find_shared_file
+from rfnet_ros.stamps import from_nanoseconds
+
 # Field types of a .msg file that name another message ("pkg/Type" or a bare "Type" of the same package).
 _FIELD = re.compile(r"^\s*([A-Za-z][\w/]*)(\[[^\]]*\])?\s+\w+")
 _PRIMITIVES = {"bool", "byte", "char", "float32", "float64", "int8", "uint8", "int16", "uint16", "int32",
@@ -23,16 +24,6 @@ _PRIMITIVES = {"bool", "byte", "char", "float32", "float64", "int8", "uint8", "i
 
 class BagError(ValueError):
     """A bag that cannot be written or a message type without a definition."""
-
-
-def msg_dirs(package: str) -> list[Path]:
-    """Folders that may hold ``package``'s .msg files: <prefix>/share/<package>/msg for every AMENT_PREFIX_PATH
-    prefix, and for rfnet_ros also msg/ of this source tree."""
-    dirs = [Path(prefix) / "share" / package / "msg"
-            for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if prefix]
-    if package == "rfnet_ros":
-        dirs.append(PACKAGE_DIR.parent / "msg")
-    return dirs
 
 
 def typestore(extra_types: tuple[str, ...] = ("rfnet_ros/msg/Keypoints", "rfnet_ros/msg/Matches",
@@ -53,7 +44,7 @@ def register(store, msgtype: str) -> None:
     if msgtype in store.types:
         return
     package, _, name = msgtype.partition("/msg/")
-    path = next((d / f"{name}.msg" for d in msg_dirs(package) if (d / f"{name}.msg").is_file()), None)
+    path = find_shared_file(package, "msg", f"{name}.msg")
     if path is None:
         raise BagError(f"no message definition for {msgtype}: {name}.msg not found in "
                        f"share/{package}/msg of AMENT_PREFIX_PATH")
@@ -86,7 +77,7 @@ def open_writer(path: Path):
 def stamp_fields(store, stamp_ns: int):
     """A builtin_interfaces/Time of rosbags' store for a stamp in ns."""
     Time = store.types["builtin_interfaces/msg/Time"]
-    return Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
+    return Time(**from_nanoseconds(stamp_ns)._asdict())
 
 
 def image_message(store, image: np.ndarray, stamp_ns: int, frame_id: str):

@@ -5,13 +5,14 @@ the `rosbags` library, from sensor_msgs/Image or sensor_msgs/CompressedImage top
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from rfnet_ros.stamps import to_nanoseconds
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp"}
 BAG_IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
@@ -72,7 +73,7 @@ def bag_frames(path: Path, topic: str | None) -> Iterator[tuple[np.ndarray, str,
     from rosbags.highlevel import AnyReader
     from rosbags.typesys import Stores, get_typestore
 
-    from rfnet_ros.ros.image_conversion import ImageRejected, compressed_to_array, image_to_array
+    from rfnet_ros.image_messages import ImageRejected, compressed_to_array, image_to_array
 
     with AnyReader([path], default_typestore=get_typestore(Stores.ROS2_HUMBLE)) as reader:
         connections = [c for c in reader.connections if c.msgtype in BAG_IMAGE_TYPES
@@ -94,7 +95,7 @@ def bag_frames(path: Path, topic: str | None) -> Iterator[tuple[np.ndarray, str,
             except ImageRejected as exc:
                 print(f"player: skipping a bag message: {exc.reason}", file=sys.stderr)
                 continue
-            yield image, order, msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+            yield image, order, to_nanoseconds(msg.header.stamp)
 
 
 def open_source(path: Path, bag_topic: str | None = None) -> Iterator[tuple[np.ndarray, str, int | None]]:
@@ -124,13 +125,3 @@ def frames(path: Path, *, mono: bool = False, resize: tuple[int, int] | None = N
         if not loop:
             return
 
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'320x240' -> (320, 240)."""
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 320x240, got {text!r}") from None
-    if width <= 0 or height <= 0:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
-    return width, height

@@ -8,7 +8,7 @@ import zlib
 import cv2
 import numpy as np
 
-from rfnet_ros.ros.image_conversion import SUPPORTED_ENCODINGS
+from rfnet_ros.image_messages import SUPPORTED_ENCODINGS
 
 ENCODINGS = (*SUPPORTED_ENCODINGS, '32FC1', '64FC1', '16SC1', '32SC1', '8SC3', '16UC3', '8UC2', 'rgb16',
              'yuv422', 'bayer_rggb8', 'nv21', '', 'MONO8', 'bgr8 ', '8UC', '\x00')

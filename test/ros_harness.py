@@ -111,8 +111,11 @@ class StampClock:
 
     def next(self):
         from builtin_interfaces.msg import Time
+
+        from rfnet_ros.stamps import from_nanoseconds
+
         self._ns += 100_000_000
-        return Time(sec=self._ns // 1_000_000_000, nanosec=self._ns % 1_000_000_000)
+        return Time(**from_nanoseconds(self._ns)._asdict())
 
     def rewind(self, seconds: int = 1000) -> None:
         self._ns -= seconds * 1_000_000_000
@@ -176,7 +179,7 @@ class Probe:
         """Publish ``image`` as sensor_msgs/Image; ``fields`` override message fields (for bad frames)."""
         from sensor_msgs.msg import Image
 
-        from rfnet_ros.ros.image_conversion import array_to_image_fields
+        from rfnet_ros.image_messages import array_to_image_fields
 
         values = array_to_image_fields(image, color_order) if image is not None else {}
         values.update(fields)

@@ -7,12 +7,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from photos import gray_photo
 
 from rfnet_ros.config import FeatureConfig, NodeConfig, load_config
+from rfnet_ros.engine_parity import compare
 from rfnet_ros.engines import EngineUnavailable, resolve_engine, resolve_precision
 from rfnet_ros.engines.factory import PRECISIONS, installed
 from rfnet_ros.engines.graphs import GRAPH_VERSION, descriptor_onnx, detector_onnx, file_digest
-from rfnet_ros.engines.parity import compare
 from rfnet_ros.engines.tensorrt_engine import descriptor_settings, detector_settings, plan_path
 from rfnet_ros.hardware import native_bf16
 from rfnet_ros.model.weights import load_model
@@ -25,9 +26,7 @@ ONNX_ENGINES = [e for e in ("openvino", "onnxruntime") if installed(e)]
 
 @pytest.fixture(scope="module")
 def frames():
-    image = cv2.imread(str(ROOT / "data" / "images" / "heldout" / "building.png"), cv2.IMREAD_GRAYSCALE)
-    assert image is not None, "run scripts/fetch_data.sh"
-    frame = np.ascontiguousarray(image[:480, :640])
+    frame = np.ascontiguousarray(gray_photo("images/heldout/building.png")[:480, :640])
     # A second view, rotated and shifted, so that the matches of the two frames are a real test.
     warp = cv2.getRotationMatrix2D((320, 240), 8, 1.05)
     warp[:, 2] += (6, -4)

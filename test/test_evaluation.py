@@ -277,13 +277,13 @@ def test_eval_command_small_run(tmp_path, capsys):
 def test_sweep_lists_variants_without_weights(tmp_path):
     import cv2
 
-    from rfnet_ros.evaluation.sweep import complexity_rows, format_table, plot, sweep_rows
+    from rfnet_ros.evaluation.variants import complexity_rows, format_table, plot, variant_rows
 
     complexity = complexity_rows(32, 32)
     assert [r["replaced_layers"] for r in complexity] == list(range(10))
     assert complexity[9]["parameters"] < complexity[0]["parameters"] and complexity[0]["macs_change"] == 0
     scores = {"ms_viewpoint": 0.3, "ms_illumination": 0.5, "ms_synthetic": 0.4, "matches": 200.0, "keypoints": 900.0}
-    rows = sweep_rows(complexity, {(9, Path("lite.pt")): scores})
+    rows = variant_rows(complexity, {(9, Path("lite.pt")): scores})
     assert len(rows) == 10 and rows[9]["ms_synthetic"] == 0.4 and rows[0]["weights"] is None
     table = format_table(rows, 32, 32).splitlines()
     assert "lite.pt" in table[-1] and "0.400" in table[-1]

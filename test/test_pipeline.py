@@ -4,18 +4,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from photos import gray_photo
 
 from rfnet_ros.config import FeatureConfig
 from rfnet_ros.pipeline import STAGES, FeaturePipeline, to_gray
 
-DATA = Path(__file__).resolve().parents[1] / "data"
-
 
 @pytest.fixture(scope="module")
 def photo():
-    path = DATA / "images" / "heldout" / "building.png"
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    assert image is not None, f"{path} missing: run scripts/fetch_data.sh"
+    image = gray_photo("images/heldout/building.png")
     h, w = image.shape
     y0, x0 = (h - 480) // 2, (w - 640) // 2
     return image[y0:y0 + 480, x0:x0 + 640]

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from ros_harness import ROOT, Probe, executable, require_install
 
-from rfnet_ros.frame_sources import SourceError, frames, parse_size
+from rfnet_ros.frame_sources import SourceError, frames
+from rfnet_ros.stamps import from_nanoseconds
 
 VIDEO = ROOT / 'data' / 'video' / 'vtest.avi'
 RNG = np.random.default_rng(1)
@@ -70,7 +71,7 @@ def write_bag(path: Path, topics: dict[str, list[tuple[int, np.ndarray]]], compr
             msgtype = 'sensor_msgs/msg/CompressedImage' if topic in compressed else 'sensor_msgs/msg/Image'
             connection = writer.add_connection(topic, msgtype, typestore=store)
             for stamp, image in messages:
-                header = Header(stamp=Time(sec=stamp // 10**9, nanosec=stamp % 10**9), frame_id='cam')
+                header = Header(stamp=Time(**from_nanoseconds(stamp)._asdict()), frame_id='cam')
                 if topic in compressed:
                     msg = CompressedImage(header=header, format='png',
                                           data=np.frombuffer(cv2.imencode('.png', image)[1].tobytes(), np.uint8))
@@ -96,13 +97,6 @@ def test_bag_frames_keep_their_stamps(tmp_path):
             np.testing.assert_array_equal(frame, image)  # rgb8 and png both come back as BGR
     with pytest.raises(SourceError, match='no image topic /other'):
         next(frames(tmp_path / 'bag', bag_topic='/other'))
-
-
-def test_parse_size():
-    assert parse_size('320x240') == (320, 240)
-    for bad in ('320', '0x10', 'axb'):
-        with pytest.raises(Exception, match='WIDTHxHEIGHT|positive'):
-            parse_size(bad)
 
 
 def test_player_executable_publishes_frames(tmp_path):

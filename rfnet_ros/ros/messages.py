@@ -10,20 +10,13 @@ from sensor_msgs.msg import ChannelFloat32, Image, PointCloud
 from std_msgs.msg import Header
 
 from rfnet_ros.config import NodeConfig
+from rfnet_ros.image_messages import array_to_image_fields
 from rfnet_ros.msg import FrameTiming, Keypoints, Matches
-from rfnet_ros.ros.image_conversion import array_to_image_fields
 from rfnet_ros.ros.monitor import STAGE_NAMES
+from rfnet_ros.stamps import from_nanoseconds
 from rfnet_ros.tracking.drawing import draw_tracks
 from rfnet_ros.tracking.tracker import FeatureTracker, TrackedFrame
 from rfnet_ros.tracking.vins import FeatureCloud, feature_cloud
-
-
-def stamp_ns(stamp: Time) -> int:
-    return stamp.sec * 1_000_000_000 + stamp.nanosec
-
-
-def stamp_of(nanoseconds: int) -> Time:
-    return Time(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
 
 
 def float_array(values: np.ndarray) -> array.array:
@@ -62,7 +55,7 @@ def keypoints_message(header: Header, result: TrackedFrame, with_descriptors: bo
 
 def matches_message(header: Header, result: TrackedFrame) -> Matches:
     """The checked matches of ``result`` to its previous frame, which must have a stamp."""
-    msg = Matches(header=header, previous_stamp=stamp_of(result.previous_stamp_ns))
+    msg = Matches(header=header, previous_stamp=Time(**from_nanoseconds(result.previous_stamp_ns)._asdict()))
     msg.previous_index = uint32_array(result.matches[:, 0])
     msg.current_index = uint32_array(result.matches[:, 1])
     msg.distance = float_array(result.match_distances)

@@ -43,6 +43,7 @@ from std_msgs.msg import Header
 
 from rfnet_ros.config import NodeConfig
 from rfnet_ros.engines import EngineUnavailable
+from rfnet_ros.image_messages import ImageRejected, compressed_to_array, image_to_array
 from rfnet_ros.model.weights import WeightsError
 from rfnet_ros.msg import FrameTiming, Keypoints, Matches
 from rfnet_ros.pipeline import STAGES
@@ -50,9 +51,9 @@ from rfnet_ros.ros import messages, parameters
 from rfnet_ros.ros.diagnostics import diagnostic_array, front_end_values, with_warning
 from rfnet_ros.ros.frame_cost import FrameCost
 from rfnet_ros.ros.frame_slot import NewestFrameWorker, Requests
-from rfnet_ros.ros.image_conversion import ImageRejected, compressed_to_array, image_to_array
 from rfnet_ros.ros.monitor import STAGE_NAMES, FrameMonitor, InputLossEstimator, StampMonitor
 from rfnet_ros.ros.startup import StartupError, run_node
+from rfnet_ros.stamps import to_nanoseconds
 from rfnet_ros.tracking.camera import LatestCalibration
 from rfnet_ros.tracking.tracker import FeatureTracker
 
@@ -180,7 +181,7 @@ class FeatureNode(Node):
     def _on_image(self, msg: Image | CompressedImage, sequence: int | None = None, publisher: str = "") -> None:
         received = time.perf_counter()
         self.monitor.on_received(time.monotonic())
-        lost = self.loss.update(messages.stamp_ns(msg.header.stamp), self.stamps.expected_period, sequence, publisher)
+        lost = self.loss.update(to_nanoseconds(msg.header.stamp), self.stamps.expected_period, sequence, publisher)
         self.monitor.on_lost(lost, self.loss.lost, self.loss.source)
         try:
             image, color_order = self._convert(msg, self.settings[1].max_image_pixels)
@@ -205,7 +206,7 @@ class FeatureNode(Node):
 
     def _check_stamp(self, header: Header) -> None:
         """Report time jumps of accepted frames; going backwards makes the worker restart matching."""
-        jump = self.stamps.update(messages.stamp_ns(header.stamp))
+        jump = self.stamps.update(to_nanoseconds(header.stamp))
         if jump is None:
             return
         kind, description = jump
@@ -256,7 +257,7 @@ class FeatureNode(Node):
         """Track ``frame`` and publish its outputs; returns the stage times (ms)."""
         timer = self.front_end.new_timer()
         timer.add("convert", frame.convert_ms)
-        result = self.front_end.process(frame.image, frame.color_order, messages.stamp_ns(frame.header.stamp),
+        result = self.front_end.process(frame.image, frame.color_order, to_nanoseconds(frame.header.stamp),
                                         self._camera_for(frame.image), timer)
         header, node = frame.header, self.settings[1]
         with timer.stage("publish"):

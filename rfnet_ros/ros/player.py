@@ -32,9 +32,11 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.utilities import remove_ros_args
 from sensor_msgs.msg import CameraInfo, Image
 
-from rfnet_ros.frame_sources import SourceError, frames, parse_size
+from rfnet_ros.frame_sources import SourceError, frames
+from rfnet_ros.image_messages import array_to_image_fields
 from rfnet_ros.msg import FrameTiming
-from rfnet_ros.ros.image_conversion import array_to_image_fields
+from rfnet_ros.sizes import parse_size
+from rfnet_ros.stamps import from_nanoseconds
 from rfnet_ros.tracking.camera import read_calibration, sibling_camera_info
 
 # Seconds the player keeps running after its last frame (reliable delivery of the last messages).
@@ -109,7 +111,7 @@ class Player(Node):
         msg = Image(**array_to_image_fields(image, "bgr"))
         msg.header.frame_id = self._frame_id
         if self._bag_stamps and stamp is not None:
-            msg.header.stamp = Time(sec=stamp // 1_000_000_000, nanosec=stamp % 1_000_000_000)
+            msg.header.stamp = Time(**from_nanoseconds(stamp)._asdict())
         else:
             msg.header.stamp = self.get_clock().now().to_msg()
         if self._camera_info is not None:

@@ -30,8 +30,9 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
+from rfnet_ros.image_messages import array_to_image_fields
 from rfnet_ros.msg import FrameTiming
-from rfnet_ros.ros.image_conversion import array_to_image_fields
+from rfnet_ros.stamps import from_nanoseconds
 
 NAMESPACE = "/soak"
 DEFAULT_PHOTO = Path(__file__).resolve().parents[2] / "data" / "images" / "heldout" / "building.png"
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             stamp_ns += int(1e9 / args.rate)
             bad = args.bad_every and i % args.bad_every == args.bad_every - 1
             msg = Image(**(bad_fields(i) if bad else frames[i % len(frames)]))
-            msg.header.stamp = Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
+            msg.header.stamp = Time(**from_nanoseconds(stamp_ns)._asdict())
             msg.header.frame_id = "soak_camera"
             publisher.publish(msg)
             if not bad:

@@ -1,4 +1,4 @@
-"""Unit tests of rfnet_ros.ros.image_conversion: every encoding, row padding, byte order, rejections.
+"""Unit tests of rfnet_ros.image_messages: every encoding, row padding, byte order, rejections.
 
 Fast and without a ROS graph: messages are plain namespaces with the sensor_msgs fields, and, where the
 ROS 2 Python packages are importable, real sensor_msgs messages (which hold their data in array.array).
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from fuzz_cases import huge_png
 
-from rfnet_ros.ros.image_conversion import (
+from rfnet_ros.image_messages import (
     SUPPORTED_ENCODINGS,
     ImageRejected,
     array_to_image_fields,

@@ -1,6 +1,7 @@
 """How closely an engine reproduces the PyTorch reference on real frames: keypoints, descriptors and matches.
 
-Used by the parity tests and by ``rfnet-export --check``; the bounds live with the callers.
+It runs whole pipelines, so it sits a floor above them (not in engines/). Used by the parity tests and by
+``rfnet-export --check``; the bounds live with the callers.
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The replaced-layers sweep: detector size and cost against matching score (the paper's Fig. 6).
+"""The replaced-layers variant sweep (`rfnet-eval --sweep`): detector size and cost against matching score (the
+paper's Fig. 6). Not the rotation and scale sweeps of pairs, which are part of rfnet-eval's protocol.
 
 For every variant n = 0..9: detector parameters and conv multiply-adds (rfnet_ros.model.complexity, at the
 model input size) and, for each variant that has a weights file, its matching score on the synthetic
@@ -17,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from rfnet_ros.config import WEIGHTS_DIR, FeatureConfig
-from rfnet_ros.evaluation.evaluate import environment, evaluate_method, load_pairs, summarise
 from rfnet_ros.evaluation.extractors import RFNetExtractor
 from rfnet_ros.evaluation.ledger import DEFAULT_LEDGER, file_sha256, record_read
 from rfnet_ros.evaluation.plot import Series, line_plot
+from rfnet_ros.evaluation.protocol import environment, evaluate_method, load_pairs, summarise
+from rfnet_ros.evaluation.report import format_rows
 from rfnet_ros.model.complexity import detector_complexity
 from rfnet_ros.model.detector import MAX_REPLACED
 from rfnet_ros.model.weights import WeightsError, read_weights
@@ -52,7 +54,7 @@ def complexity_rows(height: int, width: int) -> list[dict[str, Any]]:
     return rows
 
 
-def sweep_rows(complexity: list[dict[str, Any]], scored: dict[tuple[int, Path], dict[str, Any]]) -> list[dict]:
+def variant_rows(complexity: list[dict[str, Any]], scored: dict[tuple[int, Path], dict[str, Any]]) -> list[dict]:
     """One row per variant without weights and per weights file of a variant."""
     rows = []
     for c in complexity:
@@ -76,10 +78,7 @@ def format_table(rows: list[dict[str, Any]], height: int, width: int) -> str:
              Path(r["weights"]).name if r["weights"] else "-",
              *(score(r, f"ms_{s}", "{:.3f}") for s in SCORE_SETS), score(r, "matches", "{:.0f}"),
              score(r, "keypoints", "{:.0f}")] for r in rows]
-    widths = [max(len(c) for c in col) for col in zip(header, *body)]
-    lines = ["  ".join(c.rjust(wd) for c, wd in zip(cells, widths)) for cells in [header, *body]]
-    lines.insert(1, "  ".join("-" * wd for wd in widths))
-    return "\n".join(lines)
+    return format_rows(header, body, markdown=False)
 
 
 def plot(path: Path, rows: list[dict[str, Any]], height: int, width: int) -> None:
@@ -136,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                   for s, kinds in SCORE_SETS.items()}
         total = summarise(records)
         scored[(n, path)] = {**scores, "matches": total["matches"], "keypoints": total["keypoints"]}
-    rows = sweep_rows(complexity_rows(args.height, args.width), scored)
+    rows = variant_rows(complexity_rows(args.height, args.width), scored)
     table = format_table(rows, args.height, args.width)
 
     args.out.mkdir(parents=True, exist_ok=True)
