@@ -198,7 +198,7 @@ class NodeConfig:
     output_stall_timeout: float = _setting(10.0, "Seconds a received frame may wait for its outputs (in the model "
                                            "included) before diagnostics report ERROR: the node is stalled; run-time "
                                            "changes predicted to take longer per frame are refused",
-                                           low=0.1, high=3600.0)
+                                           low=0.01, high=3600.0)
     max_model_pixels: int = _setting(1920 * 1080, "Largest model_height x model_width (the detector's memory grows "
                                      "with it); larger sizes are refused at start-up and at run time",
                                      low=32 * 32, high=2160 * 3840)

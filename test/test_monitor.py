@@ -150,6 +150,65 @@ def test_a_frame_waiting_past_the_output_stall_timeout_is_an_error():
     assert monitor.report(now=7.5, stall_timeout=60.0, output_stall_timeout=5.0).level != ERROR
 
 
+def test_a_frame_whose_outputs_left_late_between_two_reports_is_an_error_once():
+    # Frames slower than output_stall_timeout but done within a report period: no report sees one waiting.
+    monitor = FrameMonitor(now=0.0)
+    assert monitor.report(now=0.0, stall_timeout=60.0, output_stall_timeout=0.3).level != ERROR
+    monitor.on_received(0.1)
+    monitor.on_accepted(0.1)
+    processed(monitor, ms=350.0)  # at 0.45: 0.35 s from reception to outputs
+    report = monitor.report(now=1.0, stall_timeout=60.0, output_stall_timeout=0.3)
+    assert report.level == ERROR
+    assert report.message.startswith('output stalled: no output for 0.35 s while a frame waited '
+                                     '(output_stall_timeout 0.3 s)'), report.message
+    assert report.values['output_wait_s'] == '0.00' and report.values['output_wait_max_s'] == '0.35'
+    monitor.on_received(1.1)
+    monitor.on_accepted(1.1)
+    processed(monitor, ms=250.0)  # within the timeout: the next period clears
+    report = monitor.report(now=2.0, stall_timeout=60.0, output_stall_timeout=0.3)
+    assert report.level == OK and 'output stalled' not in report.message, report.message
+    assert report.values['output_wait_max_s'] == '0.25'
+    assert monitor.report(now=2.5, stall_timeout=60.0, output_stall_timeout=0.3).level == OK
+
+
+def test_a_frame_left_waiting_in_the_slot_after_an_output_is_still_timed():
+    monitor = FrameMonitor(now=0.0)
+    monitor.on_received(0.0)
+    monitor.on_accepted(0.0)  # into the model
+    monitor.on_received(0.2)
+    monitor.on_accepted(0.2)  # into the slot
+    processed(monitor, ms=350.0)  # the first frame's outputs leave at 0.35; the slot's frame goes in
+    report = monitor.report(now=0.5, stall_timeout=60.0, output_stall_timeout=1.0)
+    assert report.level == OK and report.values['output_wait_s'] == '0.30'
+    report = monitor.report(now=1.5, stall_timeout=60.0, output_stall_timeout=1.0)
+    assert report.level == ERROR
+    assert report.message.startswith('output stalled: no output for 1.3 s while a frame waits '
+                                     '(output_stall_timeout 1 s)'), report.message
+    processed(monitor, ms=1400.0)  # its outputs leave at 1.6: the next period still reports its wait
+    report = monitor.report(now=2.0, stall_timeout=60.0, output_stall_timeout=1.0)
+    assert report.level == ERROR and 'no output for 1.40 s while a frame waited' in report.message
+    assert report.values['output_wait_s'] == '0.00'
+    assert monitor.report(now=2.5, stall_timeout=60.0, output_stall_timeout=1.0).level == OK, 'then it clears'
+
+
+def test_a_frame_replaced_in_the_slot_ends_its_wait():
+    monitor = FrameMonitor(now=0.0)
+    for t in (0.0, 1.0, 4.0):  # one in the model; the one at 1.0 waits in the slot until the one at 4.0 replaces it
+        monitor.on_received(t)
+        monitor.on_accepted(t)
+    monitor.on_dropped()
+    processed(monitor, ms=4500.0)  # the model's frame, at 4.5
+    assert monitor.report(now=4.6, stall_timeout=60.0, output_stall_timeout=5.0).level == OK
+    report = monitor.report(now=8.5, stall_timeout=60.0, output_stall_timeout=5.0)
+    assert report.level == OK and report.values['output_wait_s'] == '4.50', 'timed from 4.0, not 1.0'
+    report = monitor.report(now=9.5, stall_timeout=60.0, output_stall_timeout=5.0)
+    assert report.level == ERROR and report.message.startswith('output stalled: no output for 5.5 s while a frame '
+                                                               'waits')
+    monitor.on_error('RuntimeError: out of memory')  # it leaves without outputs: no frame waits any more
+    report = monitor.report(now=10.0, stall_timeout=60.0, output_stall_timeout=5.0)
+    assert 'output stalled' not in report.message and report.values['output_wait_s'] == '0.00'
+
+
 def test_most_frames_without_keypoints_warn_of_no_texture():
     monitor = FrameMonitor(now=0.0)
     for i, keypoints in enumerate((0, 0, 3, 200)):

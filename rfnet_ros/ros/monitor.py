@@ -131,6 +131,7 @@ class _Period:
     stage_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGE_NAMES})
     keypoints: list[int] = field(default_factory=list)
     matches: list[int] = field(default_factory=list)
+    longest_wait: float = 0.0  # seconds: the longest receive-to-output time of the frames processed
 
 
 @dataclass
@@ -157,7 +158,10 @@ class FrameMonitor:
         self.last_reject_reason = ""
         self.last_error = ""
         self._last_received: float | None = None
-        self._waiting_since: float | None = None  # when the oldest frame without outputs yet was accepted
+        # When each frame without outputs yet was accepted, oldest first: the frame in the model, then the one
+        # in the slot (and, for a moment, a newer one about to replace it). Outputs, or a failure, end the
+        # oldest wait; a drop ends the slot's.
+        self._waiting: deque[float] = deque()
 
     def on_received(self, now: float) -> None:
         with self._lock:
@@ -168,8 +172,7 @@ class FrameMonitor:
     def on_accepted(self, now: float) -> None:
         """A received frame passed conversion and waits for the worker."""
         with self._lock:
-            if self._waiting_since is None:
-                self._waiting_since = now
+            self._waiting.append(now)
 
     def on_lost(self, count: int, total: int, source: str) -> None:
         """``count`` more frames were lost before reaching the node (``total`` since start, estimated from
@@ -181,6 +184,12 @@ class FrameMonitor:
     def on_dropped(self) -> None:
         """A received frame was replaced by a newer one before it was processed."""
         with self._lock:
+            # The replaced frame is the newest but one. When that one is also the oldest, it may be the frame in
+            # the model (the monitor cannot tell): its time is kept, and the newest frame's wait goes instead.
+            if len(self._waiting) >= 3:
+                del self._waiting[-2]
+            elif len(self._waiting) == 2:
+                self._waiting.pop()
             self.dropped += 1
             self._period.dropped += 1
 
@@ -193,7 +202,8 @@ class FrameMonitor:
     def on_error(self, error: str) -> None:
         """Processing a frame failed: it has left the model without outputs."""
         with self._lock:
-            self._waiting_since = None
+            if self._waiting:
+                self._waiting.popleft()
             self.errors += 1
             self._period.errors += 1
             self.last_error = error
@@ -205,12 +215,17 @@ class FrameMonitor:
             self._period.last_jump = description
 
     def on_processed(self, stage_ms: dict[str, float], keypoints: int, matches: int | None) -> None:
-        """A frame went through and its outputs left; ``matches`` is None for a frame without a previous one."""
+        """A frame went through and its outputs left; ``matches`` is None for a frame without a previous one.
+
+        ``stage_ms["total"]`` is the frame's time from its reception to its outputs: its wait.
+        """
         with self._lock:
-            self._waiting_since = None
+            if self._waiting:
+                self._waiting.popleft()
             self.processed += 1
             period = self._period
             period.processed += 1
+            period.longest_wait = max(period.longest_wait, stage_ms.get("total", 0.0) * 1e-3)
             for stage, values in period.stage_ms.items():
                 if stage in stage_ms:
                     values.append(stage_ms[stage])
@@ -222,8 +237,10 @@ class FrameMonitor:
                output_stall_timeout: float | None = None, min_keypoints: int = 0) -> Report:
         """Summarise the period since the last report (and start a new one); ``context`` adds fixed keys.
 
-        ERROR when a frame has waited for its outputs (in the slot or in the model) longer than
-        ``output_stall_timeout``; WARN of no texture when most frames gave fewer than ``min_keypoints``.
+        ERROR when, during the period, a frame waited for its outputs (in the slot or in the model) longer than
+        ``output_stall_timeout``: one still waiting now, or one whose outputs left since the last report (however
+        short its stay across report times); WARN of no texture when most frames gave fewer than
+        ``min_keypoints``.
         """
         with self._lock:
             period, self._period = self._period, _Period(start=now)
@@ -231,14 +248,17 @@ class FrameMonitor:
                       "frames_dropped": self.dropped, "frames_rejected": self.rejected,
                       "frames_lost": self.lost, "inference_errors": self.errors, "time_jumps": self.time_jumps}
             last_received, last_reject, last_error = self._last_received, self.last_reject_reason, self.last_error
-            waiting_since, lost_source = self._waiting_since, self.lost_source
+            waiting_since = self._waiting[0] if self._waiting else None
+            lost_source = self.lost_source
         elapsed = max(now - period.start, 1e-9)
+        wait = now - waiting_since if waiting_since is not None else 0.0
         values = {
             "input_rate_hz": f"{period.received / elapsed:.2f}",
             "output_rate_hz": f"{period.processed / elapsed:.2f}",
             **{key: str(value) for key, value in totals.items()},
             "frames_lost_from": lost_source,
-            "output_wait_s": f"{now - waiting_since:.2f}" if waiting_since is not None else "0.00",
+            "output_wait_s": f"{wait:.2f}",
+            "output_wait_max_s": f"{max(wait, period.longest_wait):.2f}",
             "last_reject_reason": last_reject,
             "last_error": last_error,
             "keypoints_mean": f"{_mean(period.keypoints):.1f}",
@@ -250,10 +270,12 @@ class FrameMonitor:
         values.update(context or {})
 
         errors, warnings = [], []
-        if output_stall_timeout is not None and waiting_since is not None \
-                and now - waiting_since > output_stall_timeout:
-            errors.append(f"output stalled: no output for {now - waiting_since:.1f} s while a frame waits "
+        if output_stall_timeout is not None and wait > output_stall_timeout:
+            errors.append(f"output stalled: no output for {wait:.1f} s while a frame waits "
                           f"(output_stall_timeout {output_stall_timeout:g} s)")
+        elif output_stall_timeout is not None and period.longest_wait > output_stall_timeout:
+            errors.append(f"output stalled: no output for {period.longest_wait:.2f} s while a frame waited "
+                          f"(output_stall_timeout {output_stall_timeout:g} s); its outputs have left since")
         if period.errors:
             errors.append(f"{period.errors} inference failure(s), last: {last_error}")
         if last_received is None:
