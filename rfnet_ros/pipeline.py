@@ -22,9 +22,6 @@ from rfnet_ros.model.weights import load_model
 from rfnet_ros.timing import StageTimer
 
 STAGES = ("convert", "preprocess", "detect", "describe", "match")
-# Settings an engine is built for: changing one rebuilds the engine (FeaturePipeline.configure).
-ENGINE_SETTINGS = ("weights", "replaced_layers", "descriptor", "device", "engine", "precision", "model_height",
-                   "model_width", "keypoint_frames")
 
 
 def to_gray(image: np.ndarray, color_order: str = "bgr") -> np.ndarray:
@@ -150,15 +147,15 @@ class FeaturePipeline:
         name = resolve_engine(config.engine, device)
         precision = resolve_precision(config.precision, name, device)
         model = load_model(config.weights_path, config.replaced_layers, config.descriptor)
-        hypotheses = 3 if config.second_peak_ratio < 1 else 1
         return create_engine(name, model, file_digest(config.weights_path), device, precision, config.model_size,
                              frame_outputs=config.keypoint_frames == "learned",
-                             max_patches=config.top_k * hypotheses, threads=torch.get_num_threads())
+                             max_patches=config.top_k * config.descriptions_per_keypoint,
+                             threads=torch.get_num_threads())
 
     def configure(self, config: FeatureConfig) -> None:
         """Use ``config`` from the next frame; the engine is rebuilt only when a setting it was built for changed
-        (``ENGINE_SETTINGS``). The previous frame is kept for matching unless the descriptor changed."""
-        rebuild = any(getattr(config, key) != getattr(self.config, key) for key in ENGINE_SETTINGS)
+        (``FeatureConfig.engine_settings``). The previous frame is kept for matching unless the descriptor changed."""
+        rebuild = any(getattr(config, key) != getattr(self.config, key) for key in FeatureConfig.engine_settings())
         if rebuild:
             self.engine = self._build_engine(config)
             if (config.weights, config.precision, config.engine) != (self.config.weights, self.config.precision,
@@ -187,9 +184,7 @@ class FeaturePipeline:
             small = model_input(tensor, cfg.model_size)
         with timer.stage("detect"):
             maps = self.engine.detect(small)
-            keypoints = keypoints_from_maps(maps, small, tensor, cfg.top_k, cfg.nms_size,
-                                            cfg.border, cfg.score_threshold, cfg.keypoint_frames, cfg.min_strength,
-                                            cfg.second_peak_ratio)
+            keypoints = keypoints_from_maps(maps, small, tensor, cfg.keypoint_settings)
             valid = keypoints.valid[0]
             if cfg.min_contrast > 0:  # flat surroundings: no keypoint, whatever the detector scored
                 valid = valid & (local_contrast(tensor, keypoints.xy[0], keypoints.scale[0]) > cfg.min_contrast)

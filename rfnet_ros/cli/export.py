@@ -47,9 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         device = resolve_device(config.device)
         name = resolve_engine(config.engine, device)
         precision = resolve_precision(config.precision, name, device)
-        hypotheses = 3 if config.second_peak_ratio < 1 else 1
         engine = create_engine(name, model, digest, device, precision, config.model_size, frame_outputs,
-                               config.top_k * hypotheses, cache=args.out)
+                               config.top_k * config.descriptions_per_keypoint, cache=args.out)
         print(f"engine {engine.name} ({engine.precision}) on {engine.device}: ready")
         if args.check:
             from rfnet_ros.engines.parity import compare
