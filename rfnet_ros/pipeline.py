@@ -11,14 +11,12 @@ import numpy as np
 import torch
 
 from rfnet_ros.config import FeatureConfig
-from rfnet_ros.engines import Engine, create_engine, resolve_device, resolve_engine, resolve_precision
-from rfnet_ros.engines.graphs import file_digest
+from rfnet_ros.engines import build_engine
 from rfnet_ros.matching import match_mutual_nn
 from rfnet_ros.matching.refinement import refine_matches
 from rfnet_ros.model.patches import extract_patches, orientation_angle
 from rfnet_ros.model.rfnet import keypoints_from_maps, model_input
 from rfnet_ros.model.texture import local_contrast
-from rfnet_ros.model.weights import load_model
 from rfnet_ros.timing import StageTimer
 
 STAGES = ("convert", "preprocess", "detect", "describe", "match")
@@ -138,26 +136,15 @@ class FeaturePipeline:
 
     def __init__(self, config: FeatureConfig | None = None):
         self.config = config or FeatureConfig()
-        self.engine = self._build_engine(self.config)
+        self.engine = build_engine(self.config)
         self._previous: _Frame | None = None
-
-    @staticmethod
-    def _build_engine(config: FeatureConfig) -> Engine:
-        device = resolve_device(config.device)
-        name = resolve_engine(config.engine, device)
-        precision = resolve_precision(config.precision, name, device)
-        model = load_model(config.weights_path, config.replaced_layers, config.descriptor)
-        return create_engine(name, model, file_digest(config.weights_path), device, precision, config.model_size,
-                             frame_outputs=config.keypoint_frames == "learned",
-                             max_patches=config.top_k * config.descriptions_per_keypoint,
-                             threads=torch.get_num_threads())
 
     def configure(self, config: FeatureConfig) -> None:
         """Use ``config`` from the next frame; the engine is rebuilt only when a setting it was built for changed
         (``FeatureConfig.engine_settings``). The previous frame is kept for matching unless the descriptor changed."""
         rebuild = any(getattr(config, key) != getattr(self.config, key) for key in FeatureConfig.engine_settings())
         if rebuild:
-            self.engine = self._build_engine(config)
+            self.engine = build_engine(config)
             if (config.weights, config.precision, config.engine) != (self.config.weights, self.config.precision,
                                                                      self.config.engine):
                 self._previous = None

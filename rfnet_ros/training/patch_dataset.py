@@ -33,13 +33,12 @@ import torch
 from tqdm import tqdm
 
 from rfnet_ros.config import FeatureConfig, KeypointSettings
-from rfnet_ros.engines import Engine, create_engine, resolve_engine
-from rfnet_ros.engines.graphs import file_digest
+from rfnet_ros.engines import Engine, build_engine
 from rfnet_ros.model.descriptor import DESCRIPTORS
 from rfnet_ros.model.frames import measure_frames
 from rfnet_ros.model.patches import extract_patches
 from rfnet_ros.model.rfnet import keypoints_from_maps, model_input
-from rfnet_ros.model.weights import load_model, provenance
+from rfnet_ros.model.weights import file_sha256, load_model, provenance
 from rfnet_ros.training.homography import warp_frames
 from rfnet_ros.training.pairs import PairSampler
 
@@ -100,14 +99,10 @@ def write_shard(path: Path, arrays: dict[str, np.ndarray]) -> None:
 def generate(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads or torch.get_num_threads())
     config = teacher_config(args)
-    teacher_model = load_model(args.teacher)
-    cpu = torch.device("cpu")
-    teacher = create_engine(resolve_engine("auto", cpu), teacher_model, file_digest(args.teacher), cpu, "fp32",
-                            config.model_size, frame_outputs=False, max_patches=args.keypoints,
-                            threads=torch.get_num_threads())
+    teacher = build_engine(config)
     patch_size = DESCRIPTORS[args.student].patch_size
     args.out.mkdir(parents=True, exist_ok=True)
-    info = {"teacher": str(args.teacher), "teacher_sha256": file_digest(args.teacher),
+    info = {"teacher": str(args.teacher), "teacher_sha256": file_sha256(args.teacher),
             "teacher_provenance": provenance(args.teacher), "student": args.student, "patch_size": patch_size,
             "data": str(args.data), "crop": list(args.crop), "keypoints": args.keypoints,
             "min_strength": args.min_strength, "max_angle": args.max_angle, "scale_range": list(args.scale_range),
