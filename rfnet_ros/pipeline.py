@@ -13,7 +13,7 @@ import torch
 from rfnet_ros.config import FeatureConfig
 from rfnet_ros.engines import build_engine
 from rfnet_ros.matching import match_mutual_nn
-from rfnet_ros.matching.refinement import refine_matches
+from rfnet_ros.matching.refinement import FramedKeypoints, refine_matches
 from rfnet_ros.model.patches import extract_patches, orientation_angle
 from rfnet_ros.model.rfnet import keypoints_from_maps, model_input
 from rfnet_ros.model.texture import local_contrast
@@ -231,8 +231,8 @@ class FeaturePipeline:
     def _refined(frame0: _Frame, frame1: _Frame, matches: torch.Tensor) -> torch.Tensor:
         """frame1's xy with the keypoints matched to frame0 (``matches`` (M, 2)) refined."""
         i0, i1 = matches[:, 0], matches[:, 1]
-        moved, _ = refine_matches(frame0.image, frame0.xy[i0], frame0.radius[i0], frame0.direction[i0],
-                                  frame1.image, frame1.xy[i1], frame1.radius[i1], frame1.direction[i1])
+        moved, _ = refine_matches(FramedKeypoints(frame0.image, frame0.xy[i0], frame0.radius[i0], frame0.direction[i0]),
+                                  FramedKeypoints(frame1.image, frame1.xy[i1], frame1.radius[i1], frame1.direction[i1]))
         xy = frame1.xy.clone()
         xy[i1] = moved
         return xy
