@@ -70,7 +70,7 @@ from rfnet_ros.tracking.camera import LatestCalibration
 from rfnet_ros.tracking.drawing import draw_tracks
 from rfnet_ros.tracking.tracker import FeatureTracker, TrackedFrame
 from rfnet_ros.tracking.tracks import ALIVE_AFTER
-from rfnet_ros.tracking.vins import FeatureCloud, feature_cloud
+from rfnet_ros.tracking.vins import FeatureCloud, TrackedPoints, VinsLayout, feature_cloud
 
 NODE_NAME = "rfnet_feature_node"
 OUTPUT_DEPTH = 10
@@ -376,8 +376,7 @@ class FeatureNode(Node):
             self._matches_pub.publish(matches_message(header, self._previous_stamp, result))
         self._previous_stamp = header.stamp
         if self._feature_pub is not None and result.normalised is not None:
-            cloud = feature_cloud(result.track_ids, result.track_lengths, result.features.keypoints,
-                                  result.normalised, result.velocities, node.vins_layout, node.vins_camera_id)
+            cloud = feature_cloud(TrackedPoints.of(result), VinsLayout.from_config(node))
             if len(cloud.points):  # as VINS-Mono's tracker: no message without a feature to report
                 self._feature_pub.publish(point_cloud_message(header, cloud))
         if self._debug_pub.get_subscription_count() > 0:
