@@ -18,14 +18,18 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 ENGINES = ("auto", "torch", "openvino", "onnxruntime", "tensorrt")  # rfnet_ros.engines
 DESCRIPTOR_NAMES = ("hardnet", "hardnet_lite")  # rfnet_ros.model.descriptor.DESCRIPTORS
-FRAME_SOURCES = ("learned", "image")  # where keypoint scales and orientations come from (RFNet.detect)
+FRAME_SOURCES = ("learned", "image")  # where keypoint scales and orientations come from (keypoints_from_maps)
 GEOMETRIC_CHECKS = ("fundamental", "homography", "off")  # two-view models of rfnet_ros.tracking.geometry
 
 
 def _setting(default: Any, description: str, *, low: float | None = None, high: float | None = None,
-             choices: tuple[str, ...] | None = None) -> Any:
+             choices: tuple[str, ...] | None = None, read_only: bool = False, rebuilds_engine: bool = False) -> Any:
+    """A settings field. read_only: changing it needs a restart of the node (it chooses what is loaded or
+    subscribed at start-up); rebuilds_engine: the inference engine is built for it, so changing it rebuilds
+    the engine (:meth:`rfnet_ros.pipeline.FeaturePipeline.configure`)."""
     return field(default=default, metadata={"description": description, "low": low, "high": high,
-                                            "choices": choices})
+                                            "choices": choices, "read_only": read_only,
+                                            "rebuilds_engine": rebuilds_engine})
 
 
 def check_fields(settings: Any) -> None:
@@ -56,21 +60,26 @@ class FeatureConfig:
     (:class:`rfnet_ros.tracking.FeatureTracker`); every field is also a ROS parameter."""
 
     weights: str = _setting("rfnet_lite.pt", "Weights file; a relative name is looked up in the package's "
-                            "weights folder (rfnet_full.pt: replaced_layers 0, rfnet_lite.pt: 9)")
+                            "weights folder (rfnet_full.pt: replaced_layers 0, rfnet_lite.pt: 9)",
+                            read_only=True, rebuilds_engine=True)
     replaced_layers: int = _setting(9, "Detector layers conv2.. replaced by depthwise-separable convs "
-                                    "(0 = full RF-Net, 9 = lightest); must match the weights file", low=0, high=9)
+                                    "(0 = full RF-Net, 9 = lightest); must match the weights file", low=0, high=9,
+                                    read_only=True, rebuilds_engine=True)
     descriptor: str = _setting("hardnet_lite", "Patch descriptor: hardnet (RF-Net's HardNet, 32x32 patches) or "
                                "hardnet_lite (depthwise-separable, 16x16 patches); must match the weights file",
-                               choices=DESCRIPTOR_NAMES)
-    model_height: int = _setting(240, "Detector input height in px (frames are resized to it)", low=32, high=2160)
-    model_width: int = _setting(320, "Detector input width in px (frames are resized to it)", low=32, high=3840)
+                               choices=DESCRIPTOR_NAMES, read_only=True, rebuilds_engine=True)
+    model_height: int = _setting(240, "Detector input height in px (frames are resized to it)", low=32, high=2160,
+                                 rebuilds_engine=True)
+    model_width: int = _setting(320, "Detector input width in px (frames are resized to it)", low=32, high=3840,
+                                rebuilds_engine=True)
     top_k: int = _setting(512, "Keypoints kept per frame (fixed-size top-k)", low=1, high=8192)
     nms_size: int = _setting(3, "Side of the max-pool non-maximum suppression window in model px (odd)",
                              low=1, high=31)
     border: int = _setting(8, "Model-px frame border in which no keypoint is kept", low=0, high=64)
     keypoint_frames: str = _setting("image", "Keypoint scale and orientation: learned (the detector's heads, "
                                     "as in RF-Net) or image (Laplacian characteristic scale and dominant "
-                                    "gradient direction measured on the frame)", choices=FRAME_SOURCES)
+                                    "gradient direction measured on the frame)", choices=FRAME_SOURCES,
+                                    rebuilds_engine=True)
     score_threshold: float = _setting(0.0, "Keypoints must score above this", low=0.0, high=1.0)
     min_strength: float = _setting(1e-4, "Keypoints must have score times image contrast (|sigma^2 LoG| at "
                                    "their characteristic scale, intensities 0..1) above this, so faint and flat "
@@ -92,13 +101,15 @@ class FeatureConfig:
                                     "surroundings align with its match's (sub-pixel Lucas-Kanade in the keypoints' "
                                     "scale and orientation frames), where the aligned surroundings correlate; "
                                     "published keypoints and tracks use that place")
-    device: str = _setting("auto", "Device: auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
+    device: str = _setting("auto", "Device: auto (CUDA when present, else CPU), cpu, cuda or cuda:N",
+                          read_only=True, rebuilds_engine=True)
     engine: str = _setting("auto", "Inference engine of the networks: auto (the fastest installed for the device: "
                            "TensorRT, then ONNX Runtime, then torch on CUDA; OpenVINO, then ONNX Runtime, then torch "
-                           "on the CPU), torch, openvino, onnxruntime or tensorrt", choices=ENGINES)
+                           "on the CPU), torch, openvino, onnxruntime or tensorrt", choices=ENGINES,
+                           read_only=True, rebuilds_engine=True)
     precision: str = _setting("auto", "Descriptor precision: auto (fp16 on CUDA, bf16 on CPUs that compute it in "
                               "hardware, else fp32), fp32, fp16 (CUDA) or bf16 (torch, openvino)",
-                              choices=PRECISIONS)
+                              choices=PRECISIONS, read_only=True, rebuilds_engine=True)
     # Feature tracks (rfnet_ros.tracking.FeatureTracker, around the pipeline).
     geometric_check: str = _setting("fundamental", "RANSAC check of the matches to the previous frame: "
                                     "fundamental (moving camera, static scene), homography (plane or pure "
@@ -123,11 +134,19 @@ class FeatureConfig:
             raise ValueError(f"device: {self.device!r} is not auto, cpu, cuda or cuda:N")
         if not self.weights:
             raise ValueError("weights: must name a weights file")
-        if self.keypoint_frames == "learned":
-            if self.min_strength > 0:
-                raise ValueError("min_strength: needs keypoint_frames: image (the contrast is measured there)")
-            if self.second_peak_ratio < 1:
-                raise ValueError("second_peak_ratio: needs keypoint_frames: image (the peaks are measured there)")
+        check_frame_rules(self)
+
+    @property
+    def keypoint_settings(self) -> KeypointSettings:
+        """What keypoint selection needs of these settings (:func:`rfnet_ros.model.rfnet.keypoints_from_maps`)."""
+        return KeypointSettings(self.top_k, self.nms_size, self.border, self.score_threshold, self.keypoint_frames,
+                                self.min_strength, self.second_peak_ratio)
+
+    @property
+    def descriptions_per_keypoint(self) -> int:
+        """How many descriptions each keypoint gets: its frame, and with ``second_peak_ratio`` < 1 also its
+        second scale and its second orientation."""
+        return 3 if self.second_peak_ratio < 1 else 1
 
     @property
     def weights_path(self) -> Path:
@@ -150,6 +169,40 @@ class FeatureConfig:
         if unknown:
             raise ValueError(f"unknown setting(s): {', '.join(unknown)}")
         return cls(**{k: v for k, v in values.items() if k in cls.names()})
+
+    @classmethod
+    def engine_settings(cls) -> tuple[str, ...]:
+        """The settings an inference engine is built for: changing one rebuilds the engine."""
+        return tuple(f.name for f in fields(cls) if f.metadata["rebuilds_engine"])
+
+
+def check_frame_rules(settings: FeatureConfig | KeypointSettings) -> None:
+    """The keypoint-frame rules (ValueError naming the setting): a known frame source, and the settings that act
+    on what is measured on the image (``min_strength``, ``second_peak_ratio``) left off with learned frames."""
+    if settings.keypoint_frames not in FRAME_SOURCES:
+        raise ValueError(f"keypoint_frames: {settings.keypoint_frames!r} is not one of {', '.join(FRAME_SOURCES)}")
+    if settings.keypoint_frames == "learned":
+        if settings.min_strength > 0:
+            raise ValueError("min_strength: needs keypoint_frames: image (the contrast is measured there)")
+        if settings.second_peak_ratio < 1:
+            raise ValueError("second_peak_ratio: needs keypoint_frames: image (the peaks are measured there)")
+
+
+@dataclass(frozen=True)
+class KeypointSettings:
+    """The settings of keypoint selection (:class:`FeatureConfig` describes each; build them with
+    ``FeatureConfig.keypoint_settings``). The frame rules are checked here too, so no invalid set exists."""
+
+    top_k: int
+    nms_size: int
+    border: int
+    score_threshold: float
+    keypoint_frames: str
+    min_strength: float
+    second_peak_ratio: float
+
+    def __post_init__(self) -> None:
+        check_frame_rules(self)
 
 
 def read_parameters(path: Path | str) -> dict[str, Any]:
@@ -185,11 +238,14 @@ class NodeConfig:
 
     image_transport: str = _setting("raw", "Input: raw (sensor_msgs/Image on `image`) or compressed "
                                     "(sensor_msgs/CompressedImage on `image/compressed`)",
-                                    choices=IMAGE_TRANSPORTS)
+                                    choices=IMAGE_TRANSPORTS, read_only=True)
     image_qos: str = _setting("sensor_data", "QoS of the image subscription: sensor_data (best effort, "
-                              "keep last), reliable or best_effort", choices=QOS_PROFILES)
-    qos_depth: int = _setting(1, "History depth of the image subscription", low=1, high=100)
-    diagnostics_period: float = _setting(1.0, "Seconds between /diagnostics messages", low=0.1, high=60.0)
+                              "keep last), reliable or best_effort", choices=QOS_PROFILES,
+                              read_only=True)
+    qos_depth: int = _setting(1, "History depth of the image subscription", low=1, high=100,
+                            read_only=True)
+    diagnostics_period: float = _setting(1.0, "Seconds between /diagnostics messages", low=0.1, high=60.0,
+                                        read_only=True)
     stall_timeout: float = _setting(2.0, "Seconds without input after which diagnostics warn of a stall",
                                     low=0.1, high=3600.0)
     expected_rate: float = _setting(0.0, "Expected input rate in Hz for gap detection (0 = learn it)",
@@ -201,14 +257,14 @@ class NodeConfig:
                                            low=0.01, high=3600.0)
     max_model_pixels: int = _setting(1920 * 1080, "Largest model_height x model_width (the detector's memory grows "
                                      "with it); larger sizes are refused at start-up and at run time",
-                                     low=32 * 32, high=2160 * 3840)
+                                     low=32 * 32, high=2160 * 3840, read_only=True)
     max_image_pixels: int = _setting(4096 * 4096, "Largest input image in pixels; larger images are refused, "
                                      "compressed ones from their header before decoding",
                                      low=1, high=100_000_000)
     min_keypoints: int = _setting(8, "Diagnostics warn of no texture when most frames of a period give fewer "
                                   "keypoints than this (0 = never)", low=0, high=8192)
     publish_vins_features: bool = _setting(False, "Publish `feature` (sensor_msgs/PointCloud) for the VINS "
-                                           "estimators; needs camera_info")
+                                           "estimators; needs camera_info", read_only=True)
     vins_layout: str = _setting("mono", "Channels of `feature`: mono (VINS-Mono: id, u, v, velocity x, y) or "
                                 "fusion (VINS-Fusion: id, camera id, u, v, velocity x, y)", choices=VINS_LAYOUTS)
     vins_camera_id: int = _setting(0, "Camera id written in the fusion layout's camera id channel", low=0, high=255)

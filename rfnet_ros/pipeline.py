@@ -4,6 +4,7 @@ Training, evaluation, the command-line tools and the ROS node all call this; non
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -11,20 +12,15 @@ import numpy as np
 import torch
 
 from rfnet_ros.config import FeatureConfig
-from rfnet_ros.engines import Engine, create_engine, resolve_device, resolve_engine, resolve_precision
-from rfnet_ros.engines.graphs import file_digest
+from rfnet_ros.engines import build_engine
 from rfnet_ros.matching import match_mutual_nn
-from rfnet_ros.matching.refinement import refine_matches
+from rfnet_ros.matching.refinement import FramedKeypoints, refine_matches
 from rfnet_ros.model.patches import extract_patches, orientation_angle
 from rfnet_ros.model.rfnet import keypoints_from_maps, model_input
 from rfnet_ros.model.texture import local_contrast
-from rfnet_ros.model.weights import load_model
 from rfnet_ros.timing import StageTimer
 
 STAGES = ("convert", "preprocess", "detect", "describe", "match")
-# Settings an engine is built for: changing one rebuilds the engine (FeaturePipeline.configure).
-ENGINE_SETTINGS = ("weights", "replaced_layers", "descriptor", "device", "engine", "precision", "model_height",
-                   "model_width", "keypoint_frames")
 
 
 def to_gray(image: np.ndarray, color_order: str = "bgr") -> np.ndarray:
@@ -107,15 +103,12 @@ class FrameFeatures:
 
 @dataclass
 class MatchState:
-    """What matching and refinement need of a frame: its descriptions and, per keypoint, xy (N, 2), radius (N,)
-    and direction (N, 2) unit (cos, sin), with the (1, 1, H, W) image they were measured on. The pipeline keeps
-    the previous frame's state in ``process``; the front end (rfnet_ros.tracking.tracker) keeps its own."""
+    """What matching and refinement need of a frame: its descriptions (N, D) or (N, H, D) and its keypoints in
+    their frames on the image they were measured on. The pipeline keeps the previous frame's state in
+    ``process``; the front end (rfnet_ros.tracking.tracker) keeps its own."""
 
     matchable: torch.Tensor
-    image: torch.Tensor
-    xy: torch.Tensor
-    radius: torch.Tensor
-    direction: torch.Tensor
+    keypoints: FramedKeypoints
 
 
 @dataclass
@@ -142,27 +135,17 @@ class FeaturePipeline:
 
     def __init__(self, config: FeatureConfig | None = None):
         self.config = config or FeatureConfig()
-        self.engine = self._build_engine(self.config)
+        self.engine = build_engine(self.config)
         self._previous: MatchState | None = None
-
-    @staticmethod
-    def _build_engine(config: FeatureConfig) -> Engine:
-        device = resolve_device(config.device)
-        name = resolve_engine(config.engine, device)
-        precision = resolve_precision(config.precision, name, device)
-        model = load_model(config.weights_path, config.replaced_layers, config.descriptor)
-        hypotheses = 3 if config.second_peak_ratio < 1 else 1
-        return create_engine(name, model, file_digest(config.weights_path), device, precision, config.model_size,
-                             frame_outputs=config.keypoint_frames == "learned",
-                             max_patches=config.top_k * hypotheses, threads=torch.get_num_threads())
 
     def configure(self, config: FeatureConfig) -> bool:
         """Use ``config`` from the next frame; the engine is rebuilt only when a setting it was built for changed
-        (``ENGINE_SETTINGS``). Returns whether earlier frames' descriptions stay comparable with the next ones
-        (not when the weights, precision or engine changed); when not, the previous frame is forgotten."""
+        (``FeatureConfig.engine_settings``). Returns whether earlier frames' descriptions stay comparable with the
+        next ones (not when the weights, precision or engine changed); when not, the previous frame is
+        forgotten."""
         comparable = True
-        if any(getattr(config, key) != getattr(self.config, key) for key in ENGINE_SETTINGS):
-            self.engine = self._build_engine(config)
+        if any(getattr(config, key) != getattr(self.config, key) for key in FeatureConfig.engine_settings()):
+            self.engine = build_engine(config)
             comparable = (config.weights, config.precision, config.engine) == (self.config.weights,
                                                                                 self.config.precision,
                                                                                 self.config.engine)
@@ -202,9 +185,7 @@ class FeaturePipeline:
             small = model_input(tensor, cfg.model_size)
         with timer.stage("detect"):
             maps = self.engine.detect(small)
-            keypoints = keypoints_from_maps(maps, small, tensor, cfg.top_k, cfg.nms_size,
-                                            cfg.border, cfg.score_threshold, cfg.keypoint_frames, cfg.min_strength,
-                                            cfg.second_peak_ratio)
+            keypoints = keypoints_from_maps(maps, small, tensor, cfg.keypoint_settings)
             valid = keypoints.valid[0]
             if cfg.min_contrast > 0:  # flat surroundings: no keypoint, whatever the detector scored
                 valid = valid & (local_contrast(tensor, keypoints.xy[0], keypoints.scale[0]) > cfg.min_contrast)
@@ -227,7 +208,7 @@ class FeaturePipeline:
             scales=radius.float().cpu().numpy(), orientations=orientation_angle(direction).float().cpu().numpy(),
             descriptors=descriptors.cpu().numpy(), image_size=(int(tensor.shape[2]), int(tensor.shape[3])),
             descriptor_hypotheses=matchable.cpu().numpy() if len(hypotheses) > 1 else None)
-        return features, MatchState(matchable, tensor, xy, radius, direction)
+        return features, MatchState(matchable, FramedKeypoints(tensor, xy, radius, direction))
 
     def extract(self, image: np.ndarray, color_order: str = "bgr") -> FrameFeatures:
         """Keypoints and descriptors of one frame, without matching."""
@@ -250,24 +231,22 @@ class FeaturePipeline:
         """``features1.keypoints`` (N1, 2) with each keypoint of ``matches`` (M, 2: index in features0, index in
         features1) moved to where it aligns with its match (:func:`rfnet_ros.matching.refinement.refine_matches`);
         the images are the ones the features were extracted from."""
-        def frame(image: np.ndarray, features: KeypointFrames) -> MatchState:
+        def frame(image: np.ndarray, features: KeypointFrames) -> FramedKeypoints:
             xy, radius, angle = (torch.as_tensor(array, device=self.device).float()
                                  for array in (features.keypoints, features.scales, features.orientations))
-            return MatchState(torch.empty(0), image_tensor(image, color_order, self.device), xy, radius,
-                              torch.stack([torch.cos(angle), torch.sin(angle)], dim=-1))
+            return FramedKeypoints(image_tensor(image, color_order, self.device), xy, radius,
+                                   torch.stack([torch.cos(angle), torch.sin(angle)], dim=-1))
 
         refined = self._refined(frame(image0, features0), frame(image1, features1),
                                 torch.as_tensor(matches, device=self.device).long())
         return refined.cpu().numpy().astype(np.float32)
 
     @staticmethod
-    def _refined(frame0: MatchState, frame1: MatchState, matches: torch.Tensor) -> torch.Tensor:
-        """frame1's xy with the keypoints matched to frame0 (``matches`` (M, 2)) refined."""
-        i0, i1 = matches[:, 0], matches[:, 1]
-        moved, _ = refine_matches(frame0.image, frame0.xy[i0], frame0.radius[i0], frame0.direction[i0],
-                                  frame1.image, frame1.xy[i1], frame1.radius[i1], frame1.direction[i1])
-        xy = frame1.xy.clone()
-        xy[i1] = moved
+    def _refined(keypoints0: FramedKeypoints, keypoints1: FramedKeypoints, matches: torch.Tensor) -> torch.Tensor:
+        """keypoints1's xy with the keypoints matched to keypoints0 (``matches`` (M, 2)) refined."""
+        moved, _ = refine_matches(keypoints0.take(matches[:, 0]), keypoints1.take(matches[:, 1]))
+        xy = keypoints1.xy.clone()
+        xy[matches[:, 1]] = moved
         return xy
 
     def match_frames(self, previous: MatchState, current: MatchState, features: FrameFeatures,
@@ -279,8 +258,9 @@ class FeaturePipeline:
             matches, distances = match_mutual_nn(previous.matchable, current.matchable,
                                                  self.config.match_max_distance, self.config.match_ratio)
             if self.config.refine_matches and len(matches):
-                current.xy = self._refined(previous, current, matches)
-                features.keypoints = current.xy.float().cpu().numpy()
+                refined = self._refined(previous.keypoints, current.keypoints, matches)
+                current.keypoints = dataclasses.replace(current.keypoints, xy=refined)
+                features.keypoints = refined.float().cpu().numpy()
             return matches.cpu().numpy(), distances.float().cpu().numpy()
 
     def process(self, image: np.ndarray, color_order: str = "bgr") -> FrameResult:

@@ -13,10 +13,10 @@ from rfnet_ros.config import FeatureConfig, NodeConfig, load_config
 from rfnet_ros.engine_parity import compare
 from rfnet_ros.engines import EngineUnavailable, resolve_engine, resolve_precision
 from rfnet_ros.engines.factory import PRECISIONS, installed
-from rfnet_ros.engines.graphs import GRAPH_VERSION, descriptor_onnx, detector_onnx, file_digest
+from rfnet_ros.engines.graphs import GRAPH_VERSION, descriptor_onnx, detector_onnx
 from rfnet_ros.engines.tensorrt_engine import descriptor_settings, detector_settings, plan_path
 from rfnet_ros.hardware import native_bf16
-from rfnet_ros.model.weights import load_model
+from rfnet_ros.model.weights import file_sha256, load_model
 from rfnet_ros.pipeline import FeaturePipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,7 +103,7 @@ def test_precisions_are_resolved_per_engine_and_device():
 def test_exports_are_named_by_weights_and_shape_and_reused(tmp_path):
     config = FeatureConfig()
     model = load_model(config.weights_path, config.replaced_layers)
-    digest = file_digest(config.weights_path)
+    digest = file_sha256(config.weights_path)
     detector = detector_onnx(model, digest, (240, 320), True, tmp_path)
     descriptor = descriptor_onnx(model, digest, tmp_path)
     assert detector.name == f"{digest[:16]}_detector_240x320_frames_v{GRAPH_VERSION}.onnx"

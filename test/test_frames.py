@@ -1,4 +1,5 @@
 """Keypoint frames measured on the image: characteristic scale and dominant gradient orientation."""
+import dataclasses
 from pathlib import Path
 
 import cv2
@@ -9,7 +10,6 @@ import torch
 from rfnet_ros.config import FeatureConfig
 from rfnet_ros.evaluation.metrics import frame_errors
 from rfnet_ros.model.frames import SIGMAS_PER_RADIUS, characteristic_scale, dominant_orientation, measure_frames
-from rfnet_ros.model.rfnet import RFNet
 from rfnet_ros.pipeline import FeaturePipeline
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -96,7 +96,9 @@ def test_no_keypoints_give_no_orientations():
 
 def test_unknown_frame_source_is_rejected():
     with pytest.raises(ValueError, match="keypoint_frames"):
-        RFNet(9).detect(torch.rand(1, 1, 64, 64), (64, 64), 16, keypoint_frames="sift")
+        dataclasses.replace(FeatureConfig().keypoint_settings, keypoint_frames="sift")
+    with pytest.raises(ValueError, match="keypoint_frames"):
+        FeatureConfig(keypoint_frames="sift")
 
 
 @pytest.mark.skipif(not (DATA / "images" / "heldout" / "building.png").is_file(),

@@ -18,6 +18,7 @@ from ros_harness import SHARE, STARTUP_TIMEOUT, Probe, StampClock, crop, executa
 from rfnet_ros.cli.make_bag import main as make_bag_main
 from rfnet_ros.cli.make_bag import make_bag
 from rfnet_ros.frame_sources import frames
+from rfnet_ros.stream_settings import StreamSettings
 from rfnet_ros.tracking.camera import read_calibration
 
 K = [300.0, 0.0, 161.5, 0.0, 298.0, 118.25, 0.0, 0.0, 1.0]
@@ -81,8 +82,8 @@ def test_compressed_mono_bag_of_a_video(tmp_path):
     video = Path(__file__).resolve().parents[1] / 'data' / 'video' / 'vtest.avi'
     if not video.is_file():
         pytest.fail(f'{video} missing: run bash scripts/fetch_data.sh', pytrace=False)
-    count = make_bag(video, tmp_path / 'bag', compressed='png', mono=True, resize=(160, 120), max_frames=4,
-                     start_ns=10**9)
+    count = make_bag(video, tmp_path / 'bag', StreamSettings('/camera/image_raw', max_frames=4), compressed='png',
+                     mono=True, resize=(160, 120), start_ns=10**9)
     assert count == 4
     got = list(frames(tmp_path / 'bag', mono=True))
     expected = list(frames(video, mono=True, resize=(160, 120)))[:4]

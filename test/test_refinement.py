@@ -6,7 +6,7 @@ import torch
 from photos import gray_photo
 
 from rfnet_ros.config import FeatureConfig
-from rfnet_ros.matching.refinement import RefinementSettings, correlation, refine_matches
+from rfnet_ros.matching.refinement import FramedKeypoints, RefinementSettings, correlation, refine_matches
 from rfnet_ros.pipeline import FeaturePipeline
 
 
@@ -52,9 +52,10 @@ def test_perturbed_matches_move_back_to_the_true_correspondence(photo, keypoints
     # Frames of the second view: the first view's, turned and zoomed by the warp (minus the angle: image y down).
     angle1 = keypoints.orientations[inside] - np.deg2rad(degrees)
     refined, moved = refine_matches(
-        to_tensor(photo), torch.from_numpy(xy0), torch.from_numpy(keypoints.scales[inside]),
-        directions(keypoints.orientations[inside]), to_tensor(warped), torch.from_numpy(start),
-        torch.from_numpy(keypoints.scales[inside] * zoom), directions(angle1))
+        FramedKeypoints(to_tensor(photo), torch.from_numpy(xy0), torch.from_numpy(keypoints.scales[inside]),
+                        directions(keypoints.orientations[inside])),
+        FramedKeypoints(to_tensor(warped), torch.from_numpy(start), torch.from_numpy(keypoints.scales[inside] * zoom),
+                        directions(angle1)))
     before = np.linalg.norm(start - true, axis=1)
     after = np.linalg.norm(refined.numpy() - true, axis=1)
     assert len(true) > 100
@@ -68,7 +69,8 @@ def test_a_match_already_in_place_stays_in_place(photo, keypoints):
     xy = torch.from_numpy(keypoints.keypoints)
     radius, direction = torch.from_numpy(keypoints.scales), directions(keypoints.orientations)
     image = to_tensor(photo)
-    refined, _ = refine_matches(image, xy, radius, direction, image, xy, radius, direction)
+    keypoints_in_place = FramedKeypoints(image, xy, radius, direction)
+    refined, _ = refine_matches(keypoints_in_place, keypoints_in_place)
     assert (refined - xy).norm(dim=1).max() < 1e-3
 
 
@@ -76,9 +78,11 @@ def test_blank_view_and_no_matches_leave_keypoints_unchanged(keypoints):
     blank = torch.full((1, 1, 480, 640), 0.5)
     xy = torch.from_numpy(keypoints.keypoints[:20])
     radius, direction = torch.from_numpy(keypoints.scales[:20]), directions(keypoints.orientations[:20])
-    refined, _ = refine_matches(blank, xy, radius, direction, blank, xy + 1.5, radius, direction)
+    refined, _ = refine_matches(FramedKeypoints(blank, xy, radius, direction),
+                                FramedKeypoints(blank, xy + 1.5, radius, direction))
     assert torch.allclose(refined, xy + 1.5, atol=1e-4)
-    empty, moved = refine_matches(blank, xy[:0], radius[:0], direction[:0], blank, xy[:0], radius[:0], direction[:0])
+    none = FramedKeypoints(blank, xy[:0], radius[:0], direction[:0])
+    empty, moved = refine_matches(none, none)
     assert empty.shape == (0, 2) and moved.shape == (0,)
 
 
@@ -90,8 +94,9 @@ def test_windows_of_unrelated_keypoints_are_not_aligned(photo, keypoints):
     direction = directions(keypoints.orientations)
     other = torch.from_numpy(np.random.default_rng(1).permutation(len(xy)))
     image = to_tensor(photo)
-    moved = {gate: refine_matches(image, xy, radius, direction, image, xy[other], radius[other], direction[other],
-                                  RefinementSettings(min_correlation=gate))[1].float().mean()
+    first, second = FramedKeypoints(image, xy, radius, direction), FramedKeypoints(image, xy[other], radius[other],
+                                                                                  direction[other])
+    moved = {gate: refine_matches(first, second, RefinementSettings(min_correlation=gate))[1].float().mean()
              for gate in (RefinementSettings().min_correlation, -1.0)}
     assert moved[RefinementSettings().min_correlation] < 0.05, moved
     assert moved[-1.0] > 0.5, moved

@@ -13,7 +13,7 @@ from rfnet_ros.tracking.drawing import FULL_LENGTH, TrackTrails, draw_tracks, le
 from rfnet_ros.tracking.geometry import check_matches
 from rfnet_ros.tracking.tracker import FeatureTracker
 from rfnet_ros.tracking.tracks import TrackBook
-from rfnet_ros.tracking.vins import FUSION_CHANNELS, ID_MODULUS, MONO_CHANNELS, feature_cloud
+from rfnet_ros.tracking.vins import FUSION_CHANNELS, ID_MODULUS, MONO_CHANNELS, TrackedPoints, VinsLayout, feature_cloud
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -215,7 +215,8 @@ def test_vins_layouts():
     pixels = np.array([[10.5, 20.0], [30.0, 40.0], [50.0, 60.0]])
     normalised = np.array([[-0.1, 0.2], [0.3, -0.4], [0.5, 0.6]])
     velocities = np.array([[0.0, 0.0], [1.5, -2.0], [0.25, 0.5]])
-    mono = feature_cloud(ids, lengths, pixels, normalised, velocities, 'mono')
+    tracked = TrackedPoints(ids, lengths, pixels, normalised, velocities)
+    mono = feature_cloud(tracked, VinsLayout('mono'))
     assert tuple(mono.channels) == MONO_CHANNELS == (
         'id_of_point', 'u_of_point', 'v_of_point', 'velocity_x_of_point', 'velocity_y_of_point')
     # Only tracks seen twice or more; ids modulo 2**24 so that float32 holds them exactly.
@@ -225,7 +226,7 @@ def test_vins_layouts():
     assert mono.channels['velocity_y_of_point'].tolist() == [-2.0, 0.5]
     assert all(v.dtype == np.float32 for v in mono.channels.values())
 
-    fusion = feature_cloud(ids, lengths, pixels, normalised, velocities, 'fusion', camera_id=1)
+    fusion = feature_cloud(tracked, VinsLayout('fusion', camera_id=1))
     assert tuple(fusion.channels)[:6] == ('id_of_point', 'camera_id_of_point', 'u_of_point', 'v_of_point',
                                           'velocity_x_of_point', 'velocity_y_of_point')
     assert tuple(fusion.channels) == FUSION_CHANNELS and len(FUSION_CHANNELS) == 9
@@ -234,7 +235,7 @@ def test_vins_layouts():
     assert not any(fusion.channels[name].any() for name in FUSION_CHANNELS[6:])
     assert ID_MODULUS == 2**24 and float(np.float32(ID_MODULUS - 1)) == ID_MODULUS - 1
     with pytest.raises(ValueError, match='not one of'):
-        feature_cloud(ids, lengths, pixels, normalised, velocities, 'openvins')
+        VinsLayout('openvins')
 
 
 # --- Drawing -----------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 """Weights files and configuration: clear failures naming the file or the setting."""
+import dataclasses
 import zipfile
 
 import pytest
@@ -149,6 +150,31 @@ def test_image_frame_settings_need_image_frames(key, value):
     with pytest.raises(ValueError, match=f"{key}: needs keypoint_frames: image"):
         FeatureConfig(**{**learned, key: value})
     assert getattr(FeatureConfig(keypoint_frames="image", **{key: value}), key) == value
+    # The keypoint settings handed to the model keep the same rules: none can be made invalid afterwards.
+    settings = FeatureConfig(**learned).keypoint_settings
+    with pytest.raises(ValueError, match=f"{key}: needs keypoint_frames: image"):
+        dataclasses.replace(settings, **{key: value})
+
+
+def test_keypoint_settings_and_descriptions_per_keypoint():
+    config = FeatureConfig(top_k=64, nms_size=5, border=4, score_threshold=0.1, min_strength=0.0,
+                           second_peak_ratio=0.5)
+    assert dataclasses.asdict(config.keypoint_settings) == {
+        "top_k": 64, "nms_size": 5, "border": 4, "score_threshold": 0.1, "keypoint_frames": "image",
+        "min_strength": 0.0, "second_peak_ratio": 0.5}
+    assert config.descriptions_per_keypoint == 3
+    assert FeatureConfig(second_peak_ratio=1.0).descriptions_per_keypoint == 1
+
+
+def test_read_only_and_engine_settings():
+    # What needs a restart of the node, and what the engine is built for (changing it rebuilds the engine).
+    read_only = {f.name for cls in (FeatureConfig, NodeConfig) for f in dataclasses.fields(cls)
+                 if f.metadata["read_only"]}
+    assert read_only == {"weights", "replaced_layers", "descriptor", "device", "engine", "precision",
+                         "image_transport", "image_qos", "qos_depth", "diagnostics_period", "max_model_pixels",
+                         "publish_vins_features"}
+    assert FeatureConfig.engine_settings() == ("weights", "replaced_layers", "descriptor", "model_height",
+                                               "model_width", "keypoint_frames", "device", "engine", "precision")
 
 
 def test_unknown_yaml_key_is_an_error(tmp_path):

@@ -17,9 +17,9 @@ from pathlib import Path
 import cv2
 
 from rfnet_ros.config import ENGINES, NodeConfig, load_config
-from rfnet_ros.engines import EngineUnavailable, create_engine, resolve_device, resolve_engine, resolve_precision
-from rfnet_ros.engines.graphs import cache_dir, descriptor_onnx, detector_onnx, file_digest
-from rfnet_ros.model.weights import WeightsError, load_model
+from rfnet_ros.engines import EngineUnavailable, build_engine
+from rfnet_ros.engines.graphs import cache_dir, descriptor_onnx, detector_onnx
+from rfnet_ros.model.weights import WeightsError, file_sha256, load_model
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.engine:
             config = dataclasses.replace(config, engine=args.engine)
         model = load_model(config.weights_path, config.replaced_layers, config.descriptor)
-        digest = file_digest(config.weights_path)
+        digest = file_sha256(config.weights_path)
         frame_outputs = config.keypoint_frames == "learned"
         paths = [detector_onnx(model, digest, config.model_size, frame_outputs, args.out),
                  descriptor_onnx(model, digest, args.out)]
@@ -44,12 +44,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
         if not args.engine:
             return 0
-        device = resolve_device(config.device)
-        name = resolve_engine(config.engine, device)
-        precision = resolve_precision(config.precision, name, device)
-        hypotheses = 3 if config.second_peak_ratio < 1 else 1
-        engine = create_engine(name, model, digest, device, precision, config.model_size, frame_outputs,
-                               config.top_k * hypotheses, cache=args.out)
+        engine = build_engine(config, cache=args.out)
         print(f"engine {engine.name} ({engine.precision}) on {engine.device}: ready")
         if args.check:
             from rfnet_ros.engine_parity import compare

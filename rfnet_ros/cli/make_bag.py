@@ -21,46 +21,45 @@ import cv2
 from rfnet_ros.bags import camera_info_message, compressed_message, image_message, open_writer, typestore
 from rfnet_ros.frame_sources import SourceError, frames
 from rfnet_ros.sizes import parse_size
+from rfnet_ros.stream_settings import StreamSettings
 from rfnet_ros.tracking.camera import read_calibration, sibling_camera_info
 
 FORMATS = {"jpeg": ".jpg", "png": ".png"}
 
 
-def make_bag(source: Path, out: Path, *, topic: str = "/camera/image_raw", rate: float = 10.0,
-             start_ns: int | None = None, resize: tuple[int, int] | None = None, mono: bool = False,
-             frame_id: str = "camera", compressed: str | None = None, camera_info: Path | None = None,
-             max_frames: int | None = None) -> int:
-    """Write the frames of ``source`` into a new bag folder ``out``; returns the number of frames written."""
-    if rate <= 0:
-        raise ValueError("--rate must be positive")
-    calibration = read_calibration(camera_info) if camera_info else None
+def make_bag(source: Path, out: Path, stream: StreamSettings, *, start_ns: int | None = None,
+             resize: tuple[int, int] | None = None, mono: bool = False, compressed: str | None = None) -> int:
+    """Write the frames of ``source`` into a new bag folder ``out``, the i-th stamped ``start_ns`` (default: now)
+    plus i / ``stream.rate`` seconds, resized to ``resize`` (width, height), in mono8 with ``mono``, as
+    CompressedImage with ``compressed`` (jpeg or png); returns the number of frames written."""
+    calibration = read_calibration(stream.camera_info) if stream.camera_info else None
     store = typestore(())
     start_ns = time.time_ns() if start_ns is None else start_ns
     image_type = "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image"
-    image_topic = f"{topic}/compressed" if compressed else topic
+    image_topic = f"{stream.topic}/compressed" if compressed else stream.topic
     source_frames = frames(source, mono=mono, resize=resize)
     count = 0
     writer = open_writer(out)
     try:
         image_connection = writer.add_connection(image_topic, image_type, typestore=store)
-        info_connection = (writer.add_connection(sibling_camera_info(topic), "sensor_msgs/msg/CameraInfo",
+        info_connection = (writer.add_connection(sibling_camera_info(stream.topic), "sensor_msgs/msg/CameraInfo",
                                                  typestore=store) if calibration else None)
         for image, _ in source_frames:
-            if max_frames is not None and count >= max_frames:
+            if stream.max_frames is not None and count >= stream.max_frames:
                 break
-            stamp = start_ns + round(count * 1e9 / rate)
+            stamp = start_ns + round(count * 1e9 / stream.rate)
             if calibration and (calibration["width"], calibration["height"]) != (image.shape[1], image.shape[0]):
-                raise ValueError(f"{camera_info} is for {calibration['width']}x{calibration['height']} images, "
+                raise ValueError(f"{stream.camera_info} is for {calibration['width']}x{calibration['height']} images, "
                                  f"the frames are {image.shape[1]}x{image.shape[0]}")
             if compressed:
                 ok, data = cv2.imencode(FORMATS[compressed], image)
                 if not ok:
                     raise ValueError(f"cannot encode frame {count} as {compressed}")
-                msg = compressed_message(store, data.tobytes(), compressed, stamp, frame_id)
+                msg = compressed_message(store, data.tobytes(), compressed, stamp, stream.frame_id)
             else:
-                msg = image_message(store, image, stamp, frame_id)
+                msg = image_message(store, image, stamp, stream.frame_id)
             if info_connection is not None:
-                info = camera_info_message(store, calibration, stamp, frame_id)
+                info = camera_info_message(store, calibration, stamp, stream.frame_id)
                 writer.write(info_connection, stamp, store.serialize_cdr(info, "sensor_msgs/msg/CameraInfo"))
             writer.write(image_connection, stamp, store.serialize_cdr(msg, image_type))
             count += 1
@@ -92,10 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     options = build_parser().parse_args(argv)
     start_ns = None if options.start is None else round(options.start * 1e9)
     try:
-        count = make_bag(options.source, options.out, topic=options.topic, rate=options.rate, start_ns=start_ns,
-                         resize=options.resize, mono=options.mono, frame_id=options.frame_id,
-                         compressed=options.compressed, camera_info=options.camera_info,
-                         max_frames=options.max_frames)
+        stream = StreamSettings(options.topic, options.rate, options.frame_id, options.max_frames, options.camera_info)
+        count = make_bag(options.source, options.out, stream, start_ns=start_ns, resize=options.resize,
+                         mono=options.mono, compressed=options.compressed)
     except (ValueError, OSError) as exc:  # SourceError, BagError and calibration errors are ValueErrors
         print(f"rfnet-bag: error: {exc}", file=sys.stderr)
         return 1

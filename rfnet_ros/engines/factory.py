@@ -11,10 +11,10 @@ from pathlib import Path
 
 import torch
 
-from rfnet_ros.config import ENGINES
+from rfnet_ros.config import ENGINES, FeatureConfig
 from rfnet_ros.engines.base import Engine, EngineUnavailable
 from rfnet_ros.hardware import native_bf16
-from rfnet_ros.model.rfnet import RFNet
+from rfnet_ros.model.weights import file_sha256, load_model
 
 # Descriptor precisions each engine offers, per device type; the first one listed is what auto falls back to.
 PRECISIONS = {
@@ -97,27 +97,32 @@ def resolve_precision(name: str, engine: str, device: torch.device) -> str:
     return name
 
 
-def create_engine(engine: str, model: RFNet, weights_digest: str, device: torch.device, precision: str,
-                  model_size: tuple[int, int], frame_outputs: bool, max_patches: int,
-                  threads: int | None = None, cache: Path | None = None) -> Engine:
-    """Build the resolved ``engine`` (not ``auto``) for ``model``.
+def build_engine(config: FeatureConfig, cache: Path | None = None) -> Engine:
+    """The engine ``config`` asks for, ready to run: device, engine and precision resolved, the weights file
+    loaded, and for the graph engines its graphs exported (or found in ``cache``, default ``graphs.cache_dir()``,
+    named by the weights file's SHA-256).
 
-    weights_digest: SHA-256 of the weights file (names the exported graphs); model_size: the detector's input
-    (h, w); frame_outputs: whether the detector graph outputs the learned frame maps; max_patches: the most
-    patches one describe call gets (TensorRT's optimisation profile); threads: CPU inference threads.
-    Raises :class:`EngineUnavailable` when the engine cannot run here.
+    The detector graph outputs the learned frame maps only with ``keypoint_frames: learned``; TensorRT's
+    descriptor profile reaches the most patches one frame's describe call gets (``top_k`` times the
+    descriptions per keypoint); OpenVINO and ONNX Runtime run on PyTorch's CPU threads. Raises
+    :class:`EngineUnavailable` when the engine cannot run here, :class:`~rfnet_ros.model.weights.WeightsError`
+    when the weights file does not load.
     """
+    device = resolve_device(config.device)
+    engine = resolve_engine(config.engine, device)
+    precision = resolve_precision(config.precision, engine, device)
+    model = load_model(config.weights_path, config.replaced_layers, config.descriptor)
+    frame_outputs = config.keypoint_frames == "learned"
     if engine == "torch":
         from rfnet_ros.engines.torch_engine import TorchEngine
 
         return TorchEngine(model, precision, device, frame_outputs)
-    if engine not in _RUNTIME_MODULES:
-        raise ValueError(f"engine: {engine!r} is not one of {', '.join(ENGINES[1:])}")
-    resolve_engine(engine, device)  # installed and runs on the device, or one line saying why not
     from rfnet_ros.engines.graphs import descriptor_onnx, detector_onnx
 
-    detector_path = detector_onnx(model, weights_digest, model_size, frame_outputs, cache)
-    descriptor_path = descriptor_onnx(model, weights_digest, cache)
+    digest = file_sha256(config.weights_path)
+    detector_path = detector_onnx(model, digest, config.model_size, frame_outputs, cache)
+    descriptor_path = descriptor_onnx(model, digest, cache)
+    threads = torch.get_num_threads()
     if engine == "openvino":
         from rfnet_ros.engines.openvino_engine import OpenVINOEngine
 
@@ -128,5 +133,6 @@ def create_engine(engine: str, model: RFNet, weights_digest: str, device: torch.
         return ONNXRuntimeEngine(detector_path, descriptor_path, precision, device, threads)
     from rfnet_ros.engines.tensorrt_engine import TensorRTEngine
 
+    max_patches = config.top_k * config.descriptions_per_keypoint
     return TensorRTEngine(detector_path, descriptor_path, precision, device, max_patches,
                           model.descriptor.patch_size, frame_outputs)

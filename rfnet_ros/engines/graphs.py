@@ -13,7 +13,6 @@ never reuses a stale export.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import warnings
@@ -35,15 +34,6 @@ FRAME_CHANNELS = 3 * NUM_LAYERS  # ten scale weights, then ten (cos, sin) pairs
 def cache_dir() -> Path:
     """Where exported graphs and built engines are kept."""
     return Path(os.environ.get("RFNET_CACHE_DIR") or Path.home() / ".cache" / "rfnet_ros").expanduser()
-
-
-def file_digest(path: Path | str) -> str:
-    """SHA-256 hex digest of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class DetectorGraph(nn.Module):

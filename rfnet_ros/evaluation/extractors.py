@@ -111,7 +111,7 @@ class RFNetExtractor(Extractor):
         return matches, self.pipeline.refine(features0.image, features0, features1.image, features1, matches)
 
     def describe(self) -> dict:
-        from rfnet_ros.evaluation.ledger import file_sha256
+        from rfnet_ros.model.weights import file_sha256
 
         return {"name": self.name, "config": str(self.config_file) if self.config_file else None,
                 "weights": str(self.config.weights_path), "weights_sha256": file_sha256(self.config.weights_path),
@@ -199,7 +199,7 @@ class XFeatExtractor(CrossCheckedExtractor):
                         out["descriptors"].cpu().numpy().astype(np.float32))
 
     def describe(self) -> dict:
-        from rfnet_ros.evaluation.ledger import file_sha256
+        from rfnet_ros.model.weights import file_sha256
 
         return {"name": self.name, "weights": str(self.weights), "weights_sha256": file_sha256(self.weights),
                 "top_k": self.max_keypoints, "device": str(self.model.dev)}

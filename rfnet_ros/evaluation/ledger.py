@@ -9,7 +9,6 @@ one machine's ``runs/`` folder.
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import subprocess
 import sys
@@ -18,14 +17,6 @@ from typing import Any
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 DEFAULT_LEDGER = REPOSITORY / "docs" / "heldout_reads.jsonl"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def git_commit(root: Path = REPOSITORY) -> str:

@@ -19,13 +19,13 @@ from typing import Any
 
 from rfnet_ros.config import WEIGHTS_DIR, FeatureConfig
 from rfnet_ros.evaluation.extractors import RFNetExtractor
-from rfnet_ros.evaluation.ledger import DEFAULT_LEDGER, file_sha256, record_read
+from rfnet_ros.evaluation.ledger import DEFAULT_LEDGER, record_read
 from rfnet_ros.evaluation.plot import Series, line_plot
 from rfnet_ros.evaluation.protocol import environment, evaluate_method, load_pairs, summarise
 from rfnet_ros.evaluation.report import format_rows
 from rfnet_ros.model.complexity import detector_complexity
 from rfnet_ros.model.detector import MAX_REPLACED
-from rfnet_ros.model.weights import WeightsError, read_weights
+from rfnet_ros.model.weights import WeightsError, file_sha256, read_weights
 
 PACKAGED = ("rfnet_full.pt", "rfnet_lite.pt")
 SCORE_SETS = {"viewpoint": ("viewpoint",), "illumination": ("illumination",),

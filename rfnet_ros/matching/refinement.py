@@ -54,6 +54,21 @@ class RefinementSettings:
     min_correlation: float = 0.8
 
 
+@dataclass(frozen=True)
+class FramedKeypoints:
+    """One image's side of M matches: image (1, 1, H, W) intensities; xy (M, 2) px (x, y); radius (M,) patch
+    half-widths (keypoint scales) px; direction (M, 2) unit (cos, sin) orientations."""
+
+    image: torch.Tensor
+    xy: torch.Tensor
+    radius: torch.Tensor
+    direction: torch.Tensor
+
+    def take(self, index: torch.Tensor) -> FramedKeypoints:
+        """The keypoints at ``index`` (an index or bool tensor over M), on the same image."""
+        return FramedKeypoints(self.image, self.xy[index], self.radius[index], self.direction[index])
+
+
 def _standardise(windows: torch.Tensor) -> torch.Tensor:
     """Zero mean, unit standard deviation per window (M, S, S); featureless windows (deviation below
     MIN_CONTRAST) stay near zero, so they give no gradient and do not move."""
@@ -92,15 +107,14 @@ def correlation(template: torch.Tensor, window: torch.Tensor, weights: torch.Ten
     return inner(template, window) / (inner(template, template) * inner(window, window)).sqrt().clamp_min(1e-12)
 
 
-def refine_matches(image0: torch.Tensor, xy0: torch.Tensor, radius0: torch.Tensor, direction0: torch.Tensor,
-                   image1: torch.Tensor, xy1: torch.Tensor, radius1: torch.Tensor, direction1: torch.Tensor,
+def refine_matches(first: FramedKeypoints, second: FramedKeypoints,
                    settings: RefinementSettings = RefinementSettings()) -> tuple[torch.Tensor, torch.Tensor]:
-    """Refined positions of M matched keypoints of image1.
-
-    image0, image1: (1, 1, H, W) intensities; xy*: (M, 2) px (x, y) of match m in each image; radius*: (M,)
-    patch half-widths (keypoint scales) px; direction*: (M, 2) unit (cos, sin) orientations. Returns the
-    refined xy1 (M, 2) and a (M,) bool mask of the keypoints that moved (the others keep their xy1).
+    """Refined positions of M matched keypoints of the second image; match m pairs row m of ``first`` with
+    row m of ``second``. Returns the refined ``second.xy`` (M, 2) and a (M,) bool mask of the keypoints that
+    moved (the others keep their place).
     """
+    image0, xy0, radius0, direction0 = first.image, first.xy, first.radius, first.direction
+    image1, xy1, radius1, direction1 = second.image, second.xy, second.radius, second.direction
     m = xy0.shape[0]
     if m == 0:
         return xy1.clone(), torch.zeros(0, dtype=torch.bool, device=xy1.device)

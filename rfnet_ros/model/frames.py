@@ -263,15 +263,5 @@ def measure_frames(image: torch.Tensor, xy: torch.Tensor, second_peaks: bool = F
     return frames
 
 
-def image_frames(image: torch.Tensor, xy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Frames of (B, K) keypoints xy (B, K, 2) px measured on (B, 1, H, W) images.
-
-    Returns the patch half-width (B, K) in px (``SIGMAS_PER_RADIUS`` characteristic sigmas) and the unit
-    dominant gradient direction (B, K, 2) (cos, sin) measured in a square of that half-width.
-    """
-    frames = measure_frames(image, xy)
-    return frames.radius, frames.direction
-
-
 __all__ = ["SIGMAS_PER_RADIUS", "ImageFrames", "characteristic_scale", "dominant_orientation", "gaussian_blur",
-           "image_frames", "laplacian_responses", "measure_frames", "orientation_histogram"]
+           "laplacian_responses", "measure_frames", "orientation_histogram"]

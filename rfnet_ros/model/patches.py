@@ -6,9 +6,6 @@ import torch.nn.functional as F
 
 from rfnet_ros.model.descriptor import PATCH_SIZE
 
-# Patch half-width in units of the detector's scale: a keypoint of scale s is described by a
-# 2*s x 2*s (model px) square, rotated by its orientation.
-SUPPORT = 1.0
 PYRAMID_LEVELS = 3
 
 
@@ -74,4 +71,4 @@ def orientation_angle(orientation: torch.Tensor) -> torch.Tensor:
     return torch.atan2(orientation[..., 1], orientation[..., 0])
 
 
-__all__ = ["SUPPORT", "extract_patches", "image_pyramid", "orientation_angle"]
+__all__ = ["extract_patches", "image_pyramid", "orientation_angle"]

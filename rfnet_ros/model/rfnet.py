@@ -7,16 +7,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rfnet_ros.config import FRAME_SOURCES
+from rfnet_ros.config import KeypointSettings
 from rfnet_ros.model.descriptor import DESCRIPTORS
 from rfnet_ros.model.detector import Detector, DetectorMaps, learned_frames
 from rfnet_ros.model.frames import measure_frames
 from rfnet_ros.model.keypoints import select_keypoints
-from rfnet_ros.model.patches import SUPPORT, extract_patches
 
 
 @dataclass
-class Keypoints:
+class KeypointBatch:
     """Keypoints of a batch of B frames in input pixels, fixed size K with a validity mask.
 
     xy: (B, K, 2) sub-pixel (x, y); score: (B, K); scale: (B, K) patch half-width in input px;
@@ -46,39 +45,36 @@ def model_input(image: torch.Tensor, model_size: tuple[int, int]) -> torch.Tenso
     return F.interpolate(image, size=tuple(model_size), mode="area")
 
 
-def keypoints_from_maps(maps: DetectorMaps, small: torch.Tensor, image: torch.Tensor, top_k: int,
-                        nms_size: int = 5, border: int = 8, threshold: float = 0.0,
-                        keypoint_frames: str = "learned", min_strength: float = 0.0,
-                        second_peak_ratio: float = 1.0) -> Keypoints:
+def keypoints_from_maps(maps: DetectorMaps, small: torch.Tensor, image: torch.Tensor,
+                        settings: KeypointSettings) -> KeypointBatch:
     """Keypoints in input px from the detector's maps of ``small``, the (B, 1, h, w) model-resolution copy of
     ``image``, the (B, 1, H, W) input.
 
-    ``keypoint_frames`` says where each keypoint's scale and orientation come from: ``learned``, the
-    detector's heads (RF-Net); ``image``, measured on the input image (rfnet_ros.model.frames):
-    the characteristic scale of the Laplacian and the dominant gradient direction. With image frames,
-    keypoints whose score times image contrast is at most ``min_strength`` are marked invalid, and a
-    second scale or orientation peak reaching ``second_peak_ratio`` of the first becomes an alternative
-    frame (``Keypoints.alternative_frames``; 1.0: none).
+    ``settings.keypoint_frames`` says where each keypoint's scale and orientation come from: ``learned``, the
+    detector's heads (RF-Net); ``image``, measured on the input image (rfnet_ros.model.frames): the
+    characteristic scale of the Laplacian and the dominant gradient direction. With image frames, keypoints
+    whose score times image contrast is at most ``min_strength`` are marked invalid, and a second scale or
+    orientation peak reaching ``second_peak_ratio`` of the first becomes an alternative frame
+    (``KeypointBatch.alternative_frames``; 1.0: none).
     """
-    if keypoint_frames not in FRAME_SOURCES:
-        raise ValueError(f"keypoint_frames: {keypoint_frames!r} is not one of {', '.join(FRAME_SOURCES)}")
-    if keypoint_frames == "learned" and (min_strength > 0 or second_peak_ratio < 1):
-        raise ValueError("min_strength and second_peak_ratio need keypoint_frames: image")
     h, w = image.shape[-2:]
     mh, mw = small.shape[-2:]
-    xy_model, score, valid = select_keypoints(maps.score, top_k, nms_size, border, threshold)
+    xy_model, score, valid = select_keypoints(maps.score, settings.top_k, settings.nms_size, settings.border,
+                                              settings.score_threshold)
     ratio_x, ratio_y = w / mw, h / mh
     xy = model_to_input(xy_model, ratio_x, ratio_y)
-    if keypoint_frames == "learned":
+    if settings.keypoint_frames == "learned":
         scale, orientation = learned_frames(maps, xy_model)
-        # Patches stay square: the half-width uses the geometric mean of the two resize ratios.
-        return Keypoints(xy, score, scale * SUPPORT * (ratio_x * ratio_y) ** 0.5, orientation, valid)
+        # A keypoint of scale s is described by a 2s x 2s square (the patch half-width is the scale); patches
+        # stay square: the half-width uses the geometric mean of the two resize ratios.
+        return KeypointBatch(xy, score, scale * (ratio_x * ratio_y) ** 0.5, orientation, valid)
+    second_peak_ratio = settings.second_peak_ratio
     frames = measure_frames(image, xy, second_peaks=second_peak_ratio < 1)
-    if min_strength > 0:
+    if settings.min_strength > 0:
         # The detector's instance normalisation removes the image's contrast, so its score ignores how
         # faint a structure is; the Laplacian contrast puts that back, as SIFT's contrast threshold does.
-        valid = valid & (score * frames.contrast > min_strength)
-    keypoints = Keypoints(xy, score, frames.radius, frames.direction, valid)
+        valid = valid & (score * frames.contrast > settings.min_strength)
+    keypoints = KeypointBatch(xy, score, frames.radius, frames.direction, valid)
     if second_peak_ratio < 1:
         def present(peak_ratio: torch.Tensor) -> torch.Tensor:  # a ratio of 0 means no second peak
             return (peak_ratio >= second_peak_ratio) & (peak_ratio > 0)
@@ -90,7 +86,7 @@ def keypoints_from_maps(maps: DetectorMaps, small: torch.Tensor, image: torch.Te
 
 
 class RFNet(nn.Module):
-    """Detector and descriptor with the keypoint selection between them.
+    """Detector and descriptor of one weights file (keypoint selection between them: :func:`keypoints_from_maps`).
 
     ``descriptor`` names the patch descriptor (``DESCRIPTORS``: hardnet, as in RF-Net, or hardnet_lite).
     """
@@ -106,19 +102,3 @@ class RFNet(nn.Module):
     @property
     def replaced_layers(self) -> int:
         return self.detector.replaced_layers
-
-    def detect(self, image: torch.Tensor, model_size: tuple[int, int], top_k: int, nms_size: int = 5,
-               border: int = 8, threshold: float = 0.0, keypoint_frames: str = "learned",
-               min_strength: float = 0.0, second_peak_ratio: float = 1.0) -> tuple[Keypoints, DetectorMaps]:
-        """image: (B, 1, H, W) in [0, 1] at input resolution -> keypoints in input px (:func:`keypoints_from_maps`)
-        and the dense maps."""
-        small = model_input(image, model_size)
-        maps = self.detector(small)
-        keypoints = keypoints_from_maps(maps, small, image, top_k, nms_size, border, threshold,
-                                        keypoint_frames, min_strength, second_peak_ratio)
-        return keypoints, maps
-
-    def describe(self, image: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor,
-                 orientation: torch.Tensor) -> torch.Tensor:
-        """One image (1, 1, H, W), N keypoints (N, 2)/(N,)/(N, 2) in its pixels -> descriptors (N, 128)."""
-        return self.descriptor(extract_patches(image, xy, radius, orientation, self.descriptor.patch_size))

@@ -29,6 +29,15 @@ class WeightsError(RuntimeError):
     """A weights file is missing, unreadable, damaged or does not fit the requested model."""
 
 
+def file_sha256(path: Path | str) -> str:
+    """Hex SHA-256 of a file's bytes (names exported graphs, and records which weights file a result came from)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def tensors_sha256(payload: dict[str, Any]) -> str:
     """Hex SHA-256 of a payload's variant, descriptor name and state dicts (every entry's name, dtype, shape
     and bytes)."""

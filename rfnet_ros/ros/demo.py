@@ -26,6 +26,7 @@ from rfnet_ros.msg import FrameTiming, Keypoints, Matches
 from rfnet_ros.ros.monitor import STAGE_NAMES
 from rfnet_ros.ros.player import Player
 from rfnet_ros.sizes import parse_size
+from rfnet_ros.stream_settings import StreamSettings
 
 NAMESPACE = "/rfnet_demo"
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,8 +160,9 @@ def run(options: argparse.Namespace) -> int:
     try:
         if not wait_for_node(executor, listener, process):
             return 1
-        player = Player(frames(options.source, resize=options.resize, loop=True), rate=options.rate,
-                        frame_id="camera", topic=f"{NAMESPACE}/image", node_name="rfnet_demo_player")
+        player = Player(frames(options.source, resize=options.resize, loop=True),
+                        StreamSettings(f"{NAMESPACE}/image", options.rate, frame_id="camera"),
+                        node_name="rfnet_demo_player")
         executor.add_node(player)
         print(f"[demo] node up; playing {options.source.name} at {options.rate:g} fps, "
               f"{options.resize[0]}x{options.resize[1]}", flush=True)

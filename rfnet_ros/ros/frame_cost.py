@@ -41,7 +41,7 @@ def model_size_problem(feature: FeatureConfig, max_model_pixels: int) -> str | N
 
 
 def _descriptions(feature: FeatureConfig) -> int:
-    return feature.top_k * (3 if feature.second_peak_ratio < 1 else 1)
+    return feature.top_k * feature.descriptions_per_keypoint
 
 
 class FrameCost:

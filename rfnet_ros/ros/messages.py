@@ -16,7 +16,7 @@ from rfnet_ros.ros.monitor import STAGE_NAMES
 from rfnet_ros.stamps import from_nanoseconds
 from rfnet_ros.tracking.drawing import draw_tracks
 from rfnet_ros.tracking.tracker import FeatureTracker, TrackedFrame
-from rfnet_ros.tracking.vins import FeatureCloud, feature_cloud
+from rfnet_ros.tracking.vins import FeatureCloud, TrackedPoints, VinsLayout, feature_cloud
 
 
 def float_array(values: np.ndarray) -> array.array:
@@ -75,8 +75,7 @@ def vins_feature_message(header: Header, result: TrackedFrame, settings: NodeCon
     VINS-Mono's tracker, without a feature to report."""
     if result.normalised is None:
         return None
-    cloud = feature_cloud(result.track_ids, result.track_lengths, result.features.keypoints, result.normalised,
-                          result.velocities, settings.vins_layout, settings.vins_camera_id)
+    cloud = feature_cloud(TrackedPoints.of(result), VinsLayout.from_config(settings))
     return point_cloud_message(header, cloud) if len(cloud.points) else None
 
 

@@ -3,7 +3,7 @@
 Every field of :class:`~rfnet_ros.config.FeatureConfig` and :class:`~rfnet_ros.config.NodeConfig` becomes a
 parameter of the same name, type and default, with a ParameterDescriptor built from the field's metadata
 (description, integer or floating-point range, allowed values). Settings that decide what is loaded or
-subscribed at start-up are read-only.
+subscribed at start-up are read-only (``read_only`` in their metadata, rfnet_ros.config).
 """
 from __future__ import annotations
 
@@ -20,11 +20,6 @@ from rclpy.node import Node
 from rfnet_ros.config import FeatureConfig, NodeConfig
 from rfnet_ros.ros.frame_cost import model_size_problem
 
-# Changing these needs a restart: they choose the model that is loaded, where it runs, and the
-# subscription and timer that are created. The rest take effect from the next frame.
-READ_ONLY = frozenset({"weights", "replaced_layers", "descriptor", "device", "engine", "precision",
-                       "image_transport", "image_qos", "qos_depth", "diagnostics_period", "max_model_pixels",
-                       "publish_vins_features"})
 SETTINGS = (FeatureConfig, NodeConfig)
 TYPE_NAMES = {bool: "a bool", int: "an integer", float: "a double", str: "a string"}
 PARAMETER_TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
@@ -51,14 +46,14 @@ def descriptor_for(f: Field, constraints: bool = True) -> ParameterDescriptor:
     notes = []
     if meta.get("choices"):
         notes.append("one of: " + ", ".join(meta["choices"]))
-    if f.name in READ_ONLY:
+    if meta["read_only"]:
         notes.append("read-only: set at start-up")
     descriptor = ParameterDescriptor(name=f.name, description=meta.get("description", ""),
                                      additional_constraints="; ".join(notes))
     if not constraints:
         return descriptor
     descriptor.type = PARAMETER_TYPES[type(f.default)]
-    descriptor.read_only = f.name in READ_ONLY
+    descriptor.read_only = meta["read_only"]
     low, high = meta.get("low"), meta.get("high")
     if low is not None and high is not None:
         if type(f.default) is int:

@@ -21,6 +21,7 @@ import argparse
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,7 @@ from rfnet_ros.image_messages import array_to_image_fields
 from rfnet_ros.msg import FrameTiming
 from rfnet_ros.sizes import parse_size
 from rfnet_ros.stamps import from_nanoseconds
+from rfnet_ros.stream_settings import StreamSettings
 from rfnet_ros.tracking.camera import read_calibration, sibling_camera_info
 
 # Seconds the player keeps running after its last frame (reliable delivery of the last messages).
@@ -51,35 +53,49 @@ def publisher_qos(name: str) -> QoSProfile:
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=reliability)
 
 
-class Player(Node):
-    """Publishes one frame per timer tick; ``done`` is set when the frames or --max-frames run out."""
+@dataclass(frozen=True)
+class PlaybackSettings:
+    """What only live playback has: bag_stamps, keep a bag's header stamps (else: the current time); qos, the
+    publishers' (``publisher_qos``); wait_for_subscriber, hold the first frame until the image topic has a
+    subscriber; lockstep, a timing topic (rfnet_ros/FrameTiming) to wait on for each frame (module docstring)."""
 
-    def __init__(self, frame_source: Iterator[tuple[np.ndarray, int | None]], *, rate: float,
-                 frame_id: str = "camera", bag_stamps: bool = False, max_frames: int | None = None,
-                 qos: str = "reliable", topic: str = "image", node_name: str = "rfnet_player",
-                 wait_for_subscriber: bool = False, camera_info: dict | None = None, lockstep: str | None = None):
+    bag_stamps: bool = False
+    qos: str = "reliable"
+    wait_for_subscriber: bool = False
+    lockstep: str | None = None
+
+
+class Player(Node):
+    """Publishes one frame per timer tick; ``done`` is set when the frames or ``max_frames`` run out.
+
+    Raises ValueError when ``stream.camera_info`` cannot be read (before the node is created)."""
+
+    def __init__(self, frame_source: Iterator[tuple[np.ndarray, int | None]], stream: StreamSettings,
+                 playback: PlaybackSettings = PlaybackSettings(), node_name: str = "rfnet_player"):
+        calibration = read_calibration(stream.camera_info) if stream.camera_info else None
         super().__init__(node_name)
         self._frames = frame_source
-        self._frame_id = frame_id
-        self._bag_stamps = bag_stamps
-        self._max_frames = max_frames
-        self._wait_for_subscriber = wait_for_subscriber
+        self._frame_id = stream.frame_id
+        self._bag_stamps = playback.bag_stamps
+        self._max_frames = stream.max_frames
+        self._wait_for_subscriber = playback.wait_for_subscriber
         self.published = 0
         self.done = False
         self.error: str | None = None
-        self.publisher = self.create_publisher(Image, topic, publisher_qos(qos))
+        qos = publisher_qos(playback.qos)
+        self.publisher = self.create_publisher(Image, stream.topic, qos)
         self._camera_info = None
-        if camera_info is not None:
-            self._camera_info = CameraInfo(width=camera_info["width"], height=camera_info["height"],
-                                           distortion_model=camera_info["distortion_model"], d=camera_info["d"],
-                                           k=camera_info["k"], r=camera_info["r"], p=camera_info["p"])
-            self._camera_info_pub = self.create_publisher(CameraInfo, sibling_camera_info(topic), publisher_qos(qos))
+        if calibration is not None:
+            self._camera_info = CameraInfo(width=calibration["width"], height=calibration["height"],
+                                           distortion_model=calibration["distortion_model"], d=calibration["d"],
+                                           k=calibration["k"], r=calibration["r"], p=calibration["p"])
+            self._camera_info_pub = self.create_publisher(CameraInfo, sibling_camera_info(stream.topic), qos)
         self._waiting_for: tuple[int, int] | None = None  # --lockstep: stamp of the frame whose timing is due
         self._waiting_since = 0.0
-        if lockstep:
-            self.create_subscription(FrameTiming, lockstep, self._on_timing, 10)
-        self._lockstep = bool(lockstep)
-        self._timer = self.create_timer(1.0 / rate, self._tick)
+        if playback.lockstep:
+            self.create_subscription(FrameTiming, playback.lockstep, self._on_timing, 10)
+        self._lockstep = bool(playback.lockstep)
+        self._timer = self.create_timer(1.0 / stream.rate, self._tick)
 
     def _on_timing(self, msg: FrameTiming) -> None:
         if self._waiting_for == (msg.header.stamp.sec, msg.header.stamp.nanosec):
@@ -158,24 +174,18 @@ def main(args: list[str] | None = None) -> int:
     argv = sys.argv if args is None else args
     rclpy.init(args=argv)
     options = build_parser().parse_args(remove_ros_args(argv)[1:])
-    if options.rate <= 0:
-        print("player: error: --rate must be positive", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        calibration = read_calibration(options.camera_info) if options.camera_info else None
-    except ValueError as exc:
-        print(f"player: error: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
     source = frames(options.source, mono=options.mono, resize=options.resize, loop=options.loop,
                     bag_topic=options.bag_topic)
     player = None
     try:
-        player = Player(source, rate=options.rate, frame_id=options.frame_id, bag_stamps=options.bag_stamps,
-                        max_frames=options.max_frames, qos=options.qos, topic=options.topic,
-                        wait_for_subscriber=options.wait_for_subscriber, camera_info=calibration,
-                        lockstep=options.lockstep)
+        try:  # a rate that is not positive, an unreadable calibration: refused before the node starts
+            stream = StreamSettings(options.topic, options.rate, options.frame_id, options.max_frames,
+                                    options.camera_info)
+            player = Player(source, stream, PlaybackSettings(options.bag_stamps, options.qos,
+                                                             options.wait_for_subscriber, options.lockstep))
+        except ValueError as exc:
+            print(f"player: error: {exc}", file=sys.stderr)
+            return 2
         while rclpy.ok() and not player.done:
             rclpy.spin_once(player, timeout_sec=0.1)
         # Give reliable subscribers a moment to receive the last frames before the publisher goes.

@@ -27,10 +27,15 @@ Plain numpy, no ROS: the node turns :class:`FeatureCloud` into the message.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rfnet_ros.config import VINS_LAYOUTS as LAYOUTS
+from rfnet_ros.config import NodeConfig
+
+if TYPE_CHECKING:
+    from rfnet_ros.tracking.tracker import TrackedFrame
 
 MONO_CHANNELS = ("id_of_point", "u_of_point", "v_of_point", "velocity_x_of_point", "velocity_y_of_point")
 FUSION_CHANNELS = ("id_of_point", "camera_id_of_point", "u_of_point", "v_of_point", "velocity_x_of_point",
@@ -48,22 +53,54 @@ class FeatureCloud:
     channels: dict[str, np.ndarray]
 
 
-def feature_cloud(track_ids: np.ndarray, track_lengths: np.ndarray, pixels: np.ndarray, normalised: np.ndarray,
-                  velocities: np.ndarray, layout: str = "mono", camera_id: int = 0) -> FeatureCloud:
-    """The cloud of one frame's N keypoints: track_ids (N,), track_lengths (N,) frames seen, pixels (N, 2) px,
+@dataclass(frozen=True)
+class TrackedPoints:
+    """One frame's N tracked keypoints: track_ids (N,), track_lengths (N,) frames seen, pixels (N, 2) px,
     normalised (N, 2) undistorted normalised coordinates, velocities (N, 2) normalised units per second."""
-    if layout not in LAYOUTS:
-        raise ValueError(f"vins layout {layout!r} is not one of {', '.join(LAYOUTS)}")
-    keep = np.asarray(track_lengths) >= 2 if layout == "mono" else np.ones(len(track_ids), bool)
-    ids = (np.asarray(track_ids, np.uint64)[keep] % np.uint64(ID_MODULUS)).astype(np.float32)
-    pixels = np.asarray(pixels, np.float32)[keep]
-    normalised = np.asarray(normalised, np.float32)[keep]
-    velocities = np.asarray(velocities, np.float32)[keep]
+
+    track_ids: np.ndarray
+    track_lengths: np.ndarray
+    pixels: np.ndarray
+    normalised: np.ndarray
+    velocities: np.ndarray
+
+    @classmethod
+    def of(cls, frame: TrackedFrame) -> TrackedPoints:
+        """The points of a frame tracked with a camera model (``normalised`` and ``velocities`` set)."""
+        return cls(frame.track_ids, frame.track_lengths, frame.features.keypoints, frame.normalised,
+                   frame.velocities)
+
+
+@dataclass(frozen=True)
+class VinsLayout:
+    """The channels of the cloud: ``name`` mono or fusion (module docstring); ``camera_id``, the value of the
+    fusion layout's camera id channel."""
+
+    name: str
+    camera_id: int = 0
+
+    def __post_init__(self) -> None:
+        if self.name not in LAYOUTS:
+            raise ValueError(f"vins layout {self.name!r} is not one of {', '.join(LAYOUTS)}")
+
+    @classmethod
+    def from_config(cls, node: NodeConfig) -> VinsLayout:
+        return cls(node.vins_layout, node.vins_camera_id)
+
+
+def feature_cloud(tracked: TrackedPoints, layout: VinsLayout) -> FeatureCloud:
+    """The cloud of one frame's tracked keypoints in ``layout``."""
+    mono = layout.name == "mono"
+    keep = np.asarray(tracked.track_lengths) >= 2 if mono else np.ones(len(tracked.track_ids), bool)
+    ids = (np.asarray(tracked.track_ids, np.uint64)[keep] % np.uint64(ID_MODULUS)).astype(np.float32)
+    pixels = np.asarray(tracked.pixels, np.float32)[keep]
+    normalised = np.asarray(tracked.normalised, np.float32)[keep]
+    velocities = np.asarray(tracked.velocities, np.float32)[keep]
     count = len(ids)
     points = np.concatenate([normalised.reshape(count, 2), np.ones((count, 1), np.float32)], axis=1)
-    values = {"id_of_point": ids, "camera_id_of_point": np.full(count, camera_id, np.float32),
+    values = {"id_of_point": ids, "camera_id_of_point": np.full(count, layout.camera_id, np.float32),
               "u_of_point": pixels[:, 0].copy(), "v_of_point": pixels[:, 1].copy(),
               "velocity_x_of_point": velocities[:, 0].copy(), "velocity_y_of_point": velocities[:, 1].copy()}
-    names = MONO_CHANNELS if layout == "mono" else FUSION_CHANNELS
+    names = MONO_CHANNELS if mono else FUSION_CHANNELS
     zeros = np.zeros(count, np.float32)
     return FeatureCloud(points, {name: values.get(name, zeros) for name in names})

@@ -32,13 +32,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from rfnet_ros.engines import Engine, create_engine, resolve_engine
-from rfnet_ros.engines.graphs import file_digest
+from rfnet_ros.config import FeatureConfig, KeypointSettings
+from rfnet_ros.engines import Engine, build_engine
 from rfnet_ros.model.descriptor import DESCRIPTORS
 from rfnet_ros.model.frames import measure_frames
 from rfnet_ros.model.patches import extract_patches
 from rfnet_ros.model.rfnet import keypoints_from_maps, model_input
-from rfnet_ros.model.weights import load_model, provenance
+from rfnet_ros.model.weights import file_sha256, load_model, provenance
 from rfnet_ros.training.homography import warp_frames
 from rfnet_ros.training.pairs import PairSampler
 
@@ -47,18 +47,27 @@ SETS = ("anchor", "true", "measured")
 
 
 @torch.no_grad()
-def correspondences(batch, teacher: Engine, keypoints: int, min_strength: float,
-                    patch_size: int) -> dict[str, np.ndarray]:
-    """The three patches and teacher descriptors of every usable keypoint of a batch of pairs (module docstring);
-    ``pair`` holds the index of the pair within the batch."""
+def teacher_config(args: argparse.Namespace) -> FeatureConfig:
+    """The teacher's settings: its weights in fp32 on the CPU, the detector at half the rendered views' size, and
+    keypoints selected in view 0 with image frames (5 px non-maximum suppression, one description each)."""
+    teacher = load_model(args.teacher)
+    return FeatureConfig(weights=str(Path(args.teacher).resolve()), replaced_layers=teacher.replaced_layers,
+                         descriptor=teacher.descriptor_name, model_height=args.crop[0] // 2,
+                         model_width=args.crop[1] // 2, top_k=args.keypoints, nms_size=5, border=8,
+                         score_threshold=0.0, keypoint_frames="image", min_strength=args.min_strength,
+                         second_peak_ratio=1.0, device="cpu", engine="auto", precision="fp32")
+
+
+def correspondences(batch, teacher: Engine, keypoints: KeypointSettings, patch_size: int) -> dict[str, np.ndarray]:
+    """The three patches and teacher descriptors of every usable keypoint of a batch of pairs (module docstring),
+    the keypoints selected with ``keypoints``; ``pair`` holds the index of the pair within the batch."""
     image0, image1, hom = (torch.from_numpy(x) for x in (batch.image0, batch.image1, batch.homography))
     b, _, h, w = image0.shape
     model_size = (h // 2, w // 2)
     out: dict[str, list] = {key: [] for key in (*SETS, *(f"teacher_{s}" for s in SETS), "pair", "xy")}
     for i in range(b):
         small0 = model_input(image0[i:i + 1], model_size)
-        found = keypoints_from_maps(teacher.detect(small0), small0, image0[i:i + 1], keypoints,
-                                    keypoint_frames="image", min_strength=min_strength)
+        found = keypoints_from_maps(teacher.detect(small0), small0, image0[i:i + 1], keypoints)
         xy1, direction1, radius1 = warp_frames(hom[i:i + 1], found.xy, found.orientation, found.scale)
         keep = found.valid & ((xy1[..., 0] >= MARGIN) & (xy1[..., 0] <= w - 1 - MARGIN)
                               & (xy1[..., 1] >= MARGIN) & (xy1[..., 1] <= h - 1 - MARGIN))
@@ -89,15 +98,11 @@ def write_shard(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 def generate(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads or torch.get_num_threads())
-    teacher_model = load_model(args.teacher)
-    cpu = torch.device("cpu")
-    model_size = (args.crop[0] // 2, args.crop[1] // 2)
-    teacher = create_engine(resolve_engine("auto", cpu), teacher_model, file_digest(args.teacher), cpu, "fp32",
-                            model_size, frame_outputs=False, max_patches=args.keypoints,
-                            threads=torch.get_num_threads())
+    config = teacher_config(args)
+    teacher = build_engine(config)
     patch_size = DESCRIPTORS[args.student].patch_size
     args.out.mkdir(parents=True, exist_ok=True)
-    info = {"teacher": str(args.teacher), "teacher_sha256": file_digest(args.teacher),
+    info = {"teacher": str(args.teacher), "teacher_sha256": file_sha256(args.teacher),
             "teacher_provenance": provenance(args.teacher), "student": args.student, "patch_size": patch_size,
             "data": str(args.data), "crop": list(args.crop), "keypoints": args.keypoints,
             "min_strength": args.min_strength, "max_angle": args.max_angle, "scale_range": list(args.scale_range),
@@ -113,7 +118,7 @@ def generate(args: argparse.Namespace) -> int:
         if shard == 0:
             info["training_images"] = sampler.names
         batch = sampler.sample(args.pairs_per_shard)
-        arrays = correspondences(batch, teacher, args.keypoints, args.min_strength, patch_size)
+        arrays = correspondences(batch, teacher, config.keypoint_settings, patch_size)
         arrays["pair"] = arrays["pair"] + shard * args.pairs_per_shard
         write_shard(path, arrays)
     info["seconds_this_run"] = round(time.time() - start, 1)

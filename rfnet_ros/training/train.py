@@ -27,9 +27,9 @@ from tqdm import tqdm
 from rfnet_ros.config import FRAME_SOURCES
 from rfnet_ros.model.descriptor import DESCRIPTORS
 from rfnet_ros.model.detector import DetectorMaps
-from rfnet_ros.model.frames import image_frames
+from rfnet_ros.model.frames import measure_frames
 from rfnet_ros.model.keypoints import select_keypoints
-from rfnet_ros.model.patches import SUPPORT, extract_patches
+from rfnet_ros.model.patches import extract_patches
 from rfnet_ros.model.rfnet import RFNet
 from rfnet_ros.model.weights import load_model, read_weights, save_weights
 from rfnet_ros.training.homography import warp_frames
@@ -119,7 +119,7 @@ def descriptor_step(model: RFNet, batch, args, rng: np.random.Generator, autocas
     angle = torch.from_numpy(rng.uniform(-np.pi, np.pi, size=(b, k)).astype(np.float32))
     direction0 = torch.stack([angle.cos(), angle.sin()], dim=-1)
     radius0 = torch.from_numpy(np.exp(rng.uniform(np.log(MIN_SCALE), np.log(MAX_SCALE), (b, k))).astype(
-        np.float32)) * SUPPORT
+        np.float32))
     xy1, direction1, radius1 = warp_frames(hom, xy0, direction0, radius0)
     valid = inside(xy1, h, w).float().flatten()
     with autocast:
@@ -146,19 +146,19 @@ def joint_step(model: RFNet, batch, args, rng: np.random.Generator, autocast) ->
     xy0 = xy0.detach()
     maps0 = DetectorMaps(score0, maps.scale_weights[:b], maps.orientations[:b])
     maps1 = DetectorMaps(score1, maps.scale_weights[b:], maps.orientations[b:])
-    scale0, direction0 = model.detector.frames_at(maps0, xy0)
-    radius0 = scale0 * SUPPORT
+    # The patch half-width is the detector's scale (a keypoint of scale s is described by a 2s x 2s square).
+    radius0, direction0 = model.detector.frames_at(maps0, xy0)
     xy1, direction1_gt, radius1_gt = warp_frames(hom, xy0, direction0, radius0)
-    scale1, direction1 = model.detector.frames_at(maps1, xy1)
-    radius1 = scale1 * SUPPORT
+    radius1, direction1 = model.detector.frames_at(maps1, xy1)
     valid = (valid0 & inside(xy1, h, w)).float()
     equivariance = equivariance_loss(direction1, direction1_gt.detach(), radius1, radius1_gt.detach(), valid)
     if args.keypoint_frames == "image":
         # Patches cut as the pipeline cuts them with keypoint_frames: image; the positives' "true" frames are
         # image 0's measured frames carried through the warp, the predicted ones are measured in image 1.
         with torch.no_grad():
-            radius0, direction0 = image_frames(image0, xy0)
-            radius1, direction1 = image_frames(image1, xy1)
+            frames0, frames1 = measure_frames(image0, xy0), measure_frames(image1, xy1)
+            radius0, direction0 = frames0.radius, frames0.direction
+            radius1, direction1 = frames1.radius, frames1.direction
             _, direction1_gt, radius1_gt = warp_frames(hom, xy0, direction0, radius0)
 
     with autocast:
