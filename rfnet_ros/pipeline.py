@@ -167,10 +167,6 @@ class FeaturePipeline:
         return comparable
 
     @property
-    def engine_name(self) -> str:
-        return self.engine.name
-
-    @property
     def device(self) -> torch.device:
         return self.engine.device
 

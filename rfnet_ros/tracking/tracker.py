@@ -123,7 +123,7 @@ class FeatureTracker:
 
     @property
     def engine_name(self) -> str:
-        return self._pipeline.engine_name
+        return self._pipeline.engine.name
 
     @property
     def precision(self) -> str:
