@@ -104,6 +104,13 @@ class FeatureConfig:
                                     "surroundings align with its match's (sub-pixel Lucas-Kanade in the keypoints' "
                                     "scale and orientation frames), where the aligned surroundings correlate; "
                                     "published keypoints and tracks use that place")
+    refine_max_window: float = _setting(0.0, "Largest half-width in input px of the windows match refinement "
+                                        "aligns (0 = as wide as the keypoint's patch); keypoints of flat regions have "
+                                        "patches of up to a hundred px, whose alignment follows whatever dominates "
+                                        "them (a nearer surface)", low=0.0, high=1000.0)
+    refine_drop_unaligned: bool = _setting(False, "Drop the matches whose surroundings the refinement could not "
+                                           "align (placed no better than the detector's ~2 px); needs "
+                                           "refine_matches")
     device: str = _setting("auto", "Device: auto (CUDA when present, else CPU), cpu, cuda or cuda:N",
                           read_only=True, rebuilds_engine=True)
     engine: str = _setting("auto", "Inference engine of the networks: auto (the fastest installed for the device: "

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from rfnet_ros.config import FeatureConfig
 from rfnet_ros.engines import build_engine
 from rfnet_ros.matching import match_mutual_nn
-from rfnet_ros.matching.refinement import FramedKeypoints, refine_matches
+from rfnet_ros.matching.refinement import FramedKeypoints, RefinementSettings, refine_matches
 from rfnet_ros.model.patches import extract_patches, orientation_angle
 from rfnet_ros.model.rfnet import keypoints_from_maps, model_input
 from rfnet_ros.model.texture import local_contrast
@@ -249,27 +249,32 @@ class FeaturePipeline:
 
     @torch.inference_mode()
     def refine(self, image0: np.ndarray, features0: KeypointFrames, image1: np.ndarray, features1: KeypointFrames,
-               matches: np.ndarray, color_order: str = "bgr") -> np.ndarray:
+               matches: np.ndarray, color_order: str = "bgr", with_aligned: bool = False
+               ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """``features1.keypoints`` (N1, 2) with each keypoint of ``matches`` (M, 2: index in features0, index in
         features1) moved to where it aligns with its match (:func:`rfnet_ros.matching.refinement.refine_matches`);
-        the images are the ones the features were extracted from."""
+        the images are the ones the features were extracted from. With ``with_aligned`` also which matches (M,)
+        bool the refinement aligned (what ``refine_drop_unaligned`` keeps)."""
         def frame(image: np.ndarray, features: KeypointFrames) -> FramedKeypoints:
             xy, radius, angle = (torch.as_tensor(array, device=self.device).float()
                                  for array in (features.keypoints, features.scales, features.orientations))
             return FramedKeypoints(image_tensor(image, color_order, self.device), xy, radius,
                                    torch.stack([torch.cos(angle), torch.sin(angle)], dim=-1))
 
-        refined = self._refined(frame(image0, features0), frame(image1, features1),
-                                torch.as_tensor(matches, device=self.device).long())
-        return refined.cpu().numpy().astype(np.float32)
+        refined, aligned = self._refined(frame(image0, features0), frame(image1, features1),
+                                         torch.as_tensor(matches, device=self.device).long())
+        refined = refined.cpu().numpy().astype(np.float32)
+        return (refined, aligned.cpu().numpy()) if with_aligned else refined
 
-    @staticmethod
-    def _refined(keypoints0: FramedKeypoints, keypoints1: FramedKeypoints, matches: torch.Tensor) -> torch.Tensor:
-        """keypoints1's xy with the keypoints matched to keypoints0 (``matches`` (M, 2)) refined."""
-        moved, _ = refine_matches(keypoints0.take(matches[:, 0]), keypoints1.take(matches[:, 1]))
+    def _refined(self, keypoints0: FramedKeypoints, keypoints1: FramedKeypoints, matches: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """keypoints1's xy with the keypoints matched to keypoints0 (``matches`` (M, 2)) refined, and which
+        matches (M,) the refinement aligned."""
+        settings = RefinementSettings(max_window=self.config.refine_max_window)
+        moved, aligned = refine_matches(keypoints0.take(matches[:, 0]), keypoints1.take(matches[:, 1]), settings)
         xy = keypoints1.xy.clone()
         xy[matches[:, 1]] = moved
-        return xy
+        return xy, aligned
 
     def match_frames(self, previous: MatchState, current: MatchState, features: FrameFeatures,
                      timer: StageTimer, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -282,9 +287,11 @@ class FeaturePipeline:
             matches, distances = match_mutual_nn(previous.matchable, current.matchable,
                                                  self.config.match_max_distance, self.config.match_ratio, window)
             if self.config.refine_matches and len(matches):
-                refined = self._refined(previous.keypoints, current.keypoints, matches)
+                refined, aligned = self._refined(previous.keypoints, current.keypoints, matches)
                 current.keypoints = dataclasses.replace(current.keypoints, xy=refined)
                 features.keypoints = refined.float().cpu().numpy()
+                if self.config.refine_drop_unaligned:  # not placed to better than the detector's ~2 px
+                    matches, distances = matches[aligned], distances[aligned]
             return matches.cpu().numpy(), distances.float().cpu().numpy()
 
     def process(self, image: np.ndarray, color_order: str = "bgr") -> FrameResult:

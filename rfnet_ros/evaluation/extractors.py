@@ -12,7 +12,8 @@ with several frame hypotheses per keypoint: (N, H, D), see ``FrameFeatures.descr
 each keypoint's orientation (radians, image coordinates) and scale (RF-Net: patch half-width; OpenCV: size).
 ``match(d0, d1)`` returns mutual nearest-neighbour matches (M, 2) int64 (index into d0, index into d1);
 ``match_features(f0, f1)`` returns them with the keypoints of f1 to measure them at: f1's own, or, for RF-Net
-configurations with ``refine_matches``, with the matched ones refined against f0 (``FeaturePipeline.refine``).
+configurations with ``refine_matches``, with the matched ones refined against f0 (``FeaturePipeline.refine``;
+with ``refine_drop_unaligned`` the matches it could not align are left out, as the pipeline leaves them out).
 ``timed_extract`` adds the wall-clock extraction time in ms (perf_counter).
 """
 from __future__ import annotations
@@ -108,7 +109,9 @@ class RFNetExtractor(Extractor):
         matches = self.match(features0.descriptors, features1.descriptors)
         if not self.config.refine_matches or len(matches) == 0:
             return matches, features1.keypoints
-        return matches, self.pipeline.refine(features0.image, features0, features1.image, features1, matches)
+        refined, aligned = self.pipeline.refine(features0.image, features0, features1.image, features1, matches,
+                                                with_aligned=True)
+        return (matches[aligned] if self.config.refine_drop_unaligned else matches), refined
 
     def describe(self) -> dict:
         from rfnet_ros.model.weights import file_sha256

@@ -43,7 +43,10 @@ class RefinementSettings:
     shift as a share of the window's half-width; max_scale_change: the largest accepted |log| scale change of
     the window (larger ones mean the alignment ran off); min_correlation: the aligned windows must agree at
     least this well (``correlation``), else the alignment found no consistent fit (an edge it slid along, a
-    repeated pattern, an occlusion) and the keypoint keeps its place (-1: no check)."""
+    repeated pattern, an occlusion) and the keypoint keeps its place (-1: no check); max_window: the largest
+    half-width in px of the first image's window (0: no limit), so that the keypoints of flat regions, whose
+    patches reach a hundred px, align on their own surroundings rather than on whatever dominates a wide
+    window (another surface at another depth)."""
 
     window: float = 1.0
     min_window: float = 4.0
@@ -52,6 +55,7 @@ class RefinementSettings:
     max_shift: float = 0.5
     max_scale_change: float = math.log(1.35)
     min_correlation: float = 0.8
+    max_window: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,8 @@ def refine_matches(first: FramedKeypoints, second: FramedKeypoints,
         return xy1.clone(), torch.zeros(0, dtype=torch.bool, device=xy1.device)
     size = settings.size
     half0 = (radius0 * settings.window).clamp(min=settings.min_window)
+    if settings.max_window > 0:
+        half0 = half0.clamp(max=max(settings.max_window, settings.min_window))
     half1 = half0 * radius1 / radius0  # the same window in the second keypoint's frame
     template = _standardise(extract_patches(image0, xy0, half0, direction0, size)[:, 0])
     pyramid = image_pyramid(image1)
