@@ -4,12 +4,14 @@ what the truth says."""
 import cv2
 import numpy as np
 import pytest
+import torch
 from photos import gray_photo
 
 from rfnet_ros.config import FeatureConfig
 from rfnet_ros.evaluation import parallax
 from rfnet_ros.evaluation.front_end import OpenCVFrontEnd, run_sequence, score_pair
 from rfnet_ros.evaluation.metrics import warp_points
+from rfnet_ros.matching.refinement import FramedKeypoints, RefinementSettings, refine_matches
 
 WALL_PHOTO, PANEL_PHOTO = "images/validation/ocvdoc-boat.png", "images/validation/ocv-001.png"
 
@@ -111,3 +113,30 @@ def test_scoring_counts_matches_onto_hidden_points_as_wrong(sequence):
 def test_sift_front_end_on_the_parallax_set(sequence):
     result = run_sequence(FeatureConfig(), sequence, OpenCVFrontEnd("sift", FeatureConfig(), 1024))
     assert result["precision"] > 0.9 and result["correct"] > 100
+
+
+def test_capped_refinement_windows_align_wall_points_beside_the_panel(sequence):
+    # Keypoints of flat regions have patches ~100 px wide; a window that wide beside the panel aligns on the
+    # panel, which moves ~5 px more than the wall. Capped at 16 px it aligns on the wall point's surroundings.
+    distance = parallax.boundary_distance(sequence.labels[0])
+    ys, xs = np.nonzero((sequence.labels[0] == parallax.WALL) & (distance > 20) & (distance < 40))
+    points = np.stack([xs, ys], axis=1)[::97].astype(float)
+    points = points[np.all((points > 40) & (points < np.array([600, 440])), axis=1)]
+    truth = sequence.truth(points, 1)
+
+    def framed(frame: np.ndarray, xy: np.ndarray) -> FramedKeypoints:
+        n = len(xy)
+        return FramedKeypoints(torch.from_numpy(frame.astype(np.float32) / 255.0)[None, None],
+                               torch.tensor(xy, dtype=torch.float32), torch.full((n,), 100.0),
+                               torch.tensor([[1.0, 0.0]]).repeat(n, 1))
+
+    first = framed(sequence.frames[0], points)
+    second = framed(sequence.frames[1], truth["expected"] + np.array([1.5, -1.0]))  # the detector's misplacement
+    results = {}
+    for cap in (0.0, 16.0):
+        xy, aligned = refine_matches(first, second, RefinementSettings(max_window=cap))
+        error = np.linalg.norm(xy.numpy() - truth["expected"], axis=1)[aligned.numpy()]
+        results[cap] = (aligned.float().mean().item(), np.median(error), (error > 3).mean())
+    assert len(points) > 100
+    assert results[16.0][0] > 0.6 and results[16.0][1] < 1.0 and results[16.0][2] < 0.02
+    assert results[0.0][1] > 2.0 and results[0.0][2] > 0.2  # measured: median 2.8 px, 45% beyond 3 px
