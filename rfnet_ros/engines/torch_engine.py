@@ -24,5 +24,7 @@ class TorchEngine(Engine):
     def detect(self, image: torch.Tensor) -> DetectorMaps:
         return self.detector(image, frame_maps=self.frame_outputs)
 
+    detect_batch = detect  # the modules take a batch as it is
+
     def describe(self, patches: torch.Tensor) -> torch.Tensor:
         return self.descriptor(patches)
