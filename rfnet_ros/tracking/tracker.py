@@ -103,6 +103,11 @@ class FeatureTracker:
         return self._pipeline.config
 
     @property
+    def pipeline(self) -> FeaturePipeline:
+        """The pipeline this front end extracts with (for callers that extract several frames at once)."""
+        return self._pipeline
+
+    @property
     def device(self) -> torch.device:
         return self._pipeline.device
 
@@ -143,6 +148,12 @@ class FeatureTracker:
         timed in ``timer`` (``new_timer``; a new one when None)."""
         timer = timer or self.new_timer()
         features, state = self._pipeline.extract_frame(image, color_order, timer)
+        return self.track(features, state, stamp_ns, camera, timer)
+
+    def track(self, features: FrameFeatures, state: MatchState, stamp_ns: int | None, camera: CameraModel | None,
+              timer: StageTimer) -> TrackedFrame:
+        """``process`` of a frame already extracted by ``pipeline`` (``FeaturePipeline.extract_frame(s)``): its
+        matches to the previous frame, the check, track ids and motion; the frame becomes the previous one."""
         previous = self._previous
         if previous is not None:
             candidates, candidate_distances = self._pipeline.match_frames(previous.state, state, features, timer)
