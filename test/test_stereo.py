@@ -1,0 +1,191 @@
+"""The ROS-free stereo front end (rfnet_ros.tracking.stereo) on a rectified pair rendered from real photographs
+with known disparity (test/stereo_scene.py), and the rectification of raw cameras' keypoints."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+import stereo_scene as scene
+from ros_harness import ROOT, photo
+
+from rfnet_ros.config import NodeConfig, StereoConfig, load_config
+from rfnet_ros.tracking.camera import CalibrationRejected, CameraModel
+from rfnet_ros.tracking.stereo import NO_TRACK, StereoCalibration, StereoFrontEnd, stereo_candidates
+
+FRAMES = 4
+LITE = ROOT / 'config' / 'lite.yaml'
+STAMP_STEP_NS = 100_000_000
+
+
+def camera_info(**fields):
+    return SimpleNamespace(binning_x=0, binning_y=0, roi=SimpleNamespace(width=0, height=0), **fields)
+
+
+def scene_calibration(baseline: float = scene.BASELINE) -> StereoCalibration:
+    left = CameraModel.from_camera_info(camera_info(**scene.camera_info_fields(False)))
+    right = CameraModel.from_camera_info(camera_info(**scene.camera_info_fields(True, baseline)))
+    return StereoCalibration.of(left, right, rectified_input=True)
+
+
+def textures() -> tuple[np.ndarray, np.ndarray]:
+    """The far wall (building.png) and the near board's texture (the middle of aero1.png)."""
+    board = photo('aero1.png')
+    h, w = board.shape[:2]
+    return photo('building.png'), board[h // 2 - 70:h // 2 + 70, w // 2 - 75:w // 2 + 75]
+
+
+@pytest.fixture(scope='module')
+def sequence():
+    """(front end, [(pair, stereo frame)] over FRAMES frames of the scene moving sideways)."""
+    config = load_config(LITE, ignore=NodeConfig.names())
+    front_end = StereoFrontEnd(config, StereoConfig())
+    wall, board = textures()
+    calibration = scene_calibration()
+    frames = []
+    for t in range(FRAMES):
+        pair = scene.render(wall, board, t)
+        frames.append((pair, front_end.process(pair.left, pair.right, 'bgr', (10 + t) * STAMP_STEP_NS,
+                                               calibration)))
+    return front_end, frames
+
+
+def stereo_points(frame):
+    matches = frame.stereo_matches
+    return frame.left.features.keypoints[matches[:, 0]], frame.right.keypoints[matches[:, 1]]
+
+
+def test_stereo_matches_lie_on_the_row_at_the_true_disparity(sequence):
+    _, frames = sequence
+    for t, (pair, frame) in enumerate(frames):
+        left, right = stereo_points(frame)
+        share, line = scene.disparity_report(pair, left, right)
+        print(f'frame {t}: {len(frame.left.features)} left, {len(frame.right)} right keypoints; {line}')
+        assert share >= 0.9, line
+        truth = scene.true_disparity(pair, left)
+        # Both depth layers are matched, and the message's disparities are the keypoints' own.
+        assert (truth == scene.FAR).sum() >= 30 and (truth == scene.NEAR).sum() >= 30, line
+        np.testing.assert_allclose(frame.disparities, left[:, 0] - right[:, 0], atol=1e-3)
+        assert len(frame.stereo_matches) >= 0.4 * len(frame.left.features)
+
+
+def test_right_keypoints_share_their_left_partners_track_ids(sequence):
+    _, frames = sequence
+    for t, (_, frame) in enumerate(frames):
+        left_index, right_index = frame.stereo_matches.T
+        np.testing.assert_array_equal(frame.right_track_ids[right_index], frame.left.track_ids[left_index])
+        np.testing.assert_array_equal(frame.right_track_lengths[right_index], frame.left.track_lengths[left_index])
+        unmatched = np.setdiff1d(np.arange(len(frame.right)), right_index)
+        assert (frame.right_track_ids[unmatched] == NO_TRACK).all()
+        assert len(set(frame.right_track_ids[right_index].tolist())) == len(right_index)  # one partner per id
+        if t:
+            # Left tracks go on from pair to pair, and the right partners carry them.
+            previous_ids = set(frames[t - 1][1].left.track_ids.tolist())
+            carried = np.isin(frame.right_track_ids[right_index], list(previous_ids))
+            assert len(frame.left.matches) >= 0.6 * len(frame.left.features)
+            assert carried.mean() >= 0.6
+
+
+def test_normalised_coordinates_and_velocities_of_both_cameras(sequence):
+    front_end, frames = sequence
+    for t, (pair, frame) in enumerate(frames):
+        for pixels, normalised in ((frame.left.features.keypoints, frame.left.normalised),
+                                   (frame.right.keypoints, frame.right_normalised)):
+            expected = (pixels - (scene.WIDTH / 2, scene.HEIGHT / 2)) / scene.FOCAL
+            np.testing.assert_allclose(normalised, expected, atol=1e-6)
+        if t:
+            # The far wall moves FAR_STEP px per frame in both images: its right points' velocity says so.
+            left, _ = stereo_points(frame)
+            far = scene.true_disparity(pair, left) == scene.FAR
+            moving = frame.right_velocities[frame.stereo_matches[far, 1], 0]
+            moving = moving[moving != 0]
+            assert len(moving) >= 20
+            expected = scene.FAR_STEP / scene.FOCAL / (STAMP_STEP_NS * 1e-9)
+            assert abs(np.median(moving) - expected) < 0.1 * expected
+    statistics = front_end.stereo_statistics()
+    assert statistics.pairs == FRAMES and statistics.matches_last == len(frames[-1][1].stereo_matches)
+    assert scene.FAR < statistics.disparity_mean < scene.NEAR
+
+
+def test_one_describe_call_serves_both_images():
+    """Both images' patches go through the descriptor together: as many describe calls per pair as one mono
+    frame makes (its first descriptions and one per alternative frame)."""
+    config = load_config(LITE, ignore=NodeConfig.names(), top_k=64)
+    front_end = StereoFrontEnd(config)
+    engine = front_end.tracker.pipeline.engine
+    calls = []
+    describe = engine.describe
+
+    def counted(patches):
+        calls.append(len(patches))
+        return describe(patches)
+
+    engine.describe = counted
+    pair = scene.render(*textures())
+    front_end.tracker.pipeline.extract(pair.left)
+    mono_calls, calls[:] = len(calls), []
+    frame = front_end.process(pair.left, pair.right, 'bgr', 1, scene_calibration())
+    assert len(calls) == mono_calls == config.descriptions_per_keypoint
+    assert calls[0] == len(frame.left.features) + len(frame.right)
+
+
+def test_candidates_need_the_row_and_a_disparity_in_range():
+    left = np.array([[100.0, 50.0], [100.0, 50.0], [100.0, 50.0], [100.0, 50.0], [100.0, 50.0]])
+    right = np.array([[90.0, 50.4], [90.0, 51.5], [101.0, 50.0], [100.0, 50.0], [10.0, 50.0]])
+    allowed = stereo_candidates(left[:1], right, row_tolerance=1.0, min_disparity=0.5, max_disparity=64.0)
+    assert allowed.tolist() == [[True, False, False, False, False]]
+
+
+def test_raw_cameras_keypoints_rectify_onto_common_rows():
+    """Points seen by two distorted, slightly rotated cameras lie on one row at disparity fx * B / Z once
+    rectified with the R and P of cv2.stereoRectify (as camera_calibration writes them into camera_info)."""
+    size = (640, 480)
+    K = np.array([[420.0, 0, 318.0], [0, 415.0, 244.0], [0, 0, 1]])
+    D = np.array([-0.28, 0.07, 2e-4, -1e-4, 0.0])
+    rotation, _ = cv2.Rodrigues(np.array([0.01, -0.02, 0.005]))
+    translation = np.array([[-0.1], [0.002], [0.001]])
+    R1, R2, P1, P2, *_ = cv2.stereoRectify(K, D, K, D, size, rotation, translation, alpha=0)
+
+    def info(R, P):
+        return camera_info(width=size[0], height=size[1], distortion_model='plumb_bob', d=D.tolist(),
+                           k=K.ravel().tolist(), r=R.ravel().tolist(), p=P.ravel().tolist())
+
+    calibration = StereoCalibration.of(CameraModel.from_camera_info(info(R1, P1)),
+                                       CameraModel.from_camera_info(info(R2, P2)), rectified_input=False)
+    rng = np.random.default_rng(0)
+    points = np.column_stack([rng.uniform(-1, 1, 200), rng.uniform(-0.8, 0.8, 200), rng.uniform(2, 10, 200)])
+    left_pixels, _ = cv2.projectPoints(points, np.zeros(3), np.zeros(3), K, D)
+    right_pixels, _ = cv2.projectPoints(points, cv2.Rodrigues(rotation)[0], translation, K, D)
+    left = calibration.rectify('left', left_pixels.reshape(-1, 2))
+    right = calibration.rectify('right', right_pixels.reshape(-1, 2))
+    np.testing.assert_allclose(left[:, 1], right[:, 1], atol=1e-3)
+    depth = (R1 @ points.T)[2]
+    np.testing.assert_allclose(left[:, 0] - right[:, 0], P1[0, 0] * calibration.baseline / depth, rtol=1e-3)
+    assert calibration.baseline == pytest.approx(0.1, rel=0.01)
+    allowed = stereo_candidates(left, right, 1.0, 0.5, 128.0)
+    assert allowed[np.arange(len(left)), np.arange(len(left))].all()
+
+
+@pytest.mark.parametrize('left, right, reason', [
+    (dict(), dict(baseline=0.0), 'no baseline'),
+    (dict(), dict(baseline=-0.1), 'swapped'),
+    (dict(), dict(p=[0.0] * 12), 'no projection matrix P'),
+    (dict(width=640), dict(), 'left camera_info is for 640x240 images, right for 320x240'),
+])
+def test_calibrations_that_are_no_stereo_rig_are_refused(left, right, reason):
+    right_fields = scene.camera_info_fields(True, right.pop('baseline', scene.BASELINE))
+    cameras = [CameraModel.from_camera_info(camera_info(**{**scene.camera_info_fields(False), **left})),
+               CameraModel.from_camera_info(camera_info(**{**right_fields, **right}))]
+    with pytest.raises(CalibrationRejected, match=reason):
+        StereoCalibration.of(*cameras, rectified_input=True)
+
+
+def test_images_of_different_sizes_keep_the_left_tracks_and_say_why_there_is_no_stereo():
+    config = load_config(LITE, ignore=NodeConfig.names(), top_k=64)
+    front_end = StereoFrontEnd(config)
+    pair = scene.render(*textures())
+    frame = front_end.process(pair.left, cv2.resize(pair.right, (160, 120)), 'bgr', 1)
+    assert 'differ in size (320x240 and 160x120)' in frame.problem
+    assert len(frame.stereo_matches) == 0 and len(frame.left.features) > 0 and len(frame.right) > 0
+    assert (frame.right_track_ids == NO_TRACK).all()
