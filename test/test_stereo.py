@@ -189,3 +189,18 @@ def test_images_of_different_sizes_keep_the_left_tracks_and_say_why_there_is_no_
     assert 'differ in size (320x240 and 160x120)' in frame.problem
     assert len(frame.stereo_matches) == 0 and len(frame.left.features) > 0 and len(frame.right) > 0
     assert (frame.right_track_ids == NO_TRACK).all()
+
+
+def test_stereo_yaml_holds_every_setting_with_its_default():
+    from dataclasses import fields
+
+    from rfnet_ros.config import FeatureConfig, read_parameters
+
+    params = read_parameters(ROOT / 'config' / 'stereo.yaml')
+    classes = (FeatureConfig, NodeConfig, StereoConfig)
+    assert list(params) == [f.name for cls in classes for f in fields(cls)]
+    for cls in classes:
+        assert cls(**{f.name: params[f.name] for f in fields(cls)}) == cls()
+    text = (ROOT / 'config' / 'stereo.yaml').read_text()
+    for f in fields(StereoConfig):
+        assert f'# {f.metadata["description"]}\n    {f.name}:' in text
