@@ -204,3 +204,21 @@ def test_stereo_yaml_holds_every_setting_with_its_default():
     text = (ROOT / 'config' / 'stereo.yaml').read_text()
     for f in fields(StereoConfig):
         assert f'# {f.metadata["description"]}\n    {f.name}:' in text
+
+
+@pytest.mark.parametrize('hypotheses, ratio', [(1, 1.0), (3, 1.0), (3, 0.9)])
+def test_matching_among_allowed_pairs_equals_the_masked_dense_matching(hypotheses, ratio):
+    import torch
+
+    from rfnet_ros.matching.mutual_nn import match_mutual_nn, match_mutual_nn_among
+
+    generator = torch.Generator().manual_seed(hypotheses)
+    desc0 = torch.nn.functional.normalize(torch.randn(300, hypotheses, 32, generator=generator), dim=-1)
+    desc1 = torch.nn.functional.normalize(torch.randn(280, hypotheses, 32, generator=generator), dim=-1)
+    allowed = torch.rand(300, 280, generator=generator) < 0.05
+    dense, dense_distances = match_mutual_nn(desc0, desc1, 1.3, ratio, allowed)
+    sparse, sparse_distances = match_mutual_nn_among(desc0, desc1, allowed.nonzero(), 1.3, ratio)
+    order = torch.argsort(sparse[:, 0])
+    assert len(dense) >= 10
+    assert torch.equal(sparse[order], dense)
+    torch.testing.assert_close(sparse_distances[order], dense_distances)

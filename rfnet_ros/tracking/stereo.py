@@ -31,8 +31,8 @@ import numpy as np
 import torch
 
 from rfnet_ros.config import FeatureConfig, StereoConfig
-from rfnet_ros.matching import match_mutual_nn
 from rfnet_ros.matching.disparity import refine_disparities
+from rfnet_ros.matching.mutual_nn import match_mutual_nn_among
 from rfnet_ros.pipeline import FrameFeatures, MatchState
 from rfnet_ros.timing import StageTimer
 from rfnet_ros.tracking.camera import CalibrationRejected, CameraModel
@@ -260,9 +260,10 @@ class StereoFrontEnd:
         with timer.stage("match"):
             if calibration is None or calibration.rectified_input:
                 settings = self.config
-                found, found_distances = match_mutual_nn(
-                    left_state.matchable, right_state.matchable, settings.match_max_distance, settings.match_ratio,
-                    torch.from_numpy(allowed).to(self.device))
+                found, found_distances = match_mutual_nn_among(
+                    left_state.matchable, right_state.matchable,
+                    torch.from_numpy(np.argwhere(allowed)).to(self.device), settings.match_max_distance,
+                    settings.match_ratio)
                 matches, distances = found.cpu().numpy(), found_distances.float().cpu().numpy()
                 before = right.keypoints.copy()
                 if self.stereo.refine_disparity and len(matches):
