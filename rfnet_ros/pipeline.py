@@ -10,6 +10,7 @@ from typing import Protocol
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from rfnet_ros.config import FeatureConfig
 from rfnet_ros.engines import build_engine
@@ -101,6 +102,13 @@ class FrameFeatures:
     def __len__(self) -> int:
         return len(self.keypoints)
 
+    def take(self, index: np.ndarray) -> FrameFeatures:
+        """The features of the keypoints at ``index`` (N,) int, in that order."""
+        hypotheses = None if self.descriptor_hypotheses is None else self.descriptor_hypotheses[index]
+        return FrameFeatures(self.keypoints[index], self.scores[index], self.scales[index],
+                             self.orientations[index], self.descriptors[index], self.image_size, hypotheses)
+
+
 
 @dataclass
 class MatchState:
@@ -110,6 +118,12 @@ class MatchState:
 
     matchable: torch.Tensor
     keypoints: FramedKeypoints
+
+    def take(self, index: np.ndarray) -> MatchState:
+        """The state of the keypoints at ``index`` (N,) int, in that order."""
+        rows = torch.as_tensor(index, device=self.matchable.device, dtype=torch.long)
+        return MatchState(self.matchable[rows], self.keypoints.take(rows))
+
 
 
 @dataclass
@@ -168,10 +182,6 @@ class FeaturePipeline:
         return comparable
 
     @property
-    def engine_name(self) -> str:
-        return self.engine.name
-
-    @property
     def device(self) -> torch.device:
         return self.engine.device
 
@@ -187,20 +197,27 @@ class FeaturePipeline:
         """A stage timer for one frame on this pipeline's device."""
         return StageTimer(self.device)
 
-    def extract_frame(self, image: np.ndarray, color_order: str, timer: StageTimer
+    def extract_frame(self, image: np.ndarray, color_order: str, timer: StageTimer, mask: np.ndarray | None = None
                       ) -> tuple[FrameFeatures, MatchState]:
-        """Features of one frame and the state ``match_frames`` needs of it; stages timed in ``timer``."""
-        return self.extract_frames([image], color_order, timer)[0]
+        """Features of one frame and the state ``match_frames`` needs of it; stages timed in ``timer``.
+
+        ``mask``: (H, W) bool of the image's size, False where no keypoint may be: the detector's response is
+        cleared there before keypoints are selected (the top-k goes to the rest of the image) and a keypoint
+        whose centre falls there is dropped before it is described.
+        """
+        return self.extract_frames([image], color_order, timer, [mask])[0]
 
     @torch.inference_mode()
-    def extract_frames(self, images: list[np.ndarray], color_order: str, timer: StageTimer
-                       ) -> list[tuple[FrameFeatures, MatchState]]:
-        """``extract_frame`` of several frames (the two images of a stereo pair), with the networks run once for
-        all of them: the descriptor on every frame's patches in one call, and the detector in one batch when the
-        frames share a size (``Engine.detect_batch``)."""
+    def extract_frames(self, images: list[np.ndarray], color_order: str, timer: StageTimer,
+                       masks: list[np.ndarray | None] | None = None) -> list[tuple[FrameFeatures, MatchState]]:
+        """``extract_frame`` of several frames (the two images of a stereo pair; ``masks`` one per frame or None),
+        with the networks run once for all of them: the descriptor on every frame's patches in one call, and the
+        detector in one batch when the frames share a size (``Engine.detect_batch``)."""
         cfg = self.config
         with timer.stage("convert"):
             tensors = [image_tensor(image, color_order, self.device) for image in images]
+            allowed = [None if mask is None else torch.from_numpy(np.ascontiguousarray(mask)).to(self.device)
+                       for mask in (masks or [None] * len(images))]
         with timer.stage("preprocess"):
             smalls = [model_input(tensor, cfg.model_size) for tensor in tensors]
         with timer.stage("detect"):
@@ -211,7 +228,7 @@ class FeaturePipeline:
                         for i in range(len(smalls))]
             else:
                 maps = [self.engine.detect(small) for small in smalls]
-            selected = [self._select(m, small, tensor) for m, small, tensor in zip(maps, smalls, tensors)]
+            selected = [self._select(*frame) for frame in zip(maps, smalls, tensors, allowed)]
         with timer.stage("describe"):
             size = self.engine.patch_size
             # One describe call for every frame's patches, then one per alternative frame: only keypoints with a
@@ -243,11 +260,20 @@ class FeaturePipeline:
             results.append((features, MatchState(matchable, FramedKeypoints(tensor, k.xy, k.radius, k.direction))))
         return results
 
-    def _select(self, maps: DetectorMaps, small: torch.Tensor, tensor: torch.Tensor) -> _Selected:
-        """The valid keypoints of one frame from its detector maps (keypoint selection, frames, contrast)."""
+    def _select(self, maps: DetectorMaps, small: torch.Tensor, tensor: torch.Tensor, allowed: torch.Tensor | None
+                ) -> _Selected:
+        """The valid keypoints of one frame from its detector maps (keypoint selection, frames, mask, contrast)."""
         cfg = self.config
+        if allowed is not None:  # a model pixel counts as allowed when every input pixel under it is
+            coverage = F.interpolate(allowed[None, None].float(), size=small.shape[-2:], mode="area")
+            maps = dataclasses.replace(maps, score=maps.score * (coverage > 1 - 1e-6))
         keypoints = keypoints_from_maps(maps, small, tensor, cfg.keypoint_settings)
         valid = keypoints.valid[0]
+        if allowed is not None:
+            pixel = keypoints.xy[0].round().long()
+            pixel[:, 0].clamp_(0, allowed.shape[1] - 1)
+            pixel[:, 1].clamp_(0, allowed.shape[0] - 1)
+            valid = valid & allowed[pixel[:, 1], pixel[:, 0]]
         if cfg.min_contrast > 0:  # flat surroundings: no keypoint, whatever the detector scored
             valid = valid & (local_contrast(tensor, keypoints.xy[0], keypoints.scale[0]) > cfg.min_contrast)
         alternatives = [(alt_radius[0][valid], alt_direction[0][valid], present[0][valid].nonzero().squeeze(1))
@@ -302,9 +328,9 @@ class FeaturePipeline:
     def match_frames(self, previous: MatchState, current: MatchState, features: FrameFeatures,
                      timer: StageTimer, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Mutual nearest-neighbour matches (M, 2) of ``current`` to ``previous`` and their distances (M,), timed
-        as "match"; ``allowed`` (N0, N1) bool, when given, limits the pairs that may match (a stereo pair's row
-        band). With ``refine_matches`` the matched keypoints of ``current`` (and ``features.keypoints``) are
-        placed where they align with their matches (``refine``)."""
+        as "match"; ``allowed`` (N0, N1) bool, when given, limits the pairs that may match (a search window, a
+        stereo pair's row band). With ``refine_matches`` the matched keypoints of ``current`` (and
+        ``features.keypoints``) are placed where they align with their matches (``refine``)."""
         with timer.stage("match"), torch.inference_mode():
             window = None if allowed is None else torch.from_numpy(allowed).to(self.device)
             matches, distances = match_mutual_nn(previous.matchable, current.matchable,

@@ -33,7 +33,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, PointCloud
+from sensor_msgs.msg import CameraInfo, Imu, PointCloud
 from std_msgs.msg import Header
 
 from rfnet_ros.config import FeatureConfig, NodeConfig, StereoConfig
@@ -42,15 +42,17 @@ from rfnet_ros.image_messages import ImageRejected
 from rfnet_ros.model.weights import WeightsError
 from rfnet_ros.msg import FrameTiming, Keypoints, Matches, StereoMatches
 from rfnet_ros.ros import messages, parameters
+from rfnet_ros.ros.camera_input import CameraInfoInput
 from rfnet_ros.ros.diagnostics import diagnostic_array, front_end_values, with_error, with_warning
 from rfnet_ros.ros.frame_cost import FrameCost
 from rfnet_ros.ros.frame_slot import NewestFrameWorker, Requests
 from rfnet_ros.ros.monitor import FrameMonitor, InputLossEstimator, StampMonitor
-from rfnet_ros.ros.node import INPUTS, MESSAGE_INFO, OUTPUT_DEPTH, WARN_THROTTLE, WORKER_JOIN_TIMEOUT, image_qos
+from rfnet_ros.ros.node import INPUTS, MESSAGE_INFO, OUTPUT_DEPTH, WARN_THROTTLE, WORKER_JOIN_TIMEOUT
+from rfnet_ros.ros.qos import IMU_QOS, image_qos
 from rfnet_ros.ros.startup import StartupError, run_node
 from rfnet_ros.ros.stereo_sync import SIDES, Pair, StereoSync
 from rfnet_ros.stamps import to_nanoseconds
-from rfnet_ros.tracking.camera import CalibrationRejected, LatestCalibration
+from rfnet_ros.tracking.camera import CalibrationRejected
 from rfnet_ros.tracking.stereo import StereoCalibration, StereoFrame, StereoFrontEnd
 from rfnet_ros.tracking.vins import TrackedPoints, stereo_cloud
 
@@ -96,7 +98,6 @@ class StereoNode(Node):
         self.loss = {side: InputLossEstimator() for side in SIDES}
         self.cost = FrameCost()
         self._cost_lock = threading.Lock()
-        self.calibration = {side: LatestCalibration() for side in SIDES}
         self._calibration_problem: str | None = None  # worker writes, diagnostics reads
 
         input_group = MutuallyExclusiveCallbackGroup()
@@ -110,14 +111,20 @@ class StereoNode(Node):
                              if node.publish_vins_features else None)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", OUTPUT_DEPTH)
         msg_type, topic, self._convert = INPUTS[node.image_transport]
-        self._image_subs = {}
+        self._image_subs, self.camera_info = {}, {}
         for side in SIDES:
             callback = functools.partial(self._on_image_with_info if MESSAGE_INFO else self._on_image, side)
             self._image_subs[side] = self.create_subscription(
                 msg_type, topic.replace("image", f"{side}/image_rect", 1), callback, image_qos(node),
                 callback_group=input_group)
-            self.create_subscription(CameraInfo, f"{side}/camera_info", functools.partial(self._on_camera_info, side),
-                                     image_qos(node), callback_group=input_group)
+            info = self.create_subscription(CameraInfo, f"{side}/camera_info", lambda msg, side=side:
+                                            self.camera_info[side].on_message(msg), image_qos(node),
+                                            callback_group=input_group)
+            self.camera_info[side] = CameraInfoInput(self.get_logger(), info.topic_name,
+                                                     "no `feature` output until one arrives")
+        self._imu_rejected = 0
+        self._imu_sub = (self.create_subscription(Imu, "imu", self._on_imu, IMU_QOS, callback_group=input_group)
+                         if feature.match_prediction == "imu" else None)
         self._diagnostics_timer = self.create_timer(node.diagnostics_period, self._publish_diagnostics,
                                                     callback_group=diagnostics_group)
         self._worker = NewestFrameWorker(self._consume, name="rfnet_stereo_inference")
@@ -178,10 +185,12 @@ class StereoNode(Node):
         if self._worker.offer(pair):
             self.monitor.on_dropped()
 
-    def _on_camera_info(self, side: str, msg: CameraInfo) -> None:
-        refused = self.calibration[side].offer(msg)
+    def _on_imu(self, msg: Imu) -> None:
+        rate = msg.angular_velocity
+        refused = self.front_end.add_angular_velocity(to_nanoseconds(msg.header.stamp), (rate.x, rate.y, rate.z))
         if refused:
-            self.get_logger().warning(f"{side} camera_info rejected: {refused}", throttle_duration_sec=WARN_THROTTLE)
+            self._imu_rejected += 1
+            self.get_logger().warning(f"imu sample rejected: {refused}", throttle_duration_sec=WARN_THROTTLE)
 
     def _check_stamp(self, stamp_ns: int) -> None:
         jump = self.stamps.update(stamp_ns)
@@ -221,12 +230,10 @@ class StereoNode(Node):
         """The pair's calibration for these images, or None (the reason kept for diagnostics)."""
         cameras, problems = {}, []
         for side, image in (("left", left), ("right", right)):
-            camera, mismatch = self.calibration[side].for_image(image.shape[1], image.shape[0])
-            cameras[side] = camera
-            if mismatch:
-                problems.append(f"{side} camera_info not used: {mismatch}")
-            elif camera is None:
-                problems.append(f"no {side} camera_info: outputs in pixels, rows taken as rectified")
+            cameras[side] = self.camera_info[side].camera_for(image.shape[1], image.shape[0])
+            if cameras[side] is None:
+                state = self.camera_info[side].calibration.status()[0]
+                problems.append(f"{side} camera_info {state}; rows taken as rectified")
         calibration = None
         if not problems:
             try:
@@ -245,6 +252,8 @@ class StereoNode(Node):
         timer.add("convert", left.convert_ms + right.convert_ms)
         calibration = self._stereo_calibration(left.image, right.image)
         result = self.front_end.process(left.image, right.image, left.color_order, pair.stamp_ns, calibration, timer)
+        for note in result.left.notes:
+            self.get_logger().warning(note, throttle_duration_sec=WARN_THROTTLE)
         header, node = left.header, self.settings[1]
         with timer.stage("publish"):
             self._publish(header, result, calibration, node)
@@ -292,7 +301,9 @@ class StereoNode(Node):
                    "disparity_mean_px": f"{statistics.disparity_mean:.2f}",
                    "input_rectified": str(stereo.input_rectified).lower()}
         for side in SIDES:
-            context[f"{side}_camera_info"] = self.calibration[side].status()[0]
+            context[f"{side}_camera_info"] = self.camera_info[side].calibration.status()[0]
+        if self._imu_sub is not None:
+            context["imu_samples_rejected"] = str(self._imu_rejected)
         synced = self.sync.report(now, node.stall_timeout)
         report = self.monitor.report(now, node.stall_timeout, {**context, **synced.values},
                                      output_stall_timeout=node.output_stall_timeout,

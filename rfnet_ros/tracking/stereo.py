@@ -5,8 +5,10 @@
 and geometric check), and per pair of images:
 
 1. extracts both images with the tracker's pipeline in one go (``FeaturePipeline.extract_frames``: both images'
-   patches in one descriptor call, the detector in one batch where the engine takes one);
-2. tracks the left image exactly as the mono front end does (``FeatureTracker.track``);
+   patches in one descriptor call, the detector in one batch where the engine takes one); the static mask
+   (``mask_image``) is the left camera's;
+2. tracks the left image exactly as the mono front end does (``FeatureTracker.track``: matches to the previous
+   left image, with its options: prediction, spread);
 3. matches the left keypoints to the right ones by geometry and descriptors: on rectified rows, a pair may match
    only when the rows differ by at most ``stereo_row_tolerance`` px and the disparity (left x - right x) lies in
    [``min_disparity``, ``max_disparity``]; among those pairs, mutual nearest neighbours of the descriptors
@@ -179,6 +181,10 @@ class StereoFrontEnd:
     def precision(self) -> str:
         return self.tracker.precision
 
+    def add_angular_velocity(self, stamp_ns: int, rate: np.ndarray) -> str | None:
+        """A gyro sample for the left camera's ``match_prediction: imu`` (``FeatureTracker.add_angular_velocity``)."""
+        return self.tracker.add_angular_velocity(stamp_ns, rate)
+
     def configure(self, config: FeatureConfig, stereo: StereoConfig | None = None) -> None:
         """Use these settings from the next pair (``FeatureTracker.configure``; ``stereo`` None: unchanged)."""
         self.tracker.configure(config)
@@ -210,10 +216,13 @@ class StereoFrontEnd:
         ``calibration`` (None: the images are taken as rectified and outputs stay in pixels; the caller checks
         that it fits the images); stages timed in ``timer`` (``new_timer``; a new one when None)."""
         timer = timer or self.new_timer()
+        mask, mask_note = self.tracker.mask_for(*left.shape[:2])
         (left_features, left_state), (right_features, right_state) = self.tracker.pipeline.extract_frames(
-            [left, right], color_order, timer)
+            [left, right], color_order, timer, [mask, None])
         tracked = self.tracker.track(left_features, left_state, stamp_ns,
-                                     calibration.normalising("left") if calibration else None, timer)
+                                     calibration.normalising("left") if calibration else None, timer,
+                                     (mask_note,) if mask_note else ())
+        left_state = self.tracker.last_state  # the tracked keypoints' (min_keypoint_distance may keep fewer)
         problem = ""
         if left_features.image_size != right_features.image_size:
             (lh, lw), (rh, rw) = left_features.image_size, right_features.image_size
