@@ -222,3 +222,21 @@ def test_matching_among_allowed_pairs_equals_the_masked_dense_matching(hypothese
     assert len(dense) >= 10
     assert torch.equal(sparse[order], dense)
     torch.testing.assert_close(sparse_distances[order], dense_distances)
+
+
+def test_rfnet_eval_stereo_pairs_hold_the_disparity_they_state():
+    """rfnet-eval's stereo set: every left pixel whose partner lies in the right image shows there, on its row,
+    its true disparity to the left (occluded strips aside: the wall beside the board's edges)."""
+    from rfnet_ros.evaluation.stereo import FAR, NEAR, stereo_pair
+
+    gray = [cv2.cvtColor(photo(name), cv2.COLOR_BGR2GRAY) for name in ('building.png', 'aero1.png')]
+    pair = stereo_pair('building', gray[0], gray[1], np.random.default_rng(0))
+    height, width = pair.disparity.shape
+    assert {FAR, NEAR} == set(np.unique(pair.disparity).tolist())
+    y, x = np.mgrid[0:height, 0:width]
+    target = x - pair.disparity.astype(int)
+    inside = target >= 0
+    same = pair.right[y[inside], target[inside]] == pair.left[inside]
+    assert same.mean() > 0.95
+    board = inside & (pair.disparity == NEAR)
+    assert (pair.right[y[board], target[board]] == pair.left[board]).all()
