@@ -182,6 +182,25 @@ def test_a_camera_info_without_a_baseline_is_reported_and_the_node_goes_on(node,
     outputs_of(node, stamp, ('feature',))
 
 
+def test_images_of_different_sizes_are_reported_and_the_left_tracks_go_on(node, sequence):
+    import cv2
+
+    process, probe, clock = node
+    pair = scene.render(*textures(), 2)
+    stamp = clock.next()
+    publish_camera_infos(probe, stamp)
+    probe.publish_image(pair.left, stamp, frame_id='left_optical', topic='left/image_rect')
+    probe.publish_image(cv2.resize(pair.right, (160, 120)), stamp, frame_id='right_optical', topic='right/image_rect')
+    out = outputs_of(node, stamp, ('left/keypoints', 'right/keypoints', 'stereo_matches'))
+    assert len(out['left/keypoints'].x) > 0 and (out['right/keypoints'].image_width,
+                                                 out['right/keypoints'].image_height) == (160, 120)
+    assert len(out['stereo_matches'].left_index) == 0
+    status = wait_for_status(node, lambda s: 'differ in size (320x240 and 160x120)' in s.message,
+                             'a status naming the size mismatch')
+    assert status.level == WARN and 'right camera_info' in status.message, status.message
+    assert process.running()
+
+
 def test_a_silent_right_camera_is_reported_warn_then_error(node, sequence):
     """Left images without right partners: no stereo output, and diagnostics say which camera is silent: WARN
     at first, ERROR once it has been silent for stall_timeout."""

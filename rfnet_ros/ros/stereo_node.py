@@ -99,6 +99,7 @@ class StereoNode(Node):
         self.cost = FrameCost()
         self._cost_lock = threading.Lock()
         self._calibration_problem: str | None = None  # worker writes, diagnostics reads
+        self._pair_problem = ""  # why the last pair had no stereo matches (worker writes, diagnostics reads)
 
         input_group = MutuallyExclusiveCallbackGroup()
         diagnostics_group = MutuallyExclusiveCallbackGroup()
@@ -254,6 +255,9 @@ class StereoNode(Node):
         result = self.front_end.process(left.image, right.image, left.color_order, pair.stamp_ns, calibration, timer)
         for note in result.left.notes:
             self.get_logger().warning(note, throttle_duration_sec=WARN_THROTTLE)
+        if result.problem:
+            self.get_logger().warning(result.problem, throttle_duration_sec=WARN_THROTTLE)
+        self._pair_problem = result.problem
         header, node = left.header, self.settings[1]
         with timer.stage("publish"):
             self._publish(header, result, calibration, node)
@@ -308,7 +312,7 @@ class StereoNode(Node):
         report = self.monitor.report(now, node.stall_timeout, {**context, **synced.values},
                                      output_stall_timeout=node.output_stall_timeout,
                                      min_keypoints=node.min_keypoints)
-        for warning in [*synced.warnings, self._calibration_problem]:
+        for warning in [*synced.warnings, self._pair_problem, self._calibration_problem]:
             report = with_warning(report, warning)
         for error in reversed(synced.errors):
             report = with_error(report, error)
