@@ -6,7 +6,7 @@ Subscribes:  image (sensor_msgs/Image) with image_transport raw, the default, or
              image/compressed:=/camera/image_raw/compressed.
              camera_info (sensor_msgs/CameraInfo, same QoS), optional: the newest one is used for every
              image (rfnet_ros.tracking.camera.LatestCalibration). Remap it beside the image:
-             camera_info:=/camera/camera_info.
+             camera_info:=/camera/camera_info. imu (sensor_msgs/Imu), with match_prediction: imu.
 Publishes:   keypoints (rfnet_ros/Keypoints, with track ids), matches (rfnet_ros/Matches, from the second
              frame on, those that passed the geometric check), timing (rfnet_ros/FrameTiming),
              /diagnostics (diagnostic_msgs/DiagnosticArray), debug_image (sensor_msgs/Image bgr8, drawn only
@@ -214,7 +214,8 @@ class FeatureNode(Node):
             try:
                 self.front_end.configure(requests.settings)
             except Exception as exc:  # noqa: BLE001 - an engine that cannot be built: keep the old one
-                self.monitor.on_error(f"applying the parameters failed: {type(exc).__name__}: {exc}")
+                self.monitor.on_error(f"applying the parameters failed: {type(exc).__name__}: {exc}",
+                                      frame_left=False)
                 self.get_logger().error(f"applying the parameters failed, keeping the previous ones: "
                                         f"{type(exc).__name__}: {exc}")
         config = self.front_end.config
