@@ -210,7 +210,8 @@ class StereoNode(Node):
             try:
                 self.front_end.configure(*requests.settings)
             except Exception as exc:  # noqa: BLE001 - an engine that cannot be built: keep the old one
-                self.monitor.on_error(f"applying the parameters failed: {type(exc).__name__}: {exc}")
+                self.monitor.on_error(f"applying the parameters failed: {type(exc).__name__}: {exc}",
+                                      frame_left=False)
                 self.get_logger().error(f"applying the parameters failed, keeping the previous ones: "
                                         f"{type(exc).__name__}: {exc}")
         config = self.front_end.config
