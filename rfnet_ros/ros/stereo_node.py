@@ -45,9 +45,10 @@ from rfnet_ros.ros import messages, parameters
 from rfnet_ros.ros.camera_input import CameraInfoInput
 from rfnet_ros.ros.diagnostics import diagnostic_array, front_end_values, with_error, with_warning
 from rfnet_ros.ros.frame_cost import FrameCost
-from rfnet_ros.ros.frame_slot import NewestFrameWorker, Requests
+from rfnet_ros.ros.frame_slot import NewestFrameWorker
+from rfnet_ros.ros.front_end_worker import WARN_THROTTLE, FrontEndWorker
 from rfnet_ros.ros.monitor import FrameMonitor, InputLossEstimator, StampMonitor
-from rfnet_ros.ros.node import INPUTS, MESSAGE_INFO, OUTPUT_DEPTH, WARN_THROTTLE, WORKER_JOIN_TIMEOUT
+from rfnet_ros.ros.node import INPUTS, MESSAGE_INFO, OUTPUT_DEPTH
 from rfnet_ros.ros.qos import IMU_QOS, image_qos
 from rfnet_ros.ros.startup import StartupError, run_node
 from rfnet_ros.ros.stereo_sync import SIDES, Pair, StereoSync
@@ -71,7 +72,7 @@ class CameraImage:
     convert_ms: float
 
 
-class StereoNode(Node):
+class StereoNode(FrontEndWorker, Node):
     """Wiring around :class:`~rfnet_ros.tracking.stereo.StereoFrontEnd`; see the module docstring."""
 
     def __init__(self, command_line: list[str] | None = None, **kwargs):
@@ -193,40 +194,9 @@ class StereoNode(Node):
             self._imu_rejected += 1
             self.get_logger().warning(f"imu sample rejected: {refused}", throttle_duration_sec=WARN_THROTTLE)
 
-    def _check_stamp(self, stamp_ns: int) -> None:
-        jump = self.stamps.update(stamp_ns)
-        if jump is None:
-            return
-        kind, description = jump
-        self.monitor.on_time_jump(description)
-        if kind == "backwards":
-            self._worker.request_reset()
-            description += "; matching restarts"
-        self.get_logger().warning(f"time jump: {description}", throttle_duration_sec=WARN_THROTTLE)
-
     # --- Worker thread ---------------------------------------------------------------------------
-    def _consume(self, pair: Pair, requests: Requests) -> None:
-        if requests.settings is not None:
-            try:
-                self.front_end.configure(*requests.settings)
-            except Exception as exc:  # noqa: BLE001 - an engine that cannot be built: keep the old one
-                self.monitor.on_error(f"applying the parameters failed: {type(exc).__name__}: {exc}",
-                                      frame_left=False)
-                self.get_logger().error(f"applying the parameters failed, keeping the previous ones: "
-                                        f"{type(exc).__name__}: {exc}")
-        config = self.front_end.config
-        if requests.reset:
-            self.front_end.reset()
-        try:
-            stage_ms = self._process(pair)
-            with self._cost_lock:
-                self.cost.observe(config, stage_ms)
-        except Exception as exc:  # noqa: BLE001 - a failing pair must not stop the node
-            if self._worker.stopping or not self.context.ok():
-                return
-            self.monitor.on_error(f"{type(exc).__name__}: {exc}")
-            self.get_logger().error(f"processing a stereo pair failed: {type(exc).__name__}: {exc}",
-                                    throttle_duration_sec=WARN_THROTTLE)
+    def _apply_settings(self, settings: tuple[FeatureConfig, StereoConfig]) -> None:
+        self.front_end.configure(*settings)
 
     def _stereo_calibration(self, left: np.ndarray, right: np.ndarray) -> StereoCalibration | None:
         """The pair's calibration for these images, or None (the reason kept for diagnostics)."""
@@ -321,11 +291,6 @@ class StereoNode(Node):
         self._diagnostics_pub.publish(diagnostic_array(name, str(self.front_end.device), report,
                                                        self.get_clock().now().to_msg()))
 
-    def destroy_node(self) -> None:
-        worker = getattr(self, "_worker", None)
-        if worker is not None:
-            worker.stop(WORKER_JOIN_TIMEOUT)
-        super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:
