@@ -201,6 +201,18 @@ def test_images_of_different_sizes_are_reported_and_the_left_tracks_go_on(node, 
     assert process.running()
 
 
+def test_a_bad_right_image_is_rejected_counted_and_named(node, sequence):
+    process, probe, clock = node
+    probe.publish_image(None, clock.next(), frame_id='right_optical', topic='right/image_rect', encoding='yuv422',
+                        width=320, height=240, step=640, data=bytes(640 * 240))
+    status = wait_for_status(node, lambda s: 'rejected' in s.message and 'right: ' in s.message,
+                             'a status naming the rejected right image')
+    values = {kv.key: kv.value for kv in status.values}
+    assert int(values['right_frames_rejected']) >= 1 and values['left_frames_rejected'] == '0'
+    assert 'yuv422' in values['right_last_reject_reason']
+    assert process.running()
+
+
 def test_a_silent_right_camera_is_reported_warn_then_error(node, sequence):
     """Left images without right partners: no stereo output, and diagnostics say which camera is silent: WARN
     at first, ERROR once it has been silent for stall_timeout."""
