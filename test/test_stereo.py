@@ -259,3 +259,28 @@ def test_raw_input_rectifies_the_keypoints_and_matches_on_rows():
     assert len(frame.stereo_matches) >= 0.4 * len(frame.left.features)
     assert (np.abs(left_points[:, 1] - right_points[:, 1]) <= 1.0).all()
     assert share >= 0.85, line
+
+
+def test_row_correlation_matches_opencv_template_matching():
+    """refine_disparities scores every match at once; OpenCV's matchTemplate (TM_CCOEFF_NORMED) along the row,
+    one match at a time, finds the same best shifts and scores."""
+    from rfnet_ros.matching.disparity import refine_disparities
+
+    rng = np.random.default_rng(3)
+    left = cv2.GaussianBlur(rng.uniform(0, 1, (120, 200)).astype(np.float32), (0, 0), 1.5)
+    shift = 7.3  # the right image is the left one moved 7.3 px to the left
+    right = cv2.warpAffine(left, np.float32([[1, 0, -shift], [0, 1, 0]]), (200, 120), flags=cv2.INTER_CUBIC)
+    left_points = np.column_stack([rng.uniform(20, 180, 60), rng.uniform(10, 110, 60)])
+    right_points = left_points - np.column_stack([7.0 + rng.integers(-2, 3, 60), np.zeros(60)])
+    disparities, ok = refine_disparities(left, right, left_points, right_points)
+    for (lx, ly), (rx, _), d, found in zip(left_points, right_points, disparities, ok):
+        x, y, cx = int(round(lx)), int(round(ly)), int(round(round(lx) - (lx - rx)))
+        scores = cv2.matchTemplate(right[y - 5:y + 6, cx - 8:cx + 9], left[y - 5:y + 6, x - 5:x + 6],
+                                   cv2.TM_CCOEFF_NORMED)[0]
+        best = int(np.argmax(scores))
+        assert found == (scores[best] >= 0.8 and 0 < best < 6)
+        if found:
+            below, peak, above = scores[best - 1:best + 2]
+            expected = x - (cx - 3 + best + 0.5 * (below - above) / (below - 2 * peak + above))
+            assert d == pytest.approx(expected, abs=1e-3)
+    assert ok.mean() > 0.8 and np.abs(disparities[ok] - shift).max() < 0.3
