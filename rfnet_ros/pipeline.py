@@ -192,15 +192,21 @@ class FeaturePipeline:
             xy, radius = keypoints.xy[0][valid], keypoints.scale[0][valid]
             direction, score = keypoints.orientation[0][valid], keypoints.score[0][valid]
         with timer.stage("describe"):
-            size = self.engine.patch_size
-            descriptors = self.engine.describe(extract_patches(tensor, xy, radius, direction, size))
+            # Every description of the frame in one patch cut and one engine call: each keypoint under its frame,
+            # then the keypoints with a second peak under that frame (the others repeat their descriptor).
+            alternatives = [(present[0][valid].nonzero().squeeze(1), alt_radius[0][valid], alt_direction[0][valid])
+                            for alt_radius, alt_direction, present in keypoints.alternative_frames]
+            described = self.engine.describe(extract_patches(
+                tensor, torch.cat([xy, *(xy[index] for index, _, _ in alternatives)]),
+                torch.cat([radius, *(alt_radius[index] for index, alt_radius, _ in alternatives)]),
+                torch.cat([direction, *(alt_direction[index] for index, _, alt_direction in alternatives)]),
+                self.engine.patch_size))
+            descriptors, start = described[:len(xy)], len(xy)
             hypotheses = [descriptors]
-            for alt_radius, alt_direction, present in keypoints.alternative_frames:
-                # Only keypoints with a second peak are described again; the others repeat their descriptor.
-                index = present[0][valid].nonzero().squeeze(1)
+            for index, _, _ in alternatives:
                 alternative = descriptors.clone()
-                alternative[index] = self.engine.describe(extract_patches(
-                    tensor, xy[index], alt_radius[0][valid][index], alt_direction[0][valid][index], size))
+                alternative[index] = described[start:start + len(index)]
+                start += len(index)
                 hypotheses.append(alternative)
             matchable = torch.stack(hypotheses, dim=1) if len(hypotheses) > 1 else descriptors
         features = FrameFeatures(
