@@ -82,9 +82,12 @@ class Method:
                 "frames": len(self.totals)}
 
 
-def pipeline_method(name: str, config_path: Path, engine: str, precision: str, top_k: int) -> Method:
+def pipeline_method(name: str, config_path: Path, engine: str, precision: str, top_k: int,
+                    device: str | None = None) -> Method:
+    """The configuration file's pipeline with that engine, precision and top-k (and device, when given)."""
     config = load_config(config_path, ignore=NodeConfig.names())
-    config = dataclasses.replace(config, engine=engine, precision=precision, top_k=top_k)
+    config = dataclasses.replace(config, engine=engine, precision=precision, top_k=top_k,
+                                 **({"device": device} if device else {}))
     pipeline = FeaturePipeline(config)
 
     def step(frame: np.ndarray):
@@ -199,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                     if precision not in PRECISIONS[engine].get(device.type, ()):
                         continue
                     for top_k in args.top_k:
-                        methods.append(pipeline_method(name, Path(path), engine, precision, top_k))
+                        methods.append(pipeline_method(name, Path(path), engine, precision, top_k, str(device)))
         methods += [opencv_method(name, k) for name in args.baselines for k in args.top_k]
     except (ValueError, WeightsError, FileNotFoundError, EngineUnavailable) as exc:
         print(f"rfnet-bench: error: {exc}", file=sys.stderr)
