@@ -36,6 +36,7 @@ from rfnet_ros.evaluation.pairs import cover_crop, read_gray
 from rfnet_ros.hardware import device_description, native_bf16
 from rfnet_ros.model.weights import WeightsError
 from rfnet_ros.pipeline import STAGES, FeaturePipeline
+from rfnet_ros.threads import engine_threads, plan_cpu_threads
 
 DEFAULT_IMAGE = Path("data/images/heldout/building.png")
 DEFAULT_CONFIGS = ("lite=config/lite.yaml", "full=config/full.yaml")
@@ -178,7 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds first")
     parser.add_argument("--device", default="auto", help="device of our methods: auto, cpu, cuda, cuda:N")
     parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads for torch, the engines and OpenCV (default: their own choice)")
+                        help="CPU threads for the engines and OpenCV (default: their own choice)")
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="CPU threads of PyTorch's own operations between the engines (default 1, as the node "
+                             "runs them: rfnet_ros.threads; 0: as many as --threads)")
     parser.add_argument("--out", type=Path, default=None, help="also write the results to this JSON file")
     return parser
 
@@ -188,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
+    if args.torch_threads:
+        plan_cpu_threads(torch_ops=args.torch_threads)
     try:
         device = resolve_device(args.device)
         engines = args.engines or [e for e in ENGINES[1:] if installed(e) and device.type in PRECISIONS[e]]
@@ -214,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     ratios(summaries)
     print(f"ms per frame over {args.frames} frames of {args.image.name} at {args.height}x{args.width} "
           f"(median per stage; min / median / max total), after {args.warmup} warm-up rounds")
-    print(f"device: {device_description(device)}; torch {torch.__version__}, OpenCV {cv2.__version__}")
+    print(f"device: {device_description(device)}; engine threads {engine_threads()}; torch {torch.__version__}, "
+          f"OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads)")
     print(format_table(summaries))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -54,6 +54,7 @@ from rfnet_ros.ros.frame_slot import NewestFrameWorker, Requests
 from rfnet_ros.ros.monitor import STAGE_NAMES, FrameMonitor, InputLossEstimator, StampMonitor
 from rfnet_ros.ros.startup import StartupError, run_node
 from rfnet_ros.stamps import to_nanoseconds
+from rfnet_ros.threads import plan_cpu_threads
 from rfnet_ros.tracking.camera import LatestCalibration
 from rfnet_ros.tracking.tracker import FeatureTracker
 
@@ -306,7 +307,12 @@ class FeatureNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Run the node until shutdown (status 0); 1 when it cannot start (one error line says why)."""
+    """Run the node until shutdown (status 0); 1 when it cannot start (one error line says why).
+
+    The engines run on every core and PyTorch's small operations between them on one (rfnet_ros.threads):
+    with more, a busy machine stalls those operations at their thread barriers, which made the node's
+    latency tail."""
+    plan_cpu_threads()
     return run_node(FeatureNode, NODE_NAME, args)
 
 
