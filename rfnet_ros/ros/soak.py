@@ -75,13 +75,23 @@ def stage_summary(timings: list[FrameTiming]) -> str:
 
 
 def plain_loop(params_file: Path | None, overrides: dict, frames: list[np.ndarray], count: int) -> str:
-    """Stage times (p50 / p99 / max ms) and frames per second of ``count`` frames through the front end in
-    this process, one after another, with the node's settings."""
+    """Stage times (p50 / p99 / max ms) and frames per second of ``count`` frames through the front end, one
+    after another, with the node's settings, in a fresh process (this one's rclpy threads would compete for
+    the interpreter lock)."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_plain_loop, (params_file, overrides, frames, count))
+
+
+def _plain_loop(params_file: Path | None, overrides: dict, frames: list[np.ndarray], count: int) -> str:
     import dataclasses
 
     from rfnet_ros.config import FeatureConfig, NodeConfig, load_config
+    from rfnet_ros.threads import plan_cpu_threads
     from rfnet_ros.tracking.tracker import FeatureTracker
 
+    plan_cpu_threads()  # as the node
     config = load_config(params_file, ignore=NodeConfig.names()) if params_file else FeatureConfig()
     tracker = FeatureTracker(dataclasses.replace(config, **overrides))
     color_order = "bgr"
