@@ -11,8 +11,10 @@ during the run affects all of them alike; the first ``--warmup`` rounds are not 
 - SIFT and ORB (OpenCV): detectAndCompute with nfeatures = top-k, then a cross-checked brute-force match to
   the previous frame (L2 for SIFT, Hamming for ORB), as rfnet-eval matches them.
 
-Printed: min / median / max ms per frame, and the ratios ours/SIFT (same top-k) and lite/full (same engine,
-precision and top-k) of the median totals. Speed targets belong here, never in unit tests.
+Printed: min / median / max ms per frame, the median CPU time of the process per frame (all its threads;
+steadier than wall-clock time on a machine that other work keeps busy, though not what a frame waits), and
+the ratios ours/SIFT (same top-k) and lite/full (same engine, precision and top-k) of the median totals, and
+ours/SIFT of the CPU times. Speed targets belong here, never in unit tests.
 """
 from __future__ import annotations
 
@@ -60,15 +62,17 @@ class Method:
     step: Any  # frame -> (stage ms dict, keypoints, matches)
     stage_ms: dict[str, list[float]] = field(default_factory=dict)
     totals: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
     keypoints: list[int] = field(default_factory=list)
     matches: list[int] = field(default_factory=list)
 
     def run(self, frame: np.ndarray, timed: bool) -> None:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         stages, keypoints, matches = self.step(frame)
         total = (time.perf_counter() - start) * 1e3
         if timed:
             self.totals.append(total)
+            self.cpu.append((time.process_time() - cpu_start) * 1e3)
             for stage, ms in stages.items():
                 self.stage_ms.setdefault(stage, []).append(ms)
             self.keypoints.append(keypoints)
@@ -79,6 +83,7 @@ class Method:
         return {"label": self.label, **self.settings,
                 "stages_median_ms": {s: float(np.median(v)) for s, v in self.stage_ms.items()},
                 "total_ms": {"min": float(total.min()), "median": float(np.median(total)), "max": float(total.max())},
+                "cpu_ms": float(np.median(self.cpu)),
                 "keypoints": float(np.mean(self.keypoints)), "matches": float(np.mean(self.matches)),
                 "frames": len(self.totals)}
 
@@ -131,27 +136,32 @@ def default_precisions(engine: str, device: torch.device) -> list[str]:
 
 
 def ratios(summaries: list[dict[str, Any]]) -> None:
-    """Add ``vs_sift`` (median total / SIFT's at the same top-k) and ``lite_vs_full`` in place."""
+    """Add ``vs_sift`` (median total / SIFT's at the same top-k), ``cpu_vs_sift`` (the same of the CPU time) and
+    ``lite_vs_full`` in place."""
     sift = {s["top_k"]: s["total_ms"]["median"] for s in summaries if s["config"] == "sift"}
+    sift_cpu = {s["top_k"]: s["cpu_ms"] for s in summaries if s["config"] == "sift"}
     full = {(s["engine"], s["precision"], s["top_k"]): s["total_ms"]["median"]
             for s in summaries if s["config"] == "full"}
     for s in summaries:
         median = s["total_ms"]["median"]
         s["vs_sift"] = median / sift[s["top_k"]] if s["top_k"] in sift else None
+        s["cpu_vs_sift"] = s["cpu_ms"] / sift_cpu[s["top_k"]] if s["top_k"] in sift_cpu else None
         key = (s["engine"], s["precision"], s["top_k"])
         s["lite_vs_full"] = median / full[key] if s["config"] == "lite" and key in full else None
 
 
 def format_table(summaries: list[dict[str, Any]]) -> str:
     stages = [*STAGES[1:-1], *OPENCV_STAGES]  # preprocess, detect, describe, extract (OpenCV), match
-    header = ["method", *stages, "total min", "median", "max", "kpts", "matches", "vs SIFT", "lite/full"]
+    header = ["method", *stages, "total min", "median", "max", "CPU ms", "kpts", "matches", "vs SIFT", "CPU vs SIFT",
+              "lite/full"]
     body = []
     for s in summaries:
         cells = [s["label"]]
         cells += [f"{s['stages_median_ms'][st]:.1f}" if st in s["stages_median_ms"] else "" for st in stages]
-        cells += [f"{s['total_ms'][k]:.1f}" for k in ("min", "median", "max")]
+        cells += [f"{s['total_ms'][k]:.1f}" for k in ("min", "median", "max")] + [f"{s['cpu_ms']:.1f}"]
         cells += [f"{s['keypoints']:.0f}", f"{s['matches']:.0f}",
                   f"{s['vs_sift']:.2f}" if s.get("vs_sift") is not None else "",
+                  f"{s['cpu_vs_sift']:.2f}" if s.get("cpu_vs_sift") is not None else "",
                   f"{s['lite_vs_full']:.2f}" if s.get("lite_vs_full") is not None else ""]
         body.append(cells)
     widths = [max(len(c) for c in col) for col in zip(header, *body)]
