@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -20,6 +21,8 @@ ENGINES = ("auto", "torch", "openvino", "onnxruntime", "tensorrt")  # rfnet_ros.
 DESCRIPTOR_NAMES = ("hardnet", "hardnet_lite")  # rfnet_ros.model.descriptor.DESCRIPTORS
 FRAME_SOURCES = ("learned", "image")  # where keypoint scales and orientations come from (keypoints_from_maps)
 GEOMETRIC_CHECKS = ("fundamental", "homography", "off")  # two-view models of rfnet_ros.tracking.geometry
+MATCH_PREDICTIONS = ("off", "constant_velocity", "imu")  # rfnet_ros.tracking.prediction
+IDENTITY_ROTATION = "1 0 0 0 1 0 0 0 1"
 
 
 def _setting(default: Any, description: str, *, low: float | None = None, high: float | None = None,
@@ -121,6 +124,24 @@ class FeatureConfig:
     geometric_confidence: float = _setting(0.999, "RANSAC confidence of the geometric check", low=0.5, high=0.999999)
     geometric_min_matches: int = _setting(15, "Fewest matches the geometric check fits a model to; with fewer, "
                                           "every match of the frame is rejected", low=8, high=10000)
+    mask_image: str = _setting("", "8-bit image the size of the input frames: no keypoint is detected, described "
+                               "or published where it is 0 (the robot's body, propellers; as VINS's mask); ~ is "
+                               "expanded, a relative path is taken from the working directory; empty = no mask",
+                               read_only=True)
+    min_keypoint_distance: float = _setting(0.0, "Least distance in input px between published keypoints (as "
+                                            "VINS's min_dist): keypoints tracked from the previous frame first "
+                                            "(longer tracks first), then the strongest new ones (0 = off)",
+                                            low=0.0, high=1000.0)
+    match_prediction: str = _setting("off", "Limit matching to a search window around each previous keypoint's "
+                                     "predicted place: off, constant_velocity (the last frame pair's motion "
+                                     "repeats) or imu (the gyro's rotation between the two stamps, from the "
+                                     "`imu` topic and camera_info's K); without a prediction, matching is "
+                                     "unrestricted", choices=MATCH_PREDICTIONS, read_only=True)
+    match_search_radius: float = _setting(40.0, "Radius in input px of the search window around a predicted "
+                                          "place (match_prediction)", low=1.0, high=10000.0)
+    imu_to_camera_rotation: str = _setting(IDENTITY_ROTATION, "Rotation from the IMU's axes to the camera's "
+                                           "(optical frame) as 9 numbers, row-major: gyro rates are turned into "
+                                           "the camera's frame with it (match_prediction: imu)")
 
     def __post_init__(self) -> None:
         self.validate()
@@ -134,7 +155,28 @@ class FeatureConfig:
             raise ValueError(f"device: {self.device!r} is not auto, cpu, cuda or cuda:N")
         if not self.weights:
             raise ValueError("weights: must name a weights file")
+        self.imu_rotation  # noqa: B018 - raises ValueError naming imu_to_camera_rotation when it is no rotation
         check_frame_rules(self)
+
+    @property
+    def imu_rotation(self) -> np.ndarray:
+        """``imu_to_camera_rotation`` as a (3, 3) rotation matrix (ValueError naming the setting otherwise)."""
+        try:
+            rotation = np.array([float(v) for v in self.imu_to_camera_rotation.replace(",", " ").split()])
+        except ValueError:
+            rotation = np.zeros(0)
+        if rotation.shape != (9,) or not np.isfinite(rotation).all():
+            raise ValueError(f"imu_to_camera_rotation: expected 9 numbers (row-major 3x3), got "
+                             f"{self.imu_to_camera_rotation!r}")
+        rotation = rotation.reshape(3, 3)
+        if not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-3) or np.linalg.det(rotation) < 0:
+            raise ValueError("imu_to_camera_rotation: not a rotation (orthonormal, determinant +1)")
+        return rotation
+
+    @property
+    def mask_path(self) -> Path | None:
+        """The mask image, ~ expanded, relative paths from the working directory (None: no mask)."""
+        return Path(self.mask_image).expanduser().absolute() if self.mask_image else None
 
     @property
     def keypoint_settings(self) -> KeypointSettings:

@@ -10,6 +10,7 @@ from typing import Protocol
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from rfnet_ros.config import FeatureConfig
 from rfnet_ros.engines import build_engine
@@ -100,6 +101,12 @@ class FrameFeatures:
     def __len__(self) -> int:
         return len(self.keypoints)
 
+    def take(self, index: np.ndarray) -> FrameFeatures:
+        """The features of the keypoints at ``index`` (N,) int, in that order."""
+        hypotheses = None if self.descriptor_hypotheses is None else self.descriptor_hypotheses[index]
+        return FrameFeatures(self.keypoints[index], self.scores[index], self.scales[index],
+                             self.orientations[index], self.descriptors[index], self.image_size, hypotheses)
+
 
 @dataclass
 class MatchState:
@@ -109,6 +116,11 @@ class MatchState:
 
     matchable: torch.Tensor
     keypoints: FramedKeypoints
+
+    def take(self, index: np.ndarray) -> MatchState:
+        """The state of the keypoints at ``index`` (N,) int, in that order."""
+        rows = torch.as_tensor(index, device=self.matchable.device, dtype=torch.long)
+        return MatchState(self.matchable[rows], self.keypoints.take(rows))
 
 
 @dataclass
@@ -155,10 +167,6 @@ class FeaturePipeline:
         return comparable
 
     @property
-    def engine_name(self) -> str:
-        return self.engine.name
-
-    @property
     def device(self) -> torch.device:
         return self.engine.device
 
@@ -175,18 +183,32 @@ class FeaturePipeline:
         return StageTimer(self.device)
 
     @torch.inference_mode()
-    def extract_frame(self, image: np.ndarray, color_order: str, timer: StageTimer
+    def extract_frame(self, image: np.ndarray, color_order: str, timer: StageTimer, mask: np.ndarray | None = None
                       ) -> tuple[FrameFeatures, MatchState]:
-        """Features of one frame and the state ``match_frames`` needs of it; stages timed in ``timer``."""
+        """Features of one frame and the state ``match_frames`` needs of it; stages timed in ``timer``.
+
+        ``mask``: (H, W) bool of the image's size, False where no keypoint may be: the detector's response is
+        cleared there before keypoints are selected (the top-k goes to the rest of the image) and a keypoint
+        whose centre falls there is dropped before it is described.
+        """
         cfg = self.config
         with timer.stage("convert"):
             tensor = image_tensor(image, color_order, self.device)
+            allowed = None if mask is None else torch.from_numpy(np.ascontiguousarray(mask)).to(self.device)
         with timer.stage("preprocess"):
             small = model_input(tensor, cfg.model_size)
         with timer.stage("detect"):
             maps = self.engine.detect(small)
+            if allowed is not None:  # a model pixel counts as allowed when every input pixel under it is
+                coverage = F.interpolate(allowed[None, None].float(), size=small.shape[-2:], mode="area")
+                maps = dataclasses.replace(maps, score=maps.score * (coverage > 1 - 1e-6))
             keypoints = keypoints_from_maps(maps, small, tensor, cfg.keypoint_settings)
             valid = keypoints.valid[0]
+            if allowed is not None:
+                pixel = keypoints.xy[0].round().long()
+                pixel[:, 0].clamp_(0, allowed.shape[1] - 1)
+                pixel[:, 1].clamp_(0, allowed.shape[0] - 1)
+                valid = valid & allowed[pixel[:, 1], pixel[:, 0]]
             if cfg.min_contrast > 0:  # flat surroundings: no keypoint, whatever the detector scored
                 valid = valid & (local_contrast(tensor, keypoints.xy[0], keypoints.scale[0]) > cfg.min_contrast)
             xy, radius = keypoints.xy[0][valid], keypoints.scale[0][valid]
@@ -256,13 +278,15 @@ class FeaturePipeline:
         return xy
 
     def match_frames(self, previous: MatchState, current: MatchState, features: FrameFeatures,
-                     timer: StageTimer) -> tuple[np.ndarray, np.ndarray]:
+                     timer: StageTimer, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Mutual nearest-neighbour matches (M, 2) of ``current`` to ``previous`` and their distances (M,), timed
-        as "match"; with ``refine_matches`` the matched keypoints of ``current`` (and ``features.keypoints``)
-        are placed where they align with their matches (``refine``)."""
+        as "match"; ``allowed`` (N0, N1) bool, when given, limits the pairs that may match (a search window).
+        With ``refine_matches`` the matched keypoints of ``current`` (and ``features.keypoints``) are placed
+        where they align with their matches (``refine``)."""
         with timer.stage("match"), torch.inference_mode():
+            window = None if allowed is None else torch.from_numpy(allowed).to(self.device)
             matches, distances = match_mutual_nn(previous.matchable, current.matchable,
-                                                 self.config.match_max_distance, self.config.match_ratio)
+                                                 self.config.match_max_distance, self.config.match_ratio, window)
             if self.config.refine_matches and len(matches):
                 refined = self._refined(previous.keypoints, current.keypoints, matches)
                 current.keypoints = dataclasses.replace(current.keypoints, xy=refined)

@@ -255,3 +255,18 @@ def test_input_loss_is_reported_and_warns_when_most_frames_are_lost():
     report = monitor.report(now=1.0, stall_timeout=5.0)
     assert report.values['frames_lost'] == '3' and report.values['frames_lost_from'] == 'sequence numbers'
     assert report.level == WARN and 'input loss: 3 frame(s) never reached the node, 1 did' in report.message
+
+
+def test_an_error_that_takes_no_frame_with_it_keeps_the_waiting_frame_timed():
+    # New parameters that could not be applied are an error, but the frame waiting goes on waiting.
+    monitor = FrameMonitor(now=0.0)
+    monitor.on_received(0.0)
+    monitor.on_accepted(0.0)
+    monitor.on_error('applying the parameters failed: RuntimeError: no engine', frame_left=False)
+    report = monitor.report(now=6.0, stall_timeout=60.0, output_stall_timeout=5.0)
+    assert report.level == ERROR and 'output stalled: no output for 6.0 s' in report.message
+    monitor = FrameMonitor(now=0.0)
+    monitor.on_received(0.0)
+    monitor.on_accepted(0.0)
+    monitor.on_error('RuntimeError: out of memory')  # the frame failed: it left the model
+    assert 'output stalled' not in monitor.report(now=6.0, stall_timeout=60.0, output_stall_timeout=5.0).message

@@ -12,7 +12,7 @@ def test_spread_keeps_the_priority_keypoint_of_each_neighbourhood_and_none_close
     rng = np.random.default_rng(0)
     points = rng.uniform(0, 100, size=(400, 2))
     priority = rng.uniform(size=400)
-    kept = spread(points, priority, 10.0, (100, 100))
+    kept = spread(points, np.argsort(-priority), 10.0, (100, 100))
     assert 10 < len(kept) < 400
     gaps = np.linalg.norm(points[kept][:, None] - points[kept][None], axis=2) + np.eye(len(kept)) * 1e9
     assert gaps.min() > 10.0 - 1.5  # whole-pixel discs: within rounding of the distance
@@ -25,8 +25,8 @@ def test_spread_keeps_the_priority_keypoint_of_each_neighbourhood_and_none_close
 
 def test_spread_with_no_distance_keeps_everything():
     points = np.array([[5.0, 5.0], [5.2, 5.1], [6.0, 5.0]])
-    assert spread(points, np.ones(3), 0.0, (10, 10)).tolist() == [0, 1, 2]
-    assert spread(points, np.array([1.0, 3.0, 2.0]), 5.0, (10, 10)).tolist() == [1]
+    assert spread(points, np.arange(3), 0.0, (10, 10)).tolist() == [0, 1, 2]
+    assert spread(points, np.array([1, 2, 0]), 5.0, (10, 10)).tolist() == [1]
 
 
 def test_constant_motion_is_fitted_and_applied():
@@ -61,10 +61,13 @@ def test_gyro_integration_between_two_stamps():
     gyro = GyroIntegrator()
     for i in range(101):  # 200 Hz, 0.5 s of a constant 1 rad/s turn about the camera's y axis
         assert gyro.add(i * 5_000_000, np.array([0.0, 1.0, 0.0])) is None
-    rotation = gyro.rotation(100_000_000, 300_000_000)
+    rotation, why = gyro.rotation(100_000_000, 300_000_000)
     angle = cv2.Rodrigues(rotation)[0].ravel()
-    assert np.allclose(angle, [0.0, 0.2, 0.0], atol=1e-9)
-    assert gyro.rotation(400_000_000, 600_000_000) is None  # samples end at 0.5 s: the interval is not covered
+    assert np.allclose(angle, [0.0, 0.2, 0.0], atol=1e-9) and why == ""
+    rotation, why = gyro.rotation(102_000_000, 303_000_000)  # stamps between samples
+    assert np.allclose(cv2.Rodrigues(rotation)[0].ravel(), [0.0, 0.201, 0.0], atol=1e-9)
+    rotation, why = gyro.rotation(400_000_000, 600_000_000)  # samples end at 0.5 s: the interval is not covered
+    assert rotation is None and "do not cover" in why
     assert gyro.add(600_000_000, np.array([np.nan, 0.0, 0.0])) is not None
     assert gyro.add(100_000_000, np.array([0.0, 0.0, 0.0])) is not None  # older than the last sample
 
@@ -74,5 +77,15 @@ def test_gyro_rates_are_turned_into_the_camera_frame():
     gyro = GyroIntegrator(imu_to_camera)
     gyro.add(0, np.array([1.0, 0.0, 0.0]))
     gyro.add(100_000_000, np.array([1.0, 0.0, 0.0]))
-    angle = cv2.Rodrigues(gyro.rotation(0, 100_000_000))[0].ravel()
+    angle = cv2.Rodrigues(gyro.rotation(0, 100_000_000)[0])[0].ravel()
     assert np.allclose(angle, [0.0, 0.1, 0.0], atol=1e-9)
+
+
+def test_gyro_samples_too_far_apart_give_no_rotation():
+    gyro = GyroIntegrator()
+    assert gyro.rotation(0, 10)[0] is None  # no samples yet
+    for stamp in (0, 50_000_000, 300_000_000, 350_000_000):  # a 0.25 s hole
+        gyro.add(stamp, np.zeros(3))
+    assert gyro.rotation(0, 40_000_000)[0] is not None
+    rotation, why = gyro.rotation(40_000_000, 320_000_000)
+    assert rotation is None and "apart" in why

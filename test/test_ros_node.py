@@ -304,6 +304,10 @@ def test_backwards_time_jump_is_counted(node):
      "invalid parameter match_ratio: expected a double value"),
     (('--params-file', '/nonexistent/rfnet_params.yaml'),
      "cannot start: Couldn't parse params file: '--params-file /nonexistent/rfnet_params.yaml'"),
+    (('-p', 'mask_image:=/nonexistent/mask.png'), 'invalid parameter mask_image: /nonexistent/mask.png does not exist'),
+    (('-p', 'match_search_radius:=-1.0'), 'invalid parameter match_search_radius: -1.0 is below the minimum 1.0'),
+    (('-p', 'imu_to_camera_rotation:=1 0 0 0 1 0 0 0 2'), 'invalid parameter imu_to_camera_rotation: not a rotation'),
+    (('-p', 'match_prediction:=kalman'), 'invalid parameter match_prediction'),
 ])
 def test_bad_startup_parameters_stop_the_node_with_one_clear_message(args, needle):
     require_install()

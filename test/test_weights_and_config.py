@@ -172,7 +172,7 @@ def test_read_only_and_engine_settings():
                  if f.metadata["read_only"]}
     assert read_only == {"weights", "replaced_layers", "descriptor", "device", "engine", "precision",
                          "image_transport", "image_qos", "qos_depth", "diagnostics_period", "max_model_pixels",
-                         "publish_vins_features"}
+                         "publish_vins_features", "mask_image", "match_prediction"}
     assert FeatureConfig.engine_settings() == ("weights", "replaced_layers", "descriptor", "model_height",
                                                "model_width", "keypoint_frames", "device", "engine", "precision")
 

@@ -43,6 +43,10 @@ MAX_LOG_GAIN = 0.4
 MAX_NOISE = 0.02
 BLUR_SHARE = 0.5
 TRACK_THRESHOLD = 3.0
+# Fast-roll sequences (``motion="fast_roll"``): the camera rolls about its optical axis at a constant rate
+# drawn from this range (degrees per frame, either direction), drifting sideways as the smooth path does.
+FAST_ROLL_DEG = (8.0, 15.0)
+MOTIONS = ("smooth", "fast_roll")
 ALIVE_AFTER = (5, 10)
 
 
@@ -79,6 +83,19 @@ def camera_path(rng: np.random.Generator, frames: int, height: int, width: int) 
     return warps
 
 
+def fast_roll_path(rng: np.random.Generator, frames: int, height: int, width: int) -> list[Warp]:
+    """A constant fast roll (``FAST_ROLL_DEG`` per frame) with a slow sideways drift, about the frame centre."""
+    rate = rng.uniform(*FAST_ROLL_DEG) * rng.choice([-1.0, 1.0])
+    direction = rng.uniform(0, 2 * np.pi)
+    drift = rng.uniform(0.3, 1.0) * MAX_DRIFT * np.linspace(0.0, 1.0, frames)
+    return [Warp(float(rate * t), 1.0, (0.0, 0.0), (float(drift[t] * np.cos(direction) * width),
+                                                   float(drift[t] * np.sin(direction) * height)))
+            for t in range(frames)]
+
+
+PATHS = {"smooth": camera_path, "fast_roll": fast_roll_path}
+
+
 def motion_blur(image: np.ndarray, motion: np.ndarray) -> np.ndarray:
     """Blur along the (dx, dy) motion by a centred line kernel of that length (no blur below 1 px)."""
     length = float(np.hypot(*motion))
@@ -94,12 +111,13 @@ def motion_blur(image: np.ndarray, motion: np.ndarray) -> np.ndarray:
 
 
 def photo_sequence(name: str, photo: np.ndarray, seed: int, frames: int = FRAMES,
-                   size: tuple[int, int] = SIZE) -> Sequence:
-    """One sequence of ``frames`` frames over ``photo`` (module docstring)."""
+                   size: tuple[int, int] = SIZE, motion: str = "smooth") -> Sequence:
+    """One sequence of ``frames`` frames over ``photo`` (module docstring) along the ``motion`` path (one of
+    ``MOTIONS``)."""
     h, w = size
     _, source, to_crop = reference_and_source(photo, size)
     rng = np.random.default_rng((seed, zlib.crc32(name.encode()), 20))
-    warps = camera_path(rng, frames, h, w)
+    warps = PATHS[motion](rng, frames, h, w)
     first = np.linalg.inv(warps[0].homography(h, w))
     gain = np.exp(rng.uniform(0.3, 1.0) * MAX_LOG_GAIN * np.sin(np.pi * rng.uniform(0.5, 1.5)
                                                                   * np.linspace(0, 1, frames) + rng.uniform(0, 6.3)))
@@ -122,9 +140,10 @@ def photo_sequence(name: str, photo: np.ndarray, seed: int, frames: int = FRAMES
 
 
 def sequences(folder: Path, seed: int, frames: int = FRAMES, size: tuple[int, int] = SIZE,
-              max_photos: int | None = None) -> list[Sequence]:
-    """One sequence per photo of ``folder`` (sorted by name)."""
-    return [photo_sequence(path.stem, read_gray(path), seed, frames, size) for path in photo_paths(folder, max_photos)]
+              max_photos: int | None = None, motion: str = "smooth") -> list[Sequence]:
+    """One sequence per photo of ``folder`` (sorted by name) along the ``motion`` path."""
+    return [photo_sequence(path.stem, read_gray(path), seed, frames, size, motion)
+            for path in photo_paths(folder, max_photos)]
 
 
 def chain_tracks(correct_matches: list[np.ndarray]) -> list[int]:

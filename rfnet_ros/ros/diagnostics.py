@@ -34,6 +34,11 @@ def front_end_values(feature: FeatureConfig, front_end: FeatureTracker) -> dict[
         "track_length_mean": f"{tracks.mean_length:.2f}",
         "track_length_active_mean": f"{tracks.active_mean_length:.2f}",
         f"tracks_alive_after_{ALIVE_AFTER}_share": f"{tracks.alive_share:.3f}",
+        "mask": statistics.mask,
+        "match_prediction": feature.match_prediction,
+        "frames_predicted": str(statistics.frames_predicted),
+        "prediction_fallbacks": str(statistics.prediction_fallbacks),
+        "last_prediction_fallback": statistics.last_fallback or "none",
     }
 
 

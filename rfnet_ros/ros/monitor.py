@@ -199,10 +199,11 @@ class FrameMonitor:
             self._period.rejected += 1
             self.last_reject_reason = reason
 
-    def on_error(self, error: str) -> None:
-        """Processing a frame failed: it has left the model without outputs."""
+    def on_error(self, error: str, frame_left: bool = True) -> None:
+        """An error: processing a frame failed, so it has left the model without outputs (``frame_left``), or,
+        with ``frame_left`` False, one that took no frame with it (new parameters that could not be applied)."""
         with self._lock:
-            if self._waiting:
+            if frame_left and self._waiting:
                 self._waiting.popleft()
             self.errors += 1
             self._period.errors += 1

@@ -6,7 +6,7 @@ Subscribes:  image (sensor_msgs/Image) with image_transport raw, the default, or
              image/compressed:=/camera/image_raw/compressed.
              camera_info (sensor_msgs/CameraInfo, same QoS), optional: the newest one is used for every
              image (rfnet_ros.tracking.camera.LatestCalibration). Remap it beside the image:
-             camera_info:=/camera/camera_info.
+             camera_info:=/camera/camera_info. imu (sensor_msgs/Imu), with match_prediction: imu.
 Publishes:   keypoints (rfnet_ros/Keypoints, with track ids), matches (rfnet_ros/Matches, from the second
              frame on, those that passed the geometric check), timing (rfnet_ros/FrameTiming),
              /diagnostics (diagnostic_msgs/DiagnosticArray), debug_image (sensor_msgs/Image bgr8, drawn only
@@ -36,26 +36,25 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.subscription import Subscription
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, Imu, PointCloud
 from std_msgs.msg import Header
 
-from rfnet_ros.config import NodeConfig
 from rfnet_ros.engines import EngineUnavailable
 from rfnet_ros.image_messages import ImageRejected, compressed_to_array, image_to_array
 from rfnet_ros.model.weights import WeightsError
 from rfnet_ros.msg import FrameTiming, Keypoints, Matches
 from rfnet_ros.pipeline import STAGES
 from rfnet_ros.ros import messages, parameters
+from rfnet_ros.ros.camera_input import CameraInfoInput
 from rfnet_ros.ros.diagnostics import diagnostic_array, front_end_values, with_warning
 from rfnet_ros.ros.frame_cost import FrameCost
 from rfnet_ros.ros.frame_slot import NewestFrameWorker, Requests
 from rfnet_ros.ros.monitor import STAGE_NAMES, FrameMonitor, InputLossEstimator, StampMonitor
+from rfnet_ros.ros.qos import IMU_QOS, image_qos
 from rfnet_ros.ros.startup import StartupError, run_node
 from rfnet_ros.stamps import to_nanoseconds
 from rfnet_ros.threads import plan_cpu_threads
-from rfnet_ros.tracking.camera import LatestCalibration
 from rfnet_ros.tracking.tracker import FeatureTracker
 
 NODE_NAME = "rfnet_feature_node"
@@ -75,16 +74,6 @@ INPUTS = {
     "compressed": (CompressedImage, "image/compressed", compressed_to_array),
 }
 assert set(STAGES) <= set(STAGE_NAMES)
-
-
-def image_qos(settings: NodeConfig) -> QoSProfile:
-    """QoS of the image subscription from the node settings."""
-    if settings.image_qos == "sensor_data":
-        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=settings.qos_depth,
-                          reliability=qos_profile_sensor_data.reliability,
-                          durability=qos_profile_sensor_data.durability)
-    reliability = ReliabilityPolicy.RELIABLE if settings.image_qos == "reliable" else ReliabilityPolicy.BEST_EFFORT
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=settings.qos_depth, reliability=reliability)
 
 
 @dataclass
@@ -125,8 +114,6 @@ class FeatureNode(Node):
         self.loss = InputLossEstimator()  # executor thread, input group only
         self.cost = FrameCost()  # worker observes, parameter callback predicts (under _cost_lock)
         self._cost_lock = threading.Lock()
-        self.calibration = LatestCalibration()
-        self._said_uncalibrated = False  # worker only: "no camera_info" is logged once
         self._debug_images = 0  # debug images drawn (only while debug_image has a subscriber)
 
         input_group = MutuallyExclusiveCallbackGroup()
@@ -142,8 +129,14 @@ class FeatureNode(Node):
         on_image = self._on_image_with_info if MESSAGE_INFO else self._on_image
         self._image_sub = self.create_subscription(msg_type, topic, on_image, image_qos(node),
                                                    callback_group=input_group)
-        self._camera_info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info,
+        self.camera_info = CameraInfoInput(self.get_logger(), self.resolve_topic_name("camera_info"),
+                                           "; no `feature` output until one arrives" if node.publish_vins_features
+                                           else "")
+        self._camera_info_sub = self.create_subscription(CameraInfo, "camera_info", self.camera_info.on_message,
                                                          image_qos(node), callback_group=input_group)
+        self._imu_rejected = 0
+        self._imu_sub = (self.create_subscription(Imu, "imu", self._on_imu, IMU_QOS, callback_group=input_group)
+                         if feature.match_prediction == "imu" else None)
         self._diagnostics_timer = self.create_timer(node.diagnostics_period, self._publish_diagnostics,
                                                     callback_group=diagnostics_group)
         self._worker = NewestFrameWorker(self._consume, name="rfnet_inference")
@@ -197,14 +190,12 @@ class FeatureNode(Node):
         if self._worker.offer(ReceivedImage(msg.header, received, image, color_order, convert_ms)):
             self.monitor.on_dropped()
 
-    def _on_camera_info(self, msg: CameraInfo) -> None:
-        first = self.calibration.received == 0
-        refused = self.calibration.offer(msg)
+    def _on_imu(self, msg: Imu) -> None:
+        rate = msg.angular_velocity
+        refused = self.front_end.add_angular_velocity(to_nanoseconds(msg.header.stamp), (rate.x, rate.y, rate.z))
         if refused:
-            self.get_logger().warning(f"camera_info rejected: {refused}", throttle_duration_sec=WARN_THROTTLE)
-        elif first:
-            self.get_logger().info(f"camera_info received: {msg.distortion_model or 'no distortion'}, "
-                                   f"{msg.width}x{msg.height}; normalised outputs are undistorted with it")
+            self._imu_rejected += 1
+            self.get_logger().warning(f"imu sample rejected: {refused}", throttle_duration_sec=WARN_THROTTLE)
 
     def _check_stamp(self, header: Header) -> None:
         """Report time jumps of accepted frames; going backwards makes the worker restart matching."""
@@ -225,7 +216,8 @@ class FeatureNode(Node):
             try:
                 self.front_end.configure(requests.settings)
             except Exception as exc:  # noqa: BLE001 - an engine that cannot be built: keep the old one
-                self.monitor.on_error(f"applying the parameters failed: {type(exc).__name__}: {exc}")
+                self.monitor.on_error(f"applying the parameters failed: {type(exc).__name__}: {exc}",
+                                      frame_left=False)
                 self.get_logger().error(f"applying the parameters failed, keeping the previous ones: "
                                         f"{type(exc).__name__}: {exc}")
         config = self.front_end.config
@@ -242,25 +234,15 @@ class FeatureNode(Node):
             self.get_logger().error(f"processing a frame failed: {type(exc).__name__}: {exc}",
                                     throttle_duration_sec=WARN_THROTTLE)
 
-    def _camera_for(self, image: np.ndarray):
-        """The camera model for this frame, or None (logged once while there is none, throttled on a size
-        mismatch)."""
-        camera, mismatch = self.calibration.for_image(image.shape[1], image.shape[0])
-        if mismatch:
-            self.get_logger().warning(f"camera_info not used: {mismatch}", throttle_duration_sec=WARN_THROTTLE)
-        elif camera is None and not self._said_uncalibrated:
-            self._said_uncalibrated = True
-            vins = "; no `feature` output until one arrives" if self._feature_pub is not None else ""
-            self.get_logger().info(f"no camera_info on {self._camera_info_sub.topic_name}: working in pixels "
-                                   f"(the geometric check on raw pixels){vins}")
-        return camera
-
     def _process(self, frame: ReceivedImage) -> dict[str, float]:
         """Track ``frame`` and publish its outputs; returns the stage times (ms)."""
         timer = self.front_end.new_timer()
         timer.add("convert", frame.convert_ms)
         result = self.front_end.process(frame.image, frame.color_order, to_nanoseconds(frame.header.stamp),
-                                        self._camera_for(frame.image), timer)
+                                        self.camera_info.camera_for(frame.image.shape[1], frame.image.shape[0]),
+                                        timer)
+        for note in result.notes:
+            self.get_logger().warning(note, throttle_duration_sec=WARN_THROTTLE)
         header, node = frame.header, self.settings[1]
         with timer.stage("publish"):
             self._keypoints_pub.publish(messages.keypoints_message(header, result, node.publish_descriptors))
@@ -284,10 +266,12 @@ class FeatureNode(Node):
     def _publish_diagnostics(self) -> None:
         feature, node = self.settings
         period = self.stamps.expected_period
-        calibration, calibration_warning = self.calibration.status()
+        calibration, calibration_warning = self.camera_info.calibration.status()
         context = {"image_topic": self._image_sub.topic_name, **front_end_values(feature, self.front_end),
                    "expected_period_s": f"{period:.4f}" if period else "unknown", "camera_info": calibration,
                    "debug_images_published": str(self._debug_images)}
+        if self._imu_sub is not None:
+            context["imu_samples_rejected"] = str(self._imu_rejected)
         report = self.monitor.report(time.monotonic(), node.stall_timeout, context,
                                      output_stall_timeout=node.output_stall_timeout,
                                      min_keypoints=node.min_keypoints)

@@ -22,6 +22,9 @@ import numpy as np
 MIN_MOTION_MATCHES = 15
 # RANSAC reprojection threshold (px) of that fit.
 MOTION_RANSAC_PX = 3.0
+# Longest gap (s) between two angular-rate samples integrated across: an IMU slower than 10 Hz cannot follow
+# the fast rotations the prediction is for.
+MAX_SAMPLE_GAP_S = 0.1
 
 
 def fit_motion(points0: np.ndarray, points1: np.ndarray) -> np.ndarray | None:
@@ -80,21 +83,61 @@ class GyroIntegrator:
             del self._stamps[:cut], self._rates[:cut]
         return None
 
-    def rotation(self, start_ns: int, end_ns: int) -> np.ndarray | None:
+    def rotation(self, start_ns: int, end_ns: int) -> tuple[np.ndarray | None, str]:
         """The camera's rotation from ``start_ns`` to ``end_ns`` (3, 3: the later axes in the earlier frame),
-        integrating piecewise-constant rates; None when the samples do not cover the interval."""
+        integrating piecewise-constant rates, and ""; or None and why not (no samples, the samples do not
+        cover the interval, or a gap between samples longer than MAX_SAMPLE_GAP_S)."""
         with self._lock:
             stamps, rates = list(self._stamps), list(self._rates)
-        if end_ns < start_ns or not stamps or stamps[0] > start_ns or stamps[-1] < end_ns:
-            return None
-        rotation = np.eye(3)
+        if not stamps:
+            return None, "no imu samples"
+        if end_ns < start_ns or stamps[0] > start_ns or stamps[-1] < end_ns:
+            return None, "imu samples do not cover the frame interval (late or missing imu data)"
         first = bisect.bisect_right(stamps, start_ns) - 1
-        for i in range(first, len(stamps) - 1):
+        last = bisect.bisect_left(stamps, end_ns)
+        if max(np.diff(stamps[first:last + 1]), default=0) > MAX_SAMPLE_GAP_S * 1e9:
+            return None, f"imu samples more than {MAX_SAMPLE_GAP_S:g} s apart (imu rate too low)"
+        rotation = np.eye(3)
+        for i in range(first, last):
             begin, finish = max(stamps[i], start_ns), min(stamps[i + 1], end_ns)
-            if finish <= begin:
-                if stamps[i] >= end_ns:
-                    break
-                continue
-            step, _ = cv2.Rodrigues(rates[i] * ((finish - begin) * 1e-9))
-            rotation = rotation @ step
-        return rotation
+            if finish > begin:
+                step, _ = cv2.Rodrigues(rates[i] * ((finish - begin) * 1e-9))
+                rotation = rotation @ step
+        return rotation, ""
+
+
+class MatchPredictor:
+    """The prediction of ``match_prediction`` (``off``, ``constant_velocity`` or ``imu``) for one camera stream,
+    with counts of frames predicted and of fallbacks to an unrestricted search (and the last reason)."""
+
+    def __init__(self, mode: str, imu_to_camera: np.ndarray | None = None):
+        self.mode = mode
+        self.gyro = GyroIntegrator(imu_to_camera)
+        self.predicted = 0
+        self.fallbacks = 0
+        self.last_fallback = ""
+
+    def predict(self, points: np.ndarray, start_ns: int | None, end_ns: int | None, motion: np.ndarray | None,
+                camera_matrix: np.ndarray | None) -> tuple[np.ndarray | None, str]:
+        """Where ``points`` (N, 2) px of the frame stamped ``start_ns`` should be in the frame stamped ``end_ns``:
+        ``motion`` (the homography fitted to the last frame pair, constant_velocity) or the gyro's rotation
+        with ``camera_matrix`` (imu). Returns the places (N, 2), or None and why not (counted as a fallback)."""
+        if self.mode == "off":
+            return None, ""
+        homography, why = None, ""
+        if self.mode == "constant_velocity":
+            homography = motion
+            why = "" if motion is not None else "no motion fitted to the last frame pair"
+        elif camera_matrix is None:
+            why = "no camera_info: the rotation's image motion needs K"
+        elif start_ns is None or end_ns is None:
+            why = "frames without stamps"
+        else:
+            rotation, why = self.gyro.rotation(start_ns, end_ns)
+            homography = None if rotation is None else rotation_homography(camera_matrix, rotation)
+        if homography is None:
+            self.fallbacks += 1
+            self.last_fallback = why
+            return None, why
+        self.predicted += 1
+        return warp_points(homography, points), ""

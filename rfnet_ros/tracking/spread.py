@@ -11,12 +11,11 @@ import cv2
 import numpy as np
 
 
-def spread(points: np.ndarray, priority: np.ndarray, min_distance: float, image_size: tuple[int, int]
-           ) -> np.ndarray:
+def spread(points: np.ndarray, order: np.ndarray, min_distance: float, image_size: tuple[int, int]) -> np.ndarray:
     """Indices (ascending) of the keypoints kept from ``points`` (N, 2) px (x, y) in an image of ``image_size``
-    (height, width): in order of ``priority`` (N,) descending, a keypoint is kept when its pixel lies outside
-    the disc of radius ``min_distance`` (rounded to whole pixels) around every keypoint kept before it.
-    ``min_distance`` <= 0 keeps all."""
+    (height, width): taken in ``order`` (N,) (indices, highest priority first), a keypoint is kept when its
+    pixel lies outside the disc of radius ``min_distance`` (rounded to whole pixels) around every keypoint kept
+    before it. ``min_distance`` <= 0 keeps all."""
     if min_distance <= 0 or len(points) == 0:
         return np.arange(len(points))
     height, width = image_size
@@ -24,7 +23,7 @@ def spread(points: np.ndarray, priority: np.ndarray, min_distance: float, image_
     radius = max(1, int(round(min_distance)))
     pixels = np.clip(np.rint(points), 0, [width - 1, height - 1]).astype(np.int32)
     kept = []
-    for index in np.argsort(-priority, kind="stable"):
+    for index in order:
         x, y = pixels[index]
         if free[y, x]:
             kept.append(index)

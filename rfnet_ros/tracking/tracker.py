@@ -13,6 +13,10 @@ reports the engine it runs. Per frame it adds to the pipeline's features and mat
 3. with a camera model: undistorted normalised coordinates of every keypoint and, for tracks seen in the
    previous frame, their velocity in normalised units per second (from the frames' stamps).
 
+Options for VIO users: a static mask (``mask_image``, :mod:`.mask`) where no keypoint is detected; a least
+distance between published keypoints (``min_keypoint_distance``, :mod:`.spread`), tracked keypoints first;
+matching limited to search windows around predicted places (``match_prediction``, :mod:`.prediction`).
+
 ROS-free: the node, the command-line tools and the tests all use it.
 """
 from __future__ import annotations
@@ -28,6 +32,9 @@ from rfnet_ros.pipeline import FeaturePipeline, FrameFeatures, MatchState
 from rfnet_ros.timing import StageTimer
 from rfnet_ros.tracking.camera import CameraModel
 from rfnet_ros.tracking.geometry import CheckResult, check_matches
+from rfnet_ros.tracking.mask import StaticMask
+from rfnet_ros.tracking.prediction import MatchPredictor, fit_motion, search_window
+from rfnet_ros.tracking.spread import spread
 from rfnet_ros.tracking.tracks import TrackBook, TrackStatistics
 
 
@@ -59,6 +66,7 @@ class TrackedFrame:
     timings: dict[str, float] = field(default_factory=dict)
     has_previous: bool = False
     previous_stamp_ns: int | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def inlier_ratio(self) -> float:
@@ -74,6 +82,10 @@ class FrontEndStatistics:
     inlier_ratio_mean: float  # mean over those frames of the share of matches kept (0.0 before any)
     inlier_ratio_last: float
     frames_too_few: int  # frames whose matches were all rejected for being too few to check
+    mask: str  # the static mask's state: none, used, or why not
+    frames_predicted: int  # frames matched within search windows around predicted places
+    prediction_fallbacks: int  # frames matched without a prediction although one was asked for
+    last_fallback: str  # why the last of those had none
 
 
 @dataclass
@@ -83,6 +95,7 @@ class _Previous:
     state: MatchState
     keypoints: np.ndarray
     stamp_ns: int | None
+    motion: np.ndarray | None  # homography fitted to the checked matches from the frame before (or None)
 
 
 class FeatureTracker:
@@ -90,6 +103,8 @@ class FeatureTracker:
 
     def __init__(self, config: FeatureConfig | None = None, tracks: TrackBook | None = None):
         self._pipeline = FeaturePipeline(config)
+        self._mask = StaticMask(self.config.mask_path)
+        self._predictor = MatchPredictor(self.config.match_prediction, self.config.imu_rotation)
         self.tracks = tracks or TrackBook()
         self._previous: _Previous | None = None
         self._lock = threading.Lock()  # guards the check statistics below
@@ -108,7 +123,7 @@ class FeatureTracker:
 
     @property
     def engine_name(self) -> str:
-        return self._pipeline.engine_name
+        return self._pipeline.engine.name
 
     @property
     def precision(self) -> str:
@@ -117,8 +132,17 @@ class FeatureTracker:
     def configure(self, config: FeatureConfig) -> None:
         """Use ``config`` from the next frame (the engine is rebuilt only when needed); when the new descriptions
         cannot be compared with the previous frame's, matching restarts as after ``reset``."""
+        if config.mask_path != self._mask.path:
+            self._mask = StaticMask(config.mask_path)
         if not self._pipeline.configure(config):
             self.reset()
+        self._predictor.mode = config.match_prediction
+        self._predictor.gyro.imu_to_camera = config.imu_rotation
+
+    def add_angular_velocity(self, stamp_ns: int, rate: np.ndarray) -> str | None:
+        """A gyro sample (rad/s in the IMU's axes) for ``match_prediction: imu`` (thread-safe); returns why it was
+        refused, or None."""
+        return self._predictor.gyro.add(stamp_ns, rate)
 
     def new_timer(self) -> StageTimer:
         """A stage timer for one frame on the front end's device: stages timed before ``process`` (a conversion
@@ -134,25 +158,35 @@ class FeatureTracker:
         """Track and check statistics since start (safe to call from another thread)."""
         with self._lock:
             mean = self._ratio_sum / self._ratio_frames if self._ratio_frames else 0.0
-            return FrontEndStatistics(self.tracks.statistics(), mean, self._last_ratio, self._too_few)
+            return FrontEndStatistics(self.tracks.statistics(), mean, self._last_ratio, self._too_few,
+                                      self._mask.status, self._predictor.predicted, self._predictor.fallbacks,
+                                      self._predictor.last_fallback)
 
     def process(self, image: np.ndarray, color_order: str = "bgr", stamp_ns: int | None = None,
                 camera: CameraModel | None = None, timer: StageTimer | None = None) -> TrackedFrame:
-        """Tracks of ``image`` (any array FeaturePipeline.process takes) stamped ``stamp_ns`` (for velocities),
-        with ``camera`` (None: pixels only; the caller checks that the camera fits the image size); stages are
-        timed in ``timer`` (``new_timer``; a new one when None)."""
+        """Tracks of ``image`` (any array FeaturePipeline.process takes) stamped ``stamp_ns`` (for velocities and
+        the gyro's prediction), with ``camera`` (None: pixels only; the caller checks that the camera fits the
+        image size); stages are timed in ``timer`` (``new_timer``; a new one when None). The frame's notes say
+        what the caller should report (a mask that does not fit, a prediction that could not be made)."""
         timer = timer or self.new_timer()
-        features, state = self._pipeline.extract_frame(image, color_order, timer)
+        cfg = self.config
+        mask, mask_note = self._mask.for_image(*image.shape[:2])
+        features, state = self._pipeline.extract_frame(image, color_order, timer, mask)
         previous = self._previous
+        notes = [mask_note] if mask_note else []
         if previous is not None:
-            candidates, candidate_distances = self._pipeline.match_frames(previous.state, state, features, timer)
+            predicted, why = self._predictor.predict(previous.keypoints, previous.stamp_ns, stamp_ns, previous.motion,
+                                                     camera.K if camera is not None else None)
+            notes += [f"match prediction off for this frame: {why}"] if why else []
+            window = None if predicted is None else search_window(predicted, features.keypoints,
+                                                                   cfg.match_search_radius)
+            candidates, candidate_distances = self._pipeline.match_frames(previous.state, state, features, timer,
+                                                                          window)
         else:
             candidates, candidate_distances = np.zeros((0, 2), np.int64), np.zeros((0,), np.float32)
         with timer.stage("match"):
-            cfg = self.config
-            keypoints = features.keypoints
             if previous is not None:
-                points0, points1 = previous.keypoints[candidates[:, 0]], keypoints[candidates[:, 1]]
+                points0, points1 = previous.keypoints[candidates[:, 0]], features.keypoints[candidates[:, 1]]
                 if camera is not None:
                     points0, points1 = camera.undistort_pixels(points0), camera.undistort_pixels(points1)
                 check = check_matches(points0, points1, cfg.geometric_check, cfg.geometric_threshold,
@@ -160,9 +194,15 @@ class FeatureTracker:
             else:
                 check = CheckResult(np.zeros(len(candidates), bool), "no previous frame")
             matches, distances = candidates[check.inliers], candidate_distances[check.inliers]
+            if cfg.min_keypoint_distance > 0:
+                features, state, matches, distances = self._spread(features, state, matches, distances)
+            keypoints = features.keypoints
             track_ids, track_lengths = self.tracks.update(len(keypoints), matches)
             normalised, velocities = self._motion(keypoints, matches, previous, stamp_ns, camera)
-        self._previous = _Previous(state, keypoints, stamp_ns)
+            motion = None
+            if previous is not None and cfg.match_prediction == "constant_velocity":
+                motion = fit_motion(previous.keypoints[matches[:, 0]], keypoints[matches[:, 1]])
+        self._previous = _Previous(state, keypoints, stamp_ns, motion)
         with self._lock:
             if len(candidates):
                 self._ratio_sum += check.ratio
@@ -175,7 +215,23 @@ class FeatureTracker:
             velocities=velocities,
             previous_keypoints=previous.keypoints if previous is not None else np.zeros((0, 2), np.float32),
             timings=timer.results(), has_previous=previous is not None,
-            previous_stamp_ns=previous.stamp_ns if previous is not None else None)
+            previous_stamp_ns=previous.stamp_ns if previous is not None else None, notes=tuple(notes))
+
+    def _spread(self, features: FrameFeatures, state: MatchState, matches: np.ndarray, distances: np.ndarray
+                ) -> tuple[FrameFeatures, MatchState, np.ndarray, np.ndarray]:
+        """Only the keypoints ``min_keypoint_distance`` apart (tracking.spread): tracked ones first (longer tracks
+        first), then the strongest new ones; the matches of the keypoints left out go with them."""
+        tracked = np.zeros(len(features), bool)
+        tracked[matches[:, 1]] = True
+        length = np.zeros(len(features), np.int64)
+        length[matches[:, 1]] = self.tracks.lengths[matches[:, 0]]
+        order = np.lexsort((-features.scores, -length, ~tracked))  # the last key sorts first
+        kept = spread(features.keypoints, order, self.config.min_keypoint_distance, features.image_size)
+        index = np.full(len(features), -1, np.int64)
+        index[kept] = np.arange(len(kept))
+        still = index[matches[:, 1]] >= 0
+        matches = np.stack([matches[still, 0], index[matches[still, 1]]], axis=1)
+        return features.take(kept), state.take(kept), matches, distances[still]
 
     @staticmethod
     def _motion(keypoints: np.ndarray, matches: np.ndarray, previous: _Previous | None, stamp_ns: int | None,
