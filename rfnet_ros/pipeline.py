@@ -230,23 +230,24 @@ class FeaturePipeline:
                 maps = [self.engine.detect(small) for small in smalls]
             selected = [self._select(*frame) for frame in zip(maps, smalls, tensors, allowed)]
         with timer.stage("describe"):
-            size = self.engine.patch_size
-            # One describe call for every frame's patches, then one per alternative frame: only keypoints with a
-            # second peak are described again; the others repeat their descriptor.
-            patches = [extract_patches(tensor, k.xy, k.radius, k.direction, size)
-                       for tensor, k in zip(tensors, selected)]
-            descriptors = self._split(self.engine.describe(torch.cat(patches)), patches)
-            hypotheses = [[d] for d in descriptors]
-            for alternative in range(len(selected[0].alternatives)):
-                index = [k.alternatives[alternative][2] for k in selected]
-                patches = [extract_patches(tensor, k.xy[i], k.alternatives[alternative][0][i],
-                                           k.alternatives[alternative][1][i], size)
-                           for tensor, k, i in zip(tensors, selected, index)]
-                described = self._split(self.engine.describe(torch.cat(patches)), patches)
-                for frame, (i, d) in enumerate(zip(index, described)):
-                    alternative_descriptors = descriptors[frame].clone()
-                    alternative_descriptors[i] = d
-                    hypotheses[frame].append(alternative_descriptors)
+            # Every description of every frame in one engine call: per frame, one patch cut of each keypoint under
+            # its frame, then of the keypoints with a second peak under that frame (the others repeat their
+            # descriptor).
+            patches = [extract_patches(
+                tensor, torch.cat([k.xy, *(k.xy[index] for _, _, index in k.alternatives)]),
+                torch.cat([k.radius, *(radius[index] for radius, _, index in k.alternatives)]),
+                torch.cat([k.direction, *(direction[index] for _, direction, index in k.alternatives)]),
+                self.engine.patch_size) for tensor, k in zip(tensors, selected)]
+            hypotheses = []
+            for k, described in zip(selected, self._split(self.engine.describe(torch.cat(patches)), patches)):
+                descriptors, start = described[:len(k.xy)], len(k.xy)
+                frame_hypotheses = [descriptors]
+                for _, _, index in k.alternatives:
+                    alternative = descriptors.clone()
+                    alternative[index] = described[start:start + len(index)]
+                    start += len(index)
+                    frame_hypotheses.append(alternative)
+                hypotheses.append(frame_hypotheses)
         results = []
         for tensor, k, frame_hypotheses in zip(tensors, selected, hypotheses):
             described = frame_hypotheses[0]

@@ -109,8 +109,8 @@ def test_normalised_coordinates_and_velocities_of_both_cameras(sequence):
 
 
 def test_one_describe_call_serves_both_images():
-    """Both images' patches go through the descriptor together: as many describe calls per pair as one mono
-    frame makes (its first descriptions and one per alternative frame)."""
+    """Both images' patches go through the descriptor together: one describe call per pair, as for one mono
+    frame, holding every description of both images."""
     config = load_config(LITE, ignore=NodeConfig.names(), top_k=64)
     front_end = StereoFrontEnd(config)
     engine = front_end.tracker.pipeline.engine
@@ -126,8 +126,9 @@ def test_one_describe_call_serves_both_images():
     front_end.tracker.pipeline.extract(pair.left)
     mono_calls, calls[:] = len(calls), []
     frame = front_end.process(pair.left, pair.right, 'bgr', 1, scene_calibration())
-    assert len(calls) == mono_calls == config.descriptions_per_keypoint
-    assert calls[0] == len(frame.left.features) + len(frame.right)
+    assert len(calls) == mono_calls == 1
+    # Each keypoint under its frame, plus those with a second scale or orientation peak under that one.
+    assert len(frame.left.features) + len(frame.right) < calls[0] <= 3 * (len(frame.left.features) + len(frame.right))
 
 
 def test_candidates_need_the_row_and_a_disparity_in_range():

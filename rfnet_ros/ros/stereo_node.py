@@ -48,11 +48,12 @@ from rfnet_ros.ros.frame_cost import FrameCost
 from rfnet_ros.ros.frame_slot import NewestFrameWorker
 from rfnet_ros.ros.front_end_worker import WARN_THROTTLE, FrontEndWorker
 from rfnet_ros.ros.monitor import FrameMonitor, InputLossEstimator, StampMonitor
-from rfnet_ros.ros.node import INPUTS, MESSAGE_INFO, OUTPUT_DEPTH
+from rfnet_ros.ros.node import INPUTS, MESSAGE_INFO, OUTPUT_DEPTH, SWITCH_INTERVAL_S
 from rfnet_ros.ros.qos import IMU_QOS, image_qos
 from rfnet_ros.ros.startup import StartupError, run_node
 from rfnet_ros.ros.stereo_sync import SIDES, Pair, StereoSync
 from rfnet_ros.stamps import to_nanoseconds
+from rfnet_ros.threads import plan_cpu_threads
 from rfnet_ros.tracking.camera import CalibrationRejected
 from rfnet_ros.tracking.stereo import StereoCalibration, StereoFrame, StereoFrontEnd
 from rfnet_ros.tracking.vins import TrackedPoints, stereo_cloud
@@ -294,7 +295,10 @@ class StereoNode(FrontEndWorker, Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Run the node until shutdown (status 0); 1 when it cannot start (one error line says why)."""
+    """Run the node until shutdown (status 0); 1 when it cannot start (one error line says why); threads and the
+    interpreter's switch interval as the feature node's (rfnet_ros.ros.node.main says why)."""
+    plan_cpu_threads()
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     return run_node(StereoNode, NODE_NAME, args)
 
 
