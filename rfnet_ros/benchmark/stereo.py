@@ -31,6 +31,7 @@ from rfnet_ros.evaluation.pairs import cover_crop, read_gray
 from rfnet_ros.hardware import device_description
 from rfnet_ros.model.weights import WeightsError
 from rfnet_ros.pipeline import STAGES
+from rfnet_ros.threads import plan_cpu_threads
 from rfnet_ros.tracking.stereo import StereoFrontEnd
 from rfnet_ros.tracking.tracker import FeatureTracker
 
@@ -64,11 +65,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--disparity", type=int, default=16, help="disparity of the right view (px)")
     parser.add_argument("--frames", type=int, default=20, help="timed pairs per method")
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds first")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch and OpenCV")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for the engines and OpenCV (default: their own choice)")
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="CPU threads of PyTorch's own operations between the engines (default 1, as the nodes "
+                             "run them: rfnet_ros.threads; 0: as many as --threads)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
+    if args.torch_threads:
+        plan_cpu_threads(torch_ops=args.torch_threads)
     try:
         overrides = {key: value for key, value in (("engine", args.engine), ("top_k", args.top_k)) if value}
         config = load_config(args.config, ignore=NodeConfig.names() + StereoConfig.names(), **overrides)
