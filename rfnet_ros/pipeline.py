@@ -222,10 +222,7 @@ class FeaturePipeline:
             smalls = [model_input(tensor, cfg.model_size) for tensor in tensors]
         with timer.stage("detect"):
             if len({tuple(tensor.shape) for tensor in tensors}) == 1:
-                batch = self.engine.detect_batch(torch.cat(smalls))
-                maps = [DetectorMaps(*(m[i:i + 1] if m is not None else None
-                                       for m in (batch.score, batch.scale_weights, batch.orientations)))
-                        for i in range(len(smalls))]
+                maps = self.engine.detect_batch(torch.cat(smalls))
             else:
                 maps = [self.engine.detect(small) for small in smalls]
             selected = [self._select(*frame) for frame in zip(maps, smalls, tensors, allowed)]

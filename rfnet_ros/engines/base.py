@@ -40,15 +40,13 @@ class Engine(ABC):
         ``scale_weights`` and ``orientations`` are None when the engine was built without frame outputs.
         """
 
-    def detect_batch(self, images: torch.Tensor) -> DetectorMaps:
-        """(B, 1, H, W) images at model resolution -> their detector maps, batch first.
+    def detect_batch(self, images: torch.Tensor) -> list[DetectorMaps]:
+        """(B, 1, H, W) images at model resolution -> the detector maps of each, in order.
 
         The exported graphs take one image (batch 1), so this runs ``detect`` once per image; an engine whose
         graph takes a batch (torch) runs all of them in one call.
         """
-        maps = [self.detect(image[None]) for image in images]
-        return DetectorMaps(*(torch.cat(parts) if parts[0] is not None else None
-                              for parts in zip(*((m.score, m.scale_weights, m.orientations) for m in maps))))
+        return [self.detect(image[None]) for image in images]
 
     @abstractmethod
     def describe(self, patches: torch.Tensor) -> torch.Tensor:
