@@ -338,11 +338,19 @@ class StereoConfig:
                                       "(sub-pixel disparity); raw images use refine_matches instead")
     sync_tolerance: float = _setting(0.005, "Seconds by which the header stamps of a left and a right image may "
                                      "differ and still make a pair (0 = exact stamps only)", low=0.0, high=1.0)
+    right_mask_image: str = _setting("", "The right camera's mask_image (mask_image is the left camera's): 8-bit, "
+                                     "the size of the right images, 0 where no keypoint may be; empty = no mask",
+                                     read_only=True)
 
     def __post_init__(self) -> None:
         check_fields(self)
         if self.min_disparity > self.max_disparity:
             raise ValueError(f"min_disparity: {self.min_disparity} is above max_disparity {self.max_disparity}")
+
+    @property
+    def right_mask_path(self) -> Path | None:
+        """The right camera's mask image, as ``FeatureConfig.mask_path`` (None: no mask)."""
+        return Path(self.right_mask_image).expanduser().absolute() if self.right_mask_image else None
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

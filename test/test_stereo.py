@@ -307,3 +307,23 @@ def test_a_pair_extracted_together_equals_each_image_alone(engine):
         cosine = (features.descriptor_hypotheses * alone.descriptor_hypotheses).sum(axis=-1)
         print(f'{engine} {pipeline.precision}: smallest cosine {cosine.min():.5f}')
         assert cosine.min() > (0.9999 if pipeline.precision == 'fp32' else 0.98)
+
+
+def test_each_camera_has_its_own_static_mask(tmp_path):
+    """mask_image covers the left camera's images, right_mask_image the right's: no keypoint where either is 0."""
+    pair = scene.render(*textures())
+    height, width = pair.left.shape[:2]
+    left_mask, right_mask = np.full((height, width), 255, np.uint8), np.full((height, width), 255, np.uint8)
+    left_mask[:, :100] = 0
+    right_mask[:, 220:] = 0
+    cv2.imwrite(str(tmp_path / 'left.png'), left_mask)
+    cv2.imwrite(str(tmp_path / 'right.png'), right_mask)
+    plain = StereoFrontEnd(load_config(LITE, ignore=NodeConfig.names())).process(pair.left, pair.right, 'bgr', 1)
+    config = load_config(LITE, ignore=NodeConfig.names(), mask_image=str(tmp_path / 'left.png'))
+    masked = StereoFrontEnd(config, StereoConfig(right_mask_image=str(tmp_path / 'right.png'))).process(
+        pair.left, pair.right, 'bgr', 1)
+    assert (plain.left.features.keypoints[:, 0] < 99.5).sum() > 10 and (plain.right.keypoints[:, 0] >= 219.5).sum() > 10
+    assert (masked.left.features.keypoints[:, 0] >= 99.5).all() and (masked.right.keypoints[:, 0] < 219.5).all()
+    assert len(masked.stereo_matches) > 20
+    with pytest.raises(ValueError, match='mask_image'):
+        StereoFrontEnd(config, StereoConfig(right_mask_image=str(tmp_path / 'missing.png')))

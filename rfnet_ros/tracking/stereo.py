@@ -5,8 +5,8 @@
 and geometric check), and per pair of images:
 
 1. extracts both images with the tracker's pipeline in one go (``FeaturePipeline.extract_frames``: both images'
-   patches in one descriptor call, the detector in one batch where the engine takes one); the static mask
-   (``mask_image``) is the left camera's;
+   patches in one descriptor call, the detector in one batch where the engine takes one); one static mask per
+   camera (``mask_image`` the left's, ``right_mask_image`` the right's);
 2. tracks the left image exactly as the mono front end does (``FeatureTracker.track``: matches to the previous
    left image, with its options: prediction, spread);
 3. matches the left keypoints to the right ones by geometry and descriptors: on rectified rows, a pair may match
@@ -38,6 +38,7 @@ from rfnet_ros.matching.mutual_nn import match_mutual_nn_among
 from rfnet_ros.pipeline import FrameFeatures, MatchState
 from rfnet_ros.timing import StageTimer
 from rfnet_ros.tracking.camera import CalibrationRejected, CameraModel
+from rfnet_ros.tracking.mask import StaticMask
 from rfnet_ros.tracking.tracker import FeatureTracker, FrontEndStatistics, TrackedFrame
 from rfnet_ros.tracking.tracks import TrackBook
 
@@ -158,6 +159,7 @@ class StereoFrontEnd:
                  tracks: TrackBook | None = None):
         self.tracker = FeatureTracker(config, tracks)
         self.stereo = stereo or StereoConfig()
+        self._right_mask = StaticMask(self.stereo.right_mask_path)
         self._previous_right: _PreviousRight | None = None
         self._lock = threading.Lock()  # guards the statistics below
         self._pairs = 0
@@ -189,6 +191,8 @@ class StereoFrontEnd:
         """Use these settings from the next pair (``FeatureTracker.configure``; ``stereo`` None: unchanged)."""
         self.tracker.configure(config)
         if stereo is not None:
+            if stereo.right_mask_path != self._right_mask.path:
+                self._right_mask = StaticMask(stereo.right_mask_path)
             self.stereo = stereo
 
     def new_timer(self) -> StageTimer:
@@ -217,11 +221,12 @@ class StereoFrontEnd:
         that it fits the images); stages timed in ``timer`` (``new_timer``; a new one when None)."""
         timer = timer or self.new_timer()
         mask, mask_note = self.tracker.mask_for(*left.shape[:2])
+        right_mask, right_mask_note = self._right_mask.for_image(*right.shape[:2])
         (left_features, left_state), (right_features, right_state) = self.tracker.pipeline.extract_frames(
-            [left, right], color_order, timer, [mask, None])
+            [left, right], color_order, timer, [mask, right_mask])
+        notes = tuple(note for note in (mask_note, right_mask_note and f"right camera: {right_mask_note}") if note)
         tracked = self.tracker.track(left_features, left_state, stamp_ns,
-                                     calibration.normalising("left") if calibration else None, timer,
-                                     (mask_note,) if mask_note else ())
+                                     calibration.normalising("left") if calibration else None, timer, notes)
         left_state = self.tracker.last_state  # the tracked keypoints' (min_keypoint_distance may keep fewer)
         problem = ""
         if left_features.image_size != right_features.image_size:
