@@ -324,3 +324,41 @@ class NodeConfig:
     @classmethod
     def names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
+
+
+@dataclass
+class StereoConfig:
+    """Settings of the stereo front end (:class:`rfnet_ros.tracking.stereo.StereoFrontEnd`) and of the stereo
+    node's pairing of the two cameras' images (plain data: nothing here imports ROS)."""
+
+    input_rectified: bool = _setting(True, "The images are rectified (image_pipeline's image_rect): keypoints are "
+                                     "matched on their rows as they are; false: raw images, whose keypoints are "
+                                     "first rectified with each camera_info's K, D, R and P", read_only=True)
+    stereo_row_tolerance: float = _setting(1.0, "Largest row difference in rectified px of a left-right match",
+                                           low=0.0, high=50.0)
+    min_disparity: float = _setting(0.5, "Smallest disparity (left x - right x, rectified px) of a left-right "
+                                    "match; positive: the point lies in front of the cameras", low=0.0, high=4096.0)
+    max_disparity: float = _setting(128.0, "Largest disparity in rectified px of a left-right match (nearest "
+                                    "depth: fx * baseline / max_disparity)", low=0.0, high=4096.0)
+    refine_disparity: bool = _setting(True, "On rectified images, place each matched right keypoint on its left "
+                                      "partner's row where a window around the left keypoint correlates best "
+                                      "(sub-pixel disparity); raw images use refine_matches instead")
+    sync_tolerance: float = _setting(0.005, "Seconds by which the header stamps of a left and a right image may "
+                                     "differ and still make a pair (0 = exact stamps only)", low=0.0, high=1.0)
+    right_mask_image: str = _setting("", "The right camera's mask_image (mask_image is the left camera's): 8-bit, "
+                                     "the size of the right images, 0 where no keypoint may be; empty = no mask",
+                                     read_only=True)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.min_disparity > self.max_disparity:
+            raise ValueError(f"min_disparity: {self.min_disparity} is above max_disparity {self.max_disparity}")
+
+    @property
+    def right_mask_path(self) -> Path | None:
+        """The right camera's mask image, as ``FeatureConfig.mask_path`` (None: no mask)."""
+        return Path(self.right_mask_image).expanduser().absolute() if self.right_mask_image else None
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))

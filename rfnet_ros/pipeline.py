@@ -16,6 +16,7 @@ from rfnet_ros.config import FeatureConfig
 from rfnet_ros.engines import build_engine
 from rfnet_ros.matching import match_mutual_nn
 from rfnet_ros.matching.refinement import FramedKeypoints, RefinementSettings, refine_matches
+from rfnet_ros.model.detector import DetectorMaps
 from rfnet_ros.model.patches import extract_patches, orientation_angle
 from rfnet_ros.model.rfnet import keypoints_from_maps, model_input
 from rfnet_ros.model.texture import local_contrast
@@ -108,6 +109,7 @@ class FrameFeatures:
                              self.orientations[index], self.descriptors[index], self.image_size, hypotheses)
 
 
+
 @dataclass
 class MatchState:
     """What matching and refinement need of a frame: its descriptions (N, D) or (N, H, D) and its keypoints in
@@ -123,6 +125,7 @@ class MatchState:
         return MatchState(self.matchable[rows], self.keypoints.take(rows))
 
 
+
 @dataclass
 class FrameResult:
     """Features of a frame, its matches to the previous frame and how long each stage took.
@@ -136,6 +139,18 @@ class FrameResult:
     match_distances: np.ndarray
     timings: dict[str, float] = field(default_factory=dict)
     has_previous: bool = False
+
+
+@dataclass
+class _Selected:
+    """One frame's valid keypoints before description: xy (N, 2) px, radius (N,), direction (N, 2) unit (cos,
+    sin), score (N,); alternatives: (radius (N,), direction (N, 2), index (A,) of the keypoints that have it)."""
+
+    xy: torch.Tensor
+    radius: torch.Tensor
+    direction: torch.Tensor
+    score: torch.Tensor
+    alternatives: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
 class FeaturePipeline:
@@ -182,7 +197,6 @@ class FeaturePipeline:
         """A stage timer for one frame on this pipeline's device."""
         return StageTimer(self.device)
 
-    @torch.inference_mode()
     def extract_frame(self, image: np.ndarray, color_order: str, timer: StageTimer, mask: np.ndarray | None = None
                       ) -> tuple[FrameFeatures, MatchState]:
         """Features of one frame and the state ``match_frames`` needs of it; stages timed in ``timer``.
@@ -191,46 +205,84 @@ class FeaturePipeline:
         cleared there before keypoints are selected (the top-k goes to the rest of the image) and a keypoint
         whose centre falls there is dropped before it is described.
         """
+        return self.extract_frames([image], color_order, timer, [mask])[0]
+
+    @torch.inference_mode()
+    def extract_frames(self, images: list[np.ndarray], color_order: str, timer: StageTimer,
+                       masks: list[np.ndarray | None] | None = None) -> list[tuple[FrameFeatures, MatchState]]:
+        """``extract_frame`` of several frames (the two images of a stereo pair; ``masks`` one per frame or None),
+        with the networks run once for all of them: the descriptor on every frame's patches in one call, and the
+        detector in one batch when the frames share a size (``Engine.detect_batch``)."""
         cfg = self.config
         with timer.stage("convert"):
-            tensor = image_tensor(image, color_order, self.device)
-            allowed = None if mask is None else torch.from_numpy(np.ascontiguousarray(mask)).to(self.device)
+            tensors = [image_tensor(image, color_order, self.device) for image in images]
+            allowed = [None if mask is None else torch.from_numpy(np.ascontiguousarray(mask)).to(self.device)
+                       for mask in (masks or [None] * len(images))]
         with timer.stage("preprocess"):
-            small = model_input(tensor, cfg.model_size)
+            smalls = [model_input(tensor, cfg.model_size) for tensor in tensors]
         with timer.stage("detect"):
-            maps = self.engine.detect(small)
-            if allowed is not None:  # a model pixel counts as allowed when every input pixel under it is
-                coverage = F.interpolate(allowed[None, None].float(), size=small.shape[-2:], mode="area")
-                maps = dataclasses.replace(maps, score=maps.score * (coverage > 1 - 1e-6))
-            keypoints = keypoints_from_maps(maps, small, tensor, cfg.keypoint_settings)
-            valid = keypoints.valid[0]
-            if allowed is not None:
-                pixel = keypoints.xy[0].round().long()
-                pixel[:, 0].clamp_(0, allowed.shape[1] - 1)
-                pixel[:, 1].clamp_(0, allowed.shape[0] - 1)
-                valid = valid & allowed[pixel[:, 1], pixel[:, 0]]
-            if cfg.min_contrast > 0:  # flat surroundings: no keypoint, whatever the detector scored
-                valid = valid & (local_contrast(tensor, keypoints.xy[0], keypoints.scale[0]) > cfg.min_contrast)
-            xy, radius = keypoints.xy[0][valid], keypoints.scale[0][valid]
-            direction, score = keypoints.orientation[0][valid], keypoints.score[0][valid]
+            if len({tuple(tensor.shape) for tensor in tensors}) == 1:
+                maps = self.engine.detect_batch(torch.cat(smalls))
+            else:
+                maps = [self.engine.detect(small) for small in smalls]
+            selected = [self._select(*frame) for frame in zip(maps, smalls, tensors, allowed)]
         with timer.stage("describe"):
-            size = self.engine.patch_size
-            descriptors = self.engine.describe(extract_patches(tensor, xy, radius, direction, size))
-            hypotheses = [descriptors]
-            for alt_radius, alt_direction, present in keypoints.alternative_frames:
-                # Only keypoints with a second peak are described again; the others repeat their descriptor.
-                index = present[0][valid].nonzero().squeeze(1)
-                alternative = descriptors.clone()
-                alternative[index] = self.engine.describe(extract_patches(
-                    tensor, xy[index], alt_radius[0][valid][index], alt_direction[0][valid][index], size))
-                hypotheses.append(alternative)
-            matchable = torch.stack(hypotheses, dim=1) if len(hypotheses) > 1 else descriptors
-        features = FrameFeatures(
-            keypoints=xy.float().cpu().numpy(), scores=score.float().cpu().numpy(),
-            scales=radius.float().cpu().numpy(), orientations=orientation_angle(direction).float().cpu().numpy(),
-            descriptors=descriptors.cpu().numpy(), image_size=(int(tensor.shape[2]), int(tensor.shape[3])),
-            descriptor_hypotheses=matchable.cpu().numpy() if len(hypotheses) > 1 else None)
-        return features, MatchState(matchable, FramedKeypoints(tensor, xy, radius, direction))
+            # Every description of every frame in one engine call: per frame, one patch cut of each keypoint under
+            # its frame, then of the keypoints with a second peak under that frame (the others repeat their
+            # descriptor).
+            patches = [extract_patches(
+                tensor, torch.cat([k.xy, *(k.xy[index] for _, _, index in k.alternatives)]),
+                torch.cat([k.radius, *(radius[index] for radius, _, index in k.alternatives)]),
+                torch.cat([k.direction, *(direction[index] for _, direction, index in k.alternatives)]),
+                self.engine.patch_size) for tensor, k in zip(tensors, selected)]
+            hypotheses = []
+            for k, described in zip(selected, self._split(self.engine.describe(torch.cat(patches)), patches)):
+                descriptors, start = described[:len(k.xy)], len(k.xy)
+                frame_hypotheses = [descriptors]
+                for _, _, index in k.alternatives:
+                    alternative = descriptors.clone()
+                    alternative[index] = described[start:start + len(index)]
+                    start += len(index)
+                    frame_hypotheses.append(alternative)
+                hypotheses.append(frame_hypotheses)
+        results = []
+        for tensor, k, frame_hypotheses in zip(tensors, selected, hypotheses):
+            described = frame_hypotheses[0]
+            matchable = torch.stack(frame_hypotheses, dim=1) if len(frame_hypotheses) > 1 else described
+            features = FrameFeatures(
+                keypoints=k.xy.float().cpu().numpy(), scores=k.score.float().cpu().numpy(),
+                scales=k.radius.float().cpu().numpy(),
+                orientations=orientation_angle(k.direction).float().cpu().numpy(),
+                descriptors=described.cpu().numpy(), image_size=(int(tensor.shape[2]), int(tensor.shape[3])),
+                descriptor_hypotheses=matchable.cpu().numpy() if len(frame_hypotheses) > 1 else None)
+            results.append((features, MatchState(matchable, FramedKeypoints(tensor, k.xy, k.radius, k.direction))))
+        return results
+
+    def _select(self, maps: DetectorMaps, small: torch.Tensor, tensor: torch.Tensor, allowed: torch.Tensor | None
+                ) -> _Selected:
+        """The valid keypoints of one frame from its detector maps (keypoint selection, frames, mask, contrast)."""
+        cfg = self.config
+        if allowed is not None:  # a model pixel counts as allowed when every input pixel under it is
+            coverage = F.interpolate(allowed[None, None].float(), size=small.shape[-2:], mode="area")
+            maps = dataclasses.replace(maps, score=maps.score * (coverage > 1 - 1e-6))
+        keypoints = keypoints_from_maps(maps, small, tensor, cfg.keypoint_settings)
+        valid = keypoints.valid[0]
+        if allowed is not None:
+            pixel = keypoints.xy[0].round().long()
+            pixel[:, 0].clamp_(0, allowed.shape[1] - 1)
+            pixel[:, 1].clamp_(0, allowed.shape[0] - 1)
+            valid = valid & allowed[pixel[:, 1], pixel[:, 0]]
+        if cfg.min_contrast > 0:  # flat surroundings: no keypoint, whatever the detector scored
+            valid = valid & (local_contrast(tensor, keypoints.xy[0], keypoints.scale[0]) > cfg.min_contrast)
+        alternatives = [(alt_radius[0][valid], alt_direction[0][valid], present[0][valid].nonzero().squeeze(1))
+                        for alt_radius, alt_direction, present in keypoints.alternative_frames]
+        return _Selected(keypoints.xy[0][valid], keypoints.scale[0][valid], keypoints.orientation[0][valid],
+                         keypoints.score[0][valid], alternatives)
+
+    @staticmethod
+    def _split(descriptors: torch.Tensor, patches: list[torch.Tensor]) -> list[torch.Tensor]:
+        """One describe call's descriptors split back into the frames whose ``patches`` went into it."""
+        return list(torch.split(descriptors, [len(p) for p in patches]))
 
     def extract(self, image: np.ndarray, color_order: str = "bgr") -> FrameFeatures:
         """Keypoints and descriptors of one frame, without matching."""
@@ -279,9 +331,9 @@ class FeaturePipeline:
     def match_frames(self, previous: MatchState, current: MatchState, features: FrameFeatures,
                      timer: StageTimer, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Mutual nearest-neighbour matches (M, 2) of ``current`` to ``previous`` and their distances (M,), timed
-        as "match"; ``allowed`` (N0, N1) bool, when given, limits the pairs that may match (a search window).
-        With ``refine_matches`` the matched keypoints of ``current`` (and ``features.keypoints``) are placed
-        where they align with their matches (``refine``)."""
+        as "match"; ``allowed`` (N0, N1) bool, when given, limits the pairs that may match (a search window, a
+        stereo pair's row band). With ``refine_matches`` the matched keypoints of ``current`` (and
+        ``features.keypoints``) are placed where they align with their matches (``refine``)."""
         with timer.stage("match"), torch.inference_mode():
             window = None if allowed is None else torch.from_numpy(allowed).to(self.device)
             matches, distances = match_mutual_nn(previous.matchable, current.matchable,

@@ -12,7 +12,7 @@ import inspect
 import pytest
 from ros_harness import LIB, ROOT, SHARE, require_install
 
-from rfnet_ros.ros.cameras import ARGUMENTS, camera_nodes, join, sibling_camera_info
+from rfnet_ros.ros.cameras import ARGUMENTS, STEREO_ARGUMENTS, camera_nodes, join, sibling_camera_info, stereo_node
 
 LAUNCH = ROOT / 'launch'
 
@@ -151,3 +151,40 @@ def test_full_launch_is_lite_with_the_full_config():
     (description,) = calls(tree, 'LaunchDescription')
     assert [ast.unparse(entity.func) for entity in description.args[0].elts] == \
         ['DeclareLaunchArgument', 'IncludeLaunchDescription']
+
+
+def test_stereo_launch_starts_the_stereo_node_plan():
+    """stereo.launch.py declares params_file (stereo.yaml) and every argument of cameras.STEREO_ARGUMENTS, and
+    starts the installed stereo_node with the plan's namespace, remappings and parameters."""
+    tree = parse('stereo.launch.py')
+    assert ['config', 'stereo.yaml'] in share_paths(tree)
+    assert "for name, (default, description) in STEREO_ARGUMENTS.items()" in ast.unparse(tree)
+    assert set(inspect.signature(stereo_node).parameters) == {'params_file', *STEREO_ARGUMENTS}
+    assert all(description for _, description in STEREO_ARGUMENTS.values())
+    (node,) = calls(tree, 'Node')
+    executable = string(keyword(node, 'executable'))
+    assert executable == 'stereo_node' and (LIB / executable).is_file(), f'{executable} is not installed in {LIB}'
+    assert string(keyword(node, 'name')) == 'rfnet_stereo_node'
+    for field in ('namespace', 'parameters', 'remappings'):
+        assert ast.unparse(keyword(node, field)) == f'plan.{field}'
+
+
+def test_stereo_plan_remaps_a_realsense_pair():
+    plan = stereo_node('stereo.yaml')
+    assert plan.namespace == '' and plan.parameters == ['stereo.yaml']
+    assert ('left/image_rect', 'left/image_rect') in plan.remappings
+    assert ('right/camera_info', 'right/camera_info') in plan.remappings
+    plan = stereo_node('stereo.yaml', namespace='vio', left_image='/camera/infra1/image_rect_raw',
+                       right_image='/camera/infra2/image_rect_raw', device='cuda')
+    assert plan.namespace == 'vio' and plan.parameters == ['stereo.yaml', {'device': 'cuda'}]
+    assert plan.remappings == [
+        ('left/image_rect', '/camera/infra1/image_rect_raw'),
+        ('left/image_rect/compressed', '/camera/infra1/image_rect_raw/compressed'),
+        ('left/camera_info', '/camera/infra1/camera_info'),
+        ('right/image_rect', '/camera/infra2/image_rect_raw'),
+        ('right/image_rect/compressed', '/camera/infra2/image_rect_raw/compressed'),
+        ('right/camera_info', '/camera/infra2/camera_info')]
+    plan = stereo_node('stereo.yaml', left_image='/zed/zed_node/left/image_rect_color',
+                       right_image='/zed/zed_node/right/image_rect_color', right_camera_info='/calib/right')
+    assert ('left/camera_info', '/zed/zed_node/left/camera_info') in plan.remappings
+    assert ('right/camera_info', '/calib/right') in plan.remappings

@@ -16,7 +16,7 @@ it first). The tests check that the nodes start with the parameters of the file 
 get_parameters service), that images published in come back as keypoints, and that SIGINT to the launch process
 alone ends the launch with status 0, every node with it.
 
-Future work: a stereo case (a launch file starting a stereo node) once a stereo node exists.
+The stereo case starts stereo.launch.py on a RealSense-style pair of topics and gets stereo matches back.
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ from ros_harness import (
     same_stamp,
 )
 
-from rfnet_ros.ros.cameras import ARGUMENTS
+from rfnet_ros.ros.cameras import ARGUMENTS, STEREO_ARGUMENTS
 
 SOURCES_VARIABLE = 'RFNET_ROS2_LAUNCH_SOURCES'
 DEFAULT_SOURCES = ROOT.parent / 'shared' / 'ros2-launch'
@@ -180,9 +180,10 @@ def interrupt(process: ChildProcess) -> tuple[int, bool]:
 
 
 @contextmanager
-def launched(command: list[str], nodes: int) -> Iterator[tuple[ChildProcess, Probe]]:
+def launched(command: list[str], nodes: int, executable: str = 'feature_node'
+             ) -> Iterator[tuple[ChildProcess, Probe]]:
     """`ros2 launch` in its own session and a probe; then SIGINT to the launch process must end it with status 0,
-    its ``nodes`` nodes each finished cleanly, nothing left of its session and no traceback."""
+    its ``nodes`` nodes (of ``executable``) each finished cleanly, nothing left of its session and no traceback."""
     process = ChildProcess(command, NODE_DOMAIN, cwd=ROOT)
     probe = Probe(name='rfnet_launch_probe')
     try:
@@ -194,7 +195,7 @@ def launched(command: list[str], nodes: int) -> Iterator[tuple[ChildProcess, Pro
     assert status == 0, f'ros2 launch exited with status {status} on SIGINT'
     assert not leftover, 'processes of the launch outlived it'
     assert 'Traceback' not in process.output
-    finished = re.findall(r'\[feature_node-\d+\]: process has finished cleanly', process.output)
+    finished = re.findall(rf'\[{executable}-\d+\]: process has finished cleanly', process.output)
     assert len(finished) == nodes, f'{len(finished)} of {nodes} nodes finished cleanly'
 
 
@@ -309,3 +310,39 @@ def test_full_launch_uses_the_users_params_file(ros2_launch, tmp_path):
         check_keypoints(msg, 77)
         assert node_parameters(probe, f'/{NODE_NAME}', sorted(expected)) == expected
         assert feature_nodes(probe) == {f'/{NODE_NAME}'}
+
+
+def test_stereo_launch_remaps_a_realsense_pair(ros2_launch):
+    """stereo.launch.py on a RealSense's infrared topics: the stereo node reads both images and their
+    camera_infos from there and returns left-right matches; --show-args lists every argument."""
+    import stereo_scene as scene
+    from sensor_msgs.msg import CameraInfo, Image
+
+    from rfnet_ros.msg import StereoMatches
+
+    arguments = show_args(ros2_launch, 'stereo.launch.py')
+    assert list(arguments) == ['params_file', *STEREO_ARGUMENTS]
+    assert "'config' + 'stereo.yaml'" in arguments['params_file'][1]
+    command = ros2_launch('rfnet_ros', 'stereo.launch.py', 'left_image:=/camera/infra1/image_rect_raw',
+                          'right_image:=/camera/infra2/image_rect_raw')
+    with launched(command, nodes=1, executable='stereo_node') as (process, probe):
+        probe.subscribe(StereoMatches, '/stereo_matches')
+        sides = (('infra1', False), ('infra2', True))
+        images = [probe.publisher(Image, f'/camera/{side}/image_rect_raw') for side, _ in sides]
+        probe.wait_for(lambda: all(p.get_subscription_count() > 0 for p in images), 'the stereo node',
+                       STARTUP_TIMEOUT, process)
+        pair, clock, sent = scene.render(photo('building.png'), photo('aero1.png')[150:300, 150:320]), \
+            StampClock(), []
+        deadline = time.monotonic() + FRAME_TIMEOUT
+        while time.monotonic() < deadline and not any(
+                same_stamp(m.header.stamp, s) for m in probe.received('/stereo_matches') for s in sent):
+            stamp = clock.next()
+            for (side, right), image in zip(sides, (pair.left, pair.right)):
+                info = CameraInfo(**scene.camera_info_fields(right))
+                info.header.stamp = stamp
+                probe.publisher(CameraInfo, f'/camera/{side}/camera_info').publish(info)
+                probe.publish_image(image, stamp, topic=f'/camera/{side}/image_rect_raw')
+            sent.append(stamp)
+            time.sleep(2.0)
+        matches = [m for m in probe.received('/stereo_matches') if any(same_stamp(m.header.stamp, s) for s in sent)]
+        assert matches and len(matches[0].left_index) > 50, process.output

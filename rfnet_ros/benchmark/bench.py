@@ -11,8 +11,10 @@ during the run affects all of them alike; the first ``--warmup`` rounds are not 
 - SIFT and ORB (OpenCV): detectAndCompute with nfeatures = top-k, then a cross-checked brute-force match to
   the previous frame (L2 for SIFT, Hamming for ORB), as rfnet-eval matches them.
 
-Printed: min / median / max ms per frame, and the ratios ours/SIFT (same top-k) and lite/full (same engine,
-precision and top-k) of the median totals. Speed targets belong here, never in unit tests.
+Printed: min / median / max ms per frame, the median CPU time of the process per frame (all its threads;
+steadier than wall-clock time on a machine that other work keeps busy, though not what a frame waits), and
+the ratios ours/SIFT (same top-k) and lite/full (same engine, precision and top-k) of the median totals, and
+ours/SIFT of the CPU times. Speed targets belong here, never in unit tests.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ from rfnet_ros.evaluation.pairs import cover_crop, read_gray
 from rfnet_ros.hardware import device_description, native_bf16
 from rfnet_ros.model.weights import WeightsError
 from rfnet_ros.pipeline import STAGES, FeaturePipeline
+from rfnet_ros.threads import engine_threads, plan_cpu_threads
 
 DEFAULT_IMAGE = Path("data/images/heldout/building.png")
 DEFAULT_CONFIGS = ("lite=config/lite.yaml", "full=config/full.yaml")
@@ -59,15 +62,17 @@ class Method:
     step: Any  # frame -> (stage ms dict, keypoints, matches)
     stage_ms: dict[str, list[float]] = field(default_factory=dict)
     totals: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
     keypoints: list[int] = field(default_factory=list)
     matches: list[int] = field(default_factory=list)
 
     def run(self, frame: np.ndarray, timed: bool) -> None:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         stages, keypoints, matches = self.step(frame)
         total = (time.perf_counter() - start) * 1e3
         if timed:
             self.totals.append(total)
+            self.cpu.append((time.process_time() - cpu_start) * 1e3)
             for stage, ms in stages.items():
                 self.stage_ms.setdefault(stage, []).append(ms)
             self.keypoints.append(keypoints)
@@ -78,13 +83,17 @@ class Method:
         return {"label": self.label, **self.settings,
                 "stages_median_ms": {s: float(np.median(v)) for s, v in self.stage_ms.items()},
                 "total_ms": {"min": float(total.min()), "median": float(np.median(total)), "max": float(total.max())},
+                "cpu_ms": float(np.median(self.cpu)),
                 "keypoints": float(np.mean(self.keypoints)), "matches": float(np.mean(self.matches)),
                 "frames": len(self.totals)}
 
 
-def pipeline_method(name: str, config_path: Path, engine: str, precision: str, top_k: int) -> Method:
+def pipeline_method(name: str, config_path: Path, engine: str, precision: str, top_k: int,
+                    device: str | None = None) -> Method:
+    """The configuration file's pipeline with that engine, precision and top-k (and device, when given)."""
     config = load_config(config_path, ignore=NodeConfig.names())
-    config = dataclasses.replace(config, engine=engine, precision=precision, top_k=top_k)
+    config = dataclasses.replace(config, engine=engine, precision=precision, top_k=top_k,
+                                 **({"device": device} if device else {}))
     pipeline = FeaturePipeline(config)
 
     def step(frame: np.ndarray):
@@ -127,27 +136,32 @@ def default_precisions(engine: str, device: torch.device) -> list[str]:
 
 
 def ratios(summaries: list[dict[str, Any]]) -> None:
-    """Add ``vs_sift`` (median total / SIFT's at the same top-k) and ``lite_vs_full`` in place."""
+    """Add ``vs_sift`` (median total / SIFT's at the same top-k), ``cpu_vs_sift`` (the same of the CPU time) and
+    ``lite_vs_full`` in place."""
     sift = {s["top_k"]: s["total_ms"]["median"] for s in summaries if s["config"] == "sift"}
+    sift_cpu = {s["top_k"]: s["cpu_ms"] for s in summaries if s["config"] == "sift"}
     full = {(s["engine"], s["precision"], s["top_k"]): s["total_ms"]["median"]
             for s in summaries if s["config"] == "full"}
     for s in summaries:
         median = s["total_ms"]["median"]
         s["vs_sift"] = median / sift[s["top_k"]] if s["top_k"] in sift else None
+        s["cpu_vs_sift"] = s["cpu_ms"] / sift_cpu[s["top_k"]] if s["top_k"] in sift_cpu else None
         key = (s["engine"], s["precision"], s["top_k"])
         s["lite_vs_full"] = median / full[key] if s["config"] == "lite" and key in full else None
 
 
 def format_table(summaries: list[dict[str, Any]]) -> str:
     stages = [*STAGES[1:-1], *OPENCV_STAGES]  # preprocess, detect, describe, extract (OpenCV), match
-    header = ["method", *stages, "total min", "median", "max", "kpts", "matches", "vs SIFT", "lite/full"]
+    header = ["method", *stages, "total min", "median", "max", "CPU ms", "kpts", "matches", "vs SIFT", "CPU vs SIFT",
+              "lite/full"]
     body = []
     for s in summaries:
         cells = [s["label"]]
         cells += [f"{s['stages_median_ms'][st]:.1f}" if st in s["stages_median_ms"] else "" for st in stages]
-        cells += [f"{s['total_ms'][k]:.1f}" for k in ("min", "median", "max")]
+        cells += [f"{s['total_ms'][k]:.1f}" for k in ("min", "median", "max")] + [f"{s['cpu_ms']:.1f}"]
         cells += [f"{s['keypoints']:.0f}", f"{s['matches']:.0f}",
                   f"{s['vs_sift']:.2f}" if s.get("vs_sift") is not None else "",
+                  f"{s['cpu_vs_sift']:.2f}" if s.get("cpu_vs_sift") is not None else "",
                   f"{s['lite_vs_full']:.2f}" if s.get("lite_vs_full") is not None else ""]
         body.append(cells)
     widths = [max(len(c) for c in col) for col in zip(header, *body)]
@@ -175,7 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds first")
     parser.add_argument("--device", default="auto", help="device of our methods: auto, cpu, cuda, cuda:N")
     parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads for torch, the engines and OpenCV (default: their own choice)")
+                        help="CPU threads for the engines and OpenCV (default: their own choice)")
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="CPU threads of PyTorch's own operations between the engines (default 1, as the node "
+                             "runs them: rfnet_ros.threads; 0: as many as --threads)")
     parser.add_argument("--out", type=Path, default=None, help="also write the results to this JSON file")
     return parser
 
@@ -185,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
+    if args.torch_threads:
+        plan_cpu_threads(torch_ops=args.torch_threads)
     try:
         device = resolve_device(args.device)
         engines = args.engines or [e for e in ENGINES[1:] if installed(e) and device.type in PRECISIONS[e]]
@@ -199,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                     if precision not in PRECISIONS[engine].get(device.type, ()):
                         continue
                     for top_k in args.top_k:
-                        methods.append(pipeline_method(name, Path(path), engine, precision, top_k))
+                        methods.append(pipeline_method(name, Path(path), engine, precision, top_k, str(device)))
         methods += [opencv_method(name, k) for name in args.baselines for k in args.top_k]
     except (ValueError, WeightsError, FileNotFoundError, EngineUnavailable) as exc:
         print(f"rfnet-bench: error: {exc}", file=sys.stderr)
@@ -211,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     ratios(summaries)
     print(f"ms per frame over {args.frames} frames of {args.image.name} at {args.height}x{args.width} "
           f"(median per stage; min / median / max total), after {args.warmup} warm-up rounds")
-    print(f"device: {device_description(device)}; torch {torch.__version__}, OpenCV {cv2.__version__}")
+    print(f"device: {device_description(device)}; engine threads {engine_threads()}; torch {torch.__version__}, "
+          f"OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads)")
     print(format_table(summaries))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -40,6 +40,14 @@ class Engine(ABC):
         ``scale_weights`` and ``orientations`` are None when the engine was built without frame outputs.
         """
 
+    def detect_batch(self, images: torch.Tensor) -> list[DetectorMaps]:
+        """(B, 1, H, W) images at model resolution -> the detector maps of each, in order.
+
+        The exported graphs take one image (batch 1), so this runs ``detect`` once per image; an engine whose
+        graph takes a batch (torch) runs all of them in one call.
+        """
+        return [self.detect(image[None]) for image in images]
+
     @abstractmethod
     def describe(self, patches: torch.Tensor) -> torch.Tensor:
         """(N, 1, P, P) float32 patches (P: the descriptor's patch size) -> (N, D) float32 L2-normalised

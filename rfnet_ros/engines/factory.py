@@ -15,6 +15,7 @@ from rfnet_ros.config import ENGINES, FeatureConfig
 from rfnet_ros.engines.base import Engine, EngineUnavailable
 from rfnet_ros.hardware import native_bf16
 from rfnet_ros.model.weights import file_sha256, load_model
+from rfnet_ros.threads import engine_threads
 
 # Descriptor precisions each engine offers, per device type; the first one listed is what auto falls back to.
 PRECISIONS = {
@@ -104,7 +105,7 @@ def build_engine(config: FeatureConfig, cache: Path | None = None) -> Engine:
 
     The detector graph outputs the learned frame maps only with ``keypoint_frames: learned``; TensorRT's
     descriptor profile reaches the most patches one frame's describe call gets (``top_k`` times the
-    descriptions per keypoint); OpenVINO and ONNX Runtime run on PyTorch's CPU threads. Raises
+    descriptions per keypoint); OpenVINO and ONNX Runtime get ``rfnet_ros.threads.engine_threads()``. Raises
     :class:`EngineUnavailable` when the engine cannot run here, :class:`~rfnet_ros.model.weights.WeightsError`
     when the weights file does not load.
     """
@@ -122,7 +123,7 @@ def build_engine(config: FeatureConfig, cache: Path | None = None) -> Engine:
     digest = file_sha256(config.weights_path)
     detector_path = detector_onnx(model, digest, config.model_size, frame_outputs, cache)
     descriptor_path = descriptor_onnx(model, digest, cache)
-    threads = torch.get_num_threads()
+    threads = engine_threads()
     if engine == "openvino":
         from rfnet_ros.engines.openvino_engine import OpenVINOEngine
 

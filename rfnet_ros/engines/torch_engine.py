@@ -24,5 +24,11 @@ class TorchEngine(Engine):
     def detect(self, image: torch.Tensor) -> DetectorMaps:
         return self.detector(image, frame_maps=self.frame_outputs)
 
+    def detect_batch(self, images: torch.Tensor) -> list[DetectorMaps]:
+        maps = self.detect(images)  # the modules take a batch as it is
+        return [DetectorMaps(*(m[i:i + 1] if m is not None else None
+                               for m in (maps.score, maps.scale_weights, maps.orientations)))
+                for i in range(len(images))]
+
     def describe(self, patches: torch.Tensor) -> torch.Tensor:
         return self.descriptor(patches)

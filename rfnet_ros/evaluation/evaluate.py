@@ -7,7 +7,11 @@ Sets (``--sets``, all by default), every image 480x640 px:
   rotation   one pair per photo and rotation bin (0-180 degrees), reported per bin;
   scale      one pair per photo and zoom bin (0.5-2x), reported per bin;
   sequences  VO-style sequences, one per photo (rfnet_ros.evaluation.sequences): correct-match ratio
-             (MMA@3 of consecutive frames), correct matches per frame pair, homography accuracy@3, tracks.
+             (MMA@3 of consecutive frames), correct matches per frame pair, homography accuracy@3, tracks;
+  stereo     rectified two-layer stereo pairs with known disparity, one per photo
+             (rfnet_ros.evaluation.stereo): configurations run the stereo front end, the other methods are
+             matched among the pairs on the same row with a disparity in range; correct ratio (disparity and
+             row within 1 px), correct matches per pair, median disparity error. Printed and in results.json.
 Methods: NAME=CONFIG.yaml (our pipeline exactly as the node runs that file, top_k = --max-keypoints), the
 named RF-Net variants, sift, orb and xfeat (optional), all with mutual nearest-neighbour matching. Where a
 configuration has ``refine_matches``, its matches are measured where the pipeline places the matched
@@ -56,12 +60,13 @@ from rfnet_ros.evaluation.report import (
     write_markdown,
 )
 from rfnet_ros.evaluation.sequences import FRAMES, sequences
+from rfnet_ros.evaluation.stereo import evaluate_stereo, format_stereo, stereo_pairs
 from rfnet_ros.model.weights import WeightsError
 from rfnet_ros.sizes import parse_size
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 DEFAULT_METHODS = ("lite=config/lite.yaml", "sift", "orb")
-ALL_SETS = ("pairs", "rotation", "scale", "sequences")
+ALL_SETS = ("pairs", "rotation", "scale", "sequences", "stereo")
 SPLIT_CHOICES = ("validation", "heldout")
 REFERENCE = "sift"
 
@@ -162,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                 pairs += sweep_pairs(folder, sweep, args.seed, SIZE, args.max_photos)
         all_sequences = (sequences(folder, args.seed, args.frames, SIZE, args.max_photos)
                          if "sequences" in args.sets else [])
+        all_stereo = stereo_pairs(folder, args.seed, SIZE, args.max_photos) if "stereo" in args.sets else []
     except (ValueError, WeightsError, FileNotFoundError) as exc:
         print(f"rfnet-eval: error: {exc}", file=sys.stderr)
         return 2
@@ -170,8 +176,8 @@ def main(argv: list[str] | None = None) -> int:
                 "pairs_per_image": args.pairs_per_image, "max_photos": args.max_photos, "seed": args.seed,
                 "max_keypoints": args.max_keypoints, "image_size": list(SIZE), "frames": args.frames,
                 "model_size": [base.model_height, base.model_width], "pairs": len(pairs),
-                "sequences": len(all_sequences), "mma_thresholds": list(MMA_THRESHOLDS),
-                "ha_thresholds": list(HA_THRESHOLDS)}
+                "sequences": len(all_sequences), "stereo_pairs": len(all_stereo),
+                "mma_thresholds": list(MMA_THRESHOLDS), "ha_thresholds": list(HA_THRESHOLDS)}
     if args.split == "heldout":
         entry = record_read(args.ledger, methods, settings, argv)
         print(f"[rfnet-eval] held-out read #{read_count(args.ledger)} recorded in {args.ledger} "
@@ -192,19 +198,21 @@ def main(argv: list[str] | None = None) -> int:
     sweeps = sweep_rows(records)
     sequence_table = sequence_rows(seq_summaries, seq_pairs)
     compared = comparisons(compare, records, seq_pairs, seq_summaries)
+    stereo_records, stereo_rows = evaluate_stereo(extractors, all_stereo) if all_stereo else ([], [])
 
     args.out.mkdir(parents=True, exist_ok=True)
     result = {"settings": settings, "environment": environment(), "methods": methods, "summary": rows,
               "sweeps": sweeps, "sequences": sequence_table, "comparisons": compared, "times_ms": times,
               "pairs": [r for r in records if r["kind"] not in SWEEPS],
               "sweep_pairs": [r for r in records if r["kind"] in SWEEPS],
-              "sequence_pairs": seq_pairs, "sequence_summaries": seq_summaries}
+              "sequence_pairs": seq_pairs, "sequence_summaries": seq_summaries, "stereo": stereo_rows,
+              "stereo_pairs": stereo_records}
     (args.out / "results.json").write_text(json.dumps(result, indent=1))
     write_markdown(args.out / "results.md", rows, settings, methods, sweeps, sequence_table, compared)
     blocks = [format_table(rows) if rows else "", format_sweeps(sweeps) if sweeps else "",
               f"sequences ({len(all_sequences)} x {args.frames} frames)\n" + format_sequences(sequence_table)
               if sequence_table else "", "paired bootstrap, 95% intervals\n" + format_comparisons(compared)
-              if compared else ""]
+              if compared else "", format_stereo(stereo_rows) if stereo_rows else ""]
     print("\n\n".join(b for b in blocks if b))
     print(f"[rfnet-eval] split {args.split}: {len(pairs)} pairs, {len(all_sequences)} sequences; results in "
           f"{args.out / 'results.json'} and {args.out / 'results.md'}")

@@ -28,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rfnet_ros.config import WEIGHTS_DIR, FeatureConfig, NodeConfig, load_config
+from rfnet_ros.config import WEIGHTS_DIR, FeatureConfig, NodeConfig, StereoConfig, load_config
 from rfnet_ros.model.weights import read_weights
 from rfnet_ros.pipeline import FeaturePipeline
 from rfnet_ros.share import find_shared_file
@@ -224,7 +224,7 @@ def config_extractor(name: str, path: Path, max_keypoints: int, device: str | No
     (and device/precision only when given)."""
     if not Path(path).is_file():
         raise ValueError(f"methods: {name}: configuration file not found: {path}")
-    config = load_config(path, ignore=NodeConfig.names())
+    config = load_config(path, ignore=NodeConfig.names() + StereoConfig.names())  # node-only keys
     changes = {"top_k": max_keypoints}
     if device is not None:
         changes["device"] = device

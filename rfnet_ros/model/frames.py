@@ -245,8 +245,15 @@ def _histograms(image: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor) -> 
     return torch.stack([orientation_histogram(image[i:i + 1], xy[i], radius[i]) for i in range(len(image))])
 
 
-def measure_frames(image: torch.Tensor, xy: torch.Tensor, second_peaks: bool = False) -> ImageFrames:
-    """Frames of keypoints xy (B, K, 2) px measured on (B, 1, H, W) images, with the second peaks if asked."""
+def measure_frames(image: torch.Tensor, xy: torch.Tensor, second_peaks: bool = False,
+                   second_scale_min_ratio: float = 0.0) -> ImageFrames:
+    """Frames of keypoints xy (B, K, 2) px measured on (B, 1, H, W) images, with the second peaks if asked.
+
+    The dominant direction at the second scale peak takes a second orientation histogram per keypoint; it is
+    measured only where that peak reaches ``second_scale_min_ratio`` of the first (and exists); elsewhere
+    ``second_radius_direction`` repeats ``direction``. The pipeline passes its ``second_peak_ratio``, below
+    which it does not use that frame.
+    """
     response = laplacian_responses(image, xy)
     peak = response.argmax(dim=-1, keepdim=True)
     radius = _peak_sigma(response, peak) * SIGMAS_PER_RADIUS
@@ -258,8 +265,14 @@ def measure_frames(image: torch.Tensor, xy: torch.Tensor, second_peaks: bool = F
         frames.second_direction = _bin_direction(histogram, second_bin)
         second_level, frames.second_scale_ratio = _second_peak(response, peak)
         frames.second_radius = _peak_sigma(response, second_level) * SIGMAS_PER_RADIUS
-        at_second = _histograms(image, xy, frames.second_radius)
-        frames.second_radius_direction = _bin_direction(at_second, at_second.argmax(dim=-1, keepdim=True))
+        frames.second_radius_direction = frames.direction.clone()
+        wanted = (frames.second_scale_ratio > 0) & (frames.second_scale_ratio >= second_scale_min_ratio)
+        for b in range(len(image)):
+            index = wanted[b].nonzero().squeeze(1)
+            if index.numel():
+                at_second = orientation_histogram(image[b:b + 1], xy[b, index], frames.second_radius[b, index])
+                frames.second_radius_direction[b, index] = _bin_direction(
+                    at_second, at_second.argmax(dim=-1, keepdim=True))
     return frames
 
 

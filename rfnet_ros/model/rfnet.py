@@ -69,7 +69,8 @@ def keypoints_from_maps(maps: DetectorMaps, small: torch.Tensor, image: torch.Te
         # stay square: the half-width uses the geometric mean of the two resize ratios.
         return KeypointBatch(xy, score, scale * (ratio_x * ratio_y) ** 0.5, orientation, valid)
     second_peak_ratio = settings.second_peak_ratio
-    frames = measure_frames(image, xy, second_peaks=second_peak_ratio < 1)
+    frames = measure_frames(image, xy, second_peaks=second_peak_ratio < 1,
+                            second_scale_min_ratio=second_peak_ratio)
     if settings.min_strength > 0:
         # The detector's instance normalisation removes the image's contrast, so its score ignores how
         # faint a structure is; the Laplacian contrast puts that back, as SIFT's contrast threshold does.

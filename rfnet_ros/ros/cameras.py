@@ -96,3 +96,35 @@ def camera_nodes(params_file: str, cameras: str = "", camera_image: str = "image
                        [("image", image), ("image/compressed", f"{image}/compressed"), ("camera_info", info)],
                        list(parameters))
             for node_namespace, image, info in inputs]
+
+
+# Launch arguments of launch/stereo.launch.py (besides params_file), with their defaults and descriptions.
+STEREO_ARGUMENTS = {
+    "namespace": ("", "Namespace of the stereo node and its outputs (left/keypoints, stereo_matches, feature, ...)"),
+    "left_image": ("left/image_rect", "The left camera's sensor_msgs/Image topic, remapped to the node's "
+                   "left/image_rect (relative names resolve in namespace; with image_transport compressed the node "
+                   "reads <left_image>/compressed)"),
+    "right_image": ("right/image_rect", "The right camera's sensor_msgs/Image topic, remapped to the node's "
+                    "right/image_rect"),
+    "left_camera_info": ("", "The left camera's sensor_msgs/CameraInfo topic (empty: the camera_info beside "
+                         "left_image, e.g. /camera/infra1/camera_info)"),
+    "right_camera_info": ("", "The right camera's sensor_msgs/CameraInfo topic (empty: the camera_info beside "
+                          "right_image)"),
+    "device": ("", "Torch device overriding the parameters file's: auto, cpu, cuda or cuda:N (empty: keep "
+               "the file's)"),
+}
+
+
+def stereo_node(params_file: str, namespace: str = "", left_image: str = "left/image_rect",
+                right_image: str = "right/image_rect", left_camera_info: str = "", right_camera_info: str = "",
+                device: str = "") -> CameraNode:
+    """The stereo node to start for these launch argument values: each camera's image (raw and compressed) and
+    camera_info remapped onto the node's left/... and right/... names."""
+    parameters: list[Any] = [params_file]
+    if device:
+        parameters.append({"device": device})
+    remappings = []
+    for side, image, info in (("left", left_image, left_camera_info), ("right", right_image, right_camera_info)):
+        remappings += [(f"{side}/image_rect", image), (f"{side}/image_rect/compressed", f"{image}/compressed"),
+                       (f"{side}/camera_info", info or sibling_camera_info(image))]
+    return CameraNode(namespace, remappings, parameters)

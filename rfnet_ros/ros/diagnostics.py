@@ -52,6 +52,13 @@ def with_warning(report: Report, warning: str | None) -> Report:
     return report
 
 
+def with_error(report: Report, error: str) -> Report:
+    """``report`` with one more error: ERROR, the error first in the message."""
+    report.message = error if report.level == OK else f"{error}; {report.message}"
+    report.level = ERROR
+    return report
+
+
 def diagnostic_array(name: str, hardware_id: str, report: Report, stamp: Time) -> DiagnosticArray:
     """One DiagnosticStatus named ``name`` holding ``report``."""
     status = DiagnosticStatus(level=LEVELS[report.level], name=name, message=report.message,

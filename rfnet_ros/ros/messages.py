@@ -12,6 +12,7 @@ from std_msgs.msg import Header
 from rfnet_ros.config import NodeConfig
 from rfnet_ros.image_messages import array_to_image_fields
 from rfnet_ros.msg import FrameTiming, Keypoints, Matches
+from rfnet_ros.pipeline import FrameFeatures
 from rfnet_ros.ros.monitor import STAGE_NAMES
 from rfnet_ros.stamps import from_nanoseconds
 from rfnet_ros.tracking.drawing import draw_tracks
@@ -39,7 +40,12 @@ def uint64_array(values: np.ndarray) -> array.array:
 
 
 def keypoints_message(header: Header, result: TrackedFrame, with_descriptors: bool) -> Keypoints:
-    features = result.features
+    return features_message(header, result.features, result.track_ids, with_descriptors)
+
+
+def features_message(header: Header, features: FrameFeatures, track_ids: np.ndarray,
+                     with_descriptors: bool) -> Keypoints:
+    """The Keypoints message of one image's features with their track ids (N,)."""
     msg = Keypoints(header=header, image_height=features.image_size[0], image_width=features.image_size[1])
     msg.x = float_array(features.keypoints[:, 0])
     msg.y = float_array(features.keypoints[:, 1])
@@ -49,7 +55,7 @@ def keypoints_message(header: Header, result: TrackedFrame, with_descriptors: bo
     if with_descriptors:
         msg.descriptor_size = features.descriptors.shape[1]
         msg.descriptors = float_array(features.descriptors.ravel())
-    msg.track_ids = uint64_array(result.track_ids)
+    msg.track_ids = uint64_array(track_ids)
     return msg
 
 

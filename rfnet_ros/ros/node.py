@@ -49,20 +49,18 @@ from rfnet_ros.ros import messages, parameters
 from rfnet_ros.ros.camera_input import CameraInfoInput
 from rfnet_ros.ros.diagnostics import diagnostic_array, front_end_values, with_warning
 from rfnet_ros.ros.frame_cost import FrameCost
-from rfnet_ros.ros.frame_slot import NewestFrameWorker, Requests
+from rfnet_ros.ros.frame_slot import NewestFrameWorker
+from rfnet_ros.ros.front_end_worker import WARN_THROTTLE, FrontEndWorker
 from rfnet_ros.ros.monitor import STAGE_NAMES, FrameMonitor, InputLossEstimator, StampMonitor
 from rfnet_ros.ros.qos import IMU_QOS, image_qos
 from rfnet_ros.ros.startup import StartupError, run_node
 from rfnet_ros.stamps import to_nanoseconds
+from rfnet_ros.threads import plan_cpu_threads
 from rfnet_ros.tracking.tracker import FeatureTracker
 
 NODE_NAME = "rfnet_feature_node"
+SWITCH_INTERVAL_S = 2e-4  # the interpreter lock's switch interval in the node's process (main)
 OUTPUT_DEPTH = 10
-# Seconds between repeats of the same warning (rejected frames, time jumps, inference errors).
-WARN_THROTTLE = 5.0
-# Seconds destroy_node waits for the frame in the model to finish; a longer frame is abandoned (main() then
-# ends the process without waiting for it), so shutdown takes well under 2 s however long frames are.
-WORKER_JOIN_TIMEOUT = 0.5
 # Subscription callbacks can take the middleware's message info (publication sequence numbers) from
 # Jazzy's rclpy on; on Humble the node estimates input loss from header stamps only.
 MESSAGE_INFO = hasattr(Subscription, "CallbackType")
@@ -85,7 +83,7 @@ class ReceivedImage:
     convert_ms: float  # time spent converting in the callback
 
 
-class FeatureNode(Node):
+class FeatureNode(FrontEndWorker, Node):
     """Wiring around :class:`~rfnet_ros.tracking.tracker.FeatureTracker`; see the module docstring for threads."""
 
     def __init__(self, command_line: list[str] | None = None, **kwargs):
@@ -183,7 +181,7 @@ class FeatureNode(Node):
             self.get_logger().warning(f"rejected frame: {exc.reason}", throttle_duration_sec=WARN_THROTTLE)
             return
         convert_ms = (time.perf_counter() - received) * 1e3
-        self._check_stamp(msg.header)
+        self._check_stamp(to_nanoseconds(msg.header.stamp))
         self.monitor.on_accepted(time.monotonic())
         if self._worker.offer(ReceivedImage(msg.header, received, image, color_order, convert_ms)):
             self.monitor.on_dropped()
@@ -195,43 +193,7 @@ class FeatureNode(Node):
             self._imu_rejected += 1
             self.get_logger().warning(f"imu sample rejected: {refused}", throttle_duration_sec=WARN_THROTTLE)
 
-    def _check_stamp(self, header: Header) -> None:
-        """Report time jumps of accepted frames; going backwards makes the worker restart matching."""
-        jump = self.stamps.update(to_nanoseconds(header.stamp))
-        if jump is None:
-            return
-        kind, description = jump
-        self.monitor.on_time_jump(description)
-        if kind == "backwards":
-            self._worker.request_reset()
-            description += "; matching restarts"
-        self.get_logger().warning(f"time jump: {description}", throttle_duration_sec=WARN_THROTTLE)
-
     # --- Worker thread ---------------------------------------------------------------------------
-    def _consume(self, frame: ReceivedImage, requests: Requests) -> None:
-        """Apply what was requested since the last frame, then process ``frame``; no error stops the worker."""
-        if requests.settings is not None:
-            try:
-                self.front_end.configure(requests.settings)
-            except Exception as exc:  # noqa: BLE001 - an engine that cannot be built: keep the old one
-                self.monitor.on_error(f"applying the parameters failed: {type(exc).__name__}: {exc}",
-                                      frame_left=False)
-                self.get_logger().error(f"applying the parameters failed, keeping the previous ones: "
-                                        f"{type(exc).__name__}: {exc}")
-        config = self.front_end.config
-        if requests.reset:
-            self.front_end.reset()
-        try:
-            stage_ms = self._process(frame)
-            with self._cost_lock:
-                self.cost.observe(config, stage_ms)
-        except Exception as exc:  # noqa: BLE001 - a failing frame must not stop the node
-            if self._worker.stopping or not self.context.ok():
-                return  # shut down while the frame was in the model: nothing left to publish to
-            self.monitor.on_error(f"{type(exc).__name__}: {exc}")
-            self.get_logger().error(f"processing a frame failed: {type(exc).__name__}: {exc}",
-                                    throttle_duration_sec=WARN_THROTTLE)
-
     def _process(self, frame: ReceivedImage) -> dict[str, float]:
         """Track ``frame`` and publish its outputs; returns the stage times (ms)."""
         timer = self.front_end.new_timer()
@@ -278,19 +240,18 @@ class FeatureNode(Node):
                                                        with_warning(report, calibration_warning),
                                                        self.get_clock().now().to_msg()))
 
-    def destroy_node(self) -> None:
-        """Stop the worker (waiting WORKER_JOIN_TIMEOUT for the frame in the model, if any) and destroy the node.
-
-        A frame still in the model then finds its publishers gone and is dropped (see _consume).
-        """
-        worker = getattr(self, "_worker", None)
-        if worker is not None:
-            worker.stop(WORKER_JOIN_TIMEOUT)
-        super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:
-    """Run the node until shutdown (status 0); 1 when it cannot start (one error line says why)."""
+    """Run the node until shutdown (status 0); 1 when it cannot start (one error line says why).
+
+    The engines run on every core and PyTorch's small operations between them on one (rfnet_ros.threads):
+    with more, a busy machine stalls those operations at their thread barriers, which made the node's
+    latency tail. The worker thread gives up the interpreter lock for each of its hundreds of operations per
+    frame and must win it back from the executor's threads; a switch interval of 0.2 ms instead of 5 ms lets
+    it do so sooner (640x480 mono8 at 30 Hz on 2 busy cores: latency p99 276-340 ms against 541 ms)."""
+    plan_cpu_threads()
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     return run_node(FeatureNode, NODE_NAME, args)
 
 

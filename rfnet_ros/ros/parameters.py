@@ -30,13 +30,13 @@ class ParameterError(ValueError):
     """A parameter value the node cannot start with; the text names the parameter."""
 
 
-def all_fields() -> list[Field]:
-    """Fields of every settings dataclass, in declaration order."""
-    return [f for cls in SETTINGS for f in fields(cls)]
+def all_fields(settings: tuple[type, ...] = SETTINGS) -> list[Field]:
+    """Fields of every settings dataclass (the feature node's by default), in declaration order."""
+    return [f for cls in settings for f in fields(cls)]
 
 
-def parameter_names() -> tuple[str, ...]:
-    return tuple(f.name for f in all_fields())
+def parameter_names(settings: tuple[type, ...] = SETTINGS) -> tuple[str, ...]:
+    return tuple(f.name for f in all_fields(settings))
 
 
 def descriptor_for(f: Field, constraints: bool = True) -> ParameterDescriptor:
@@ -101,10 +101,10 @@ def command_line_values(argv: Sequence[str], node_name: str) -> dict[str, str]:
     return values
 
 
-def check_command_line_types(values: dict[str, str]) -> None:
+def check_command_line_types(values: dict[str, str], settings: tuple[type, ...] = SETTINGS) -> None:
     """Raise :class:`ParameterError` for a ``-p`` value whose YAML type (how rcl reads it) is not the setting's
     type (an integer is no double, as for rclpy's own check)."""
-    by_name = {f.name: f for f in all_fields()}
+    by_name = {f.name: f for f in all_fields(settings)}
     for name, text in values.items():
         f = by_name.get(name)
         if f is None:
@@ -117,8 +117,10 @@ def check_command_line_types(values: dict[str, str]) -> None:
             raise _type_error(f, f", got {text!r} (-p {name}:={text})")
 
 
-def declare_settings(node: Node, command_line: Sequence[str] = ()) -> tuple[FeatureConfig, NodeConfig]:
-    """Declare every setting as a parameter of ``node`` and return the validated settings.
+def declare_settings(node: Node, command_line: Sequence[str] = (), settings: tuple[type, ...] = SETTINGS
+                     ) -> tuple[Any, ...]:
+    """Declare every setting of the ``settings`` dataclasses (the feature node's: FeatureConfig and NodeConfig) as
+    a parameter of ``node`` and return the validated settings, one instance per class.
 
     Values come from the parameter overrides (--params-file, -p) or the dataclass defaults. Raises
     :class:`ParameterError` ("invalid parameter <name>: <why>") for a wrong type or an invalid value,
@@ -128,38 +130,38 @@ def declare_settings(node: Node, command_line: Sequence[str] = ()) -> tuple[Feat
     ranges (a value out of range would make rclpy raise its own message), then, once the dataclasses
     accept the values, the full descriptors (ranges, read-only) are set.
     """
-    check_command_line_types(command_line_values(command_line, node.get_name()))
-    for f in all_fields():
+    check_command_line_types(command_line_values(command_line, node.get_name()), settings)
+    for f in all_fields(settings):
         try:
             node.declare_parameter(f.name, _default(f), descriptor_for(f, constraints=False))
         except InvalidParameterTypeException:
             raise _type_error(f) from None
         except InvalidParameterValueException as exc:
             raise ParameterError(f"invalid parameter {f.name}: {exc}") from None
-    values = {f.name: node.get_parameter(f.name).value for f in all_fields()}
-    settings = build_settings(values)
-    for f in all_fields():
+    values = {f.name: node.get_parameter(f.name).value for f in all_fields(settings)}
+    built = build_settings(values, settings)
+    for f in all_fields(settings):
         node.set_descriptor(f.name, descriptor_for(f))
-    return settings
+    return built
 
 
-def build_settings(values: dict[str, Any]) -> tuple[FeatureConfig, NodeConfig]:
-    """Settings from parameter values (every name given); raises :class:`ParameterError` naming the key."""
+def build_settings(values: dict[str, Any], settings: tuple[type, ...] = SETTINGS) -> tuple[Any, ...]:
+    """Settings from parameter values (every name given), one instance per class of ``settings`` (FeatureConfig
+    first, NodeConfig second); raises :class:`ParameterError` naming the key."""
     try:
-        feature, node = (cls(**{f.name: values[f.name] for f in fields(cls)}) for cls in SETTINGS)
+        built = tuple(cls(**{f.name: values[f.name] for f in fields(cls)}) for cls in settings)
     except ValueError as exc:
         raise ParameterError(f"invalid parameter {exc}") from None
-    problem = model_size_problem(feature, node.max_model_pixels)
+    problem = model_size_problem(built[0], built[1].max_model_pixels)
     if problem:
         raise ParameterError(f"invalid parameter {problem}")
-    return feature, node  # type: ignore[return-value]
+    return built
 
 
-def updated_settings(current: tuple[FeatureConfig, NodeConfig],
-                     changes: dict[str, Any]) -> tuple[FeatureConfig, NodeConfig]:
+def updated_settings(current: tuple[Any, ...], changes: dict[str, Any]) -> tuple[Any, ...]:
     """The settings with ``changes`` applied; raises :class:`ParameterError` when they are invalid."""
-    values = {**asdict(current[0]), **asdict(current[1]), **changes}
-    return build_settings(values)
+    values = {key: value for settings in current for key, value in asdict(settings).items()}
+    return build_settings({**values, **changes}, tuple(type(settings) for settings in current))
 
 
 def unknown_overrides(node: Node) -> list[str]:

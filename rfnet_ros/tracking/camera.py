@@ -8,7 +8,9 @@ Distortion models (sensor_msgs/distortion_models), undistorted with OpenCV:
 
 Normalised coordinates are those of the raw (unrectified) camera, x = X/Z, y = Y/Z in its optical frame, taken
 from K and D only; R and P of the CameraInfo (stereo rectification) are not applied. This is what VINS-Mono's
-and VINS-Fusion's feature trackers publish.
+and VINS-Fusion's feature trackers publish. R and P are kept for a stereo pair: ``rectify`` maps raw pixels to
+the rectified image's pixels (cv2.undistortPoints with R and P), ``rectified`` is the pinhole camera of the
+rectified image (P's intrinsics) and ``baseline`` comes from P's Tx = -fx * baseline.
 
 Nothing here imports rclpy: :meth:`CameraModel.from_camera_info` takes any object with the CameraInfo fields
 (an rclpy message, a rosbags message, or a test's).
@@ -27,11 +29,12 @@ DISTORTION_MODELS = {"plumb_bob": (0, 4, 5), "rational_polynomial": (0, 8), "equ
 UNDISTORT_CRITERIA = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 20, 1e-9)
 
 
-def _undistort_points(src: np.ndarray, K: np.ndarray, D: np.ndarray) -> np.ndarray:
+def _undistort_points(src: np.ndarray, K: np.ndarray, D: np.ndarray, R: np.ndarray | None = None,
+                      P: np.ndarray | None = None) -> np.ndarray:
     """cv2.undistortPoints with UNDISTORT_CRITERIA: OpenCV 4 names that overload undistortPointsIter."""
     if hasattr(cv2, "undistortPointsIter"):
-        return cv2.undistortPointsIter(src, K, D, None, None, UNDISTORT_CRITERIA)
-    return cv2.undistortPoints(src, K, D, criteria=UNDISTORT_CRITERIA)
+        return cv2.undistortPointsIter(src, K, D, R, P, UNDISTORT_CRITERIA)
+    return cv2.undistortPoints(src, K, D, R=R, P=P, criteria=UNDISTORT_CRITERIA)
 
 
 class CalibrationRejected(ValueError):
@@ -40,18 +43,21 @@ class CalibrationRejected(ValueError):
 
 @dataclass(frozen=True)
 class CameraModel:
-    """K (3, 3) float64, D (k,) float64, distortion model name, image (width, height) in px."""
+    """K (3, 3) float64, D (k,) float64, distortion model name, image (width, height) in px; R (3, 3) and P (3, 4)
+    float64 of stereo rectification, or None where the CameraInfo leaves them zero."""
 
     K: np.ndarray
     D: np.ndarray
     distortion_model: str
     width: int
     height: int
+    R: np.ndarray | None = None
+    P: np.ndarray | None = None
 
     @classmethod
     def from_camera_info(cls, msg) -> CameraModel:
         """The camera of a sensor_msgs/CameraInfo (fields k, d, distortion_model, width, height, binning_x,
-        binning_y, roi); raises :class:`CalibrationRejected` for one that cannot be used."""
+        binning_y, roi, and r and p where present); raises :class:`CalibrationRejected` for one that cannot be used."""
         K = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
         D = np.asarray(msg.d, dtype=np.float64).ravel()
         model = msg.distortion_model or ("plumb_bob" if len(D) == 0 else "")
@@ -67,7 +73,37 @@ class CameraModel:
             raise CalibrationRejected(f"image size {msg.width}x{msg.height} is empty")
         if max(msg.binning_x, 1) > 1 or max(msg.binning_y, 1) > 1 or msg.roi.width or msg.roi.height:
             raise CalibrationRejected("binning and region of interest are not supported")
-        return cls(K, D, model, int(msg.width), int(msg.height))
+        # r and p may be absent (an object with the mono fields only) or zero (no stereo calibration).
+        r, p = getattr(msg, "r", None), getattr(msg, "p", None)
+        R = np.asarray(np.eye(3) if r is None else r, dtype=np.float64).reshape(3, 3)
+        P = np.asarray(np.zeros(12) if p is None else p, dtype=np.float64).reshape(3, 4)
+        usable = np.isfinite(R).all() and np.isfinite(P).all() and P[0, 0] > 0 and P[1, 1] > 0
+        R = R if usable and abs(np.linalg.det(R)) > 0.5 else (np.eye(3) if usable else None)
+        return cls(K, D, model, int(msg.width), int(msg.height), R, P if usable else None)
+
+    @property
+    def baseline(self) -> float:
+        """Distance to the stereo partner in P's units (metres), from P's Tx = -fx * baseline; 0 without one."""
+        return 0.0 if self.P is None else float(-self.P[0, 3] / self.P[0, 0])
+
+    def rectify(self, points: np.ndarray) -> np.ndarray:
+        """(N, 2) raw pixel (x, y) -> (N, 2) float64 pixels of the rectified image (undistorted, rotated by R,
+        projected by P); ValueError without P."""
+        if self.P is None:
+            raise ValueError("camera_info has no projection matrix P to rectify with")
+        src = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 1, 2)
+        if len(src) == 0:
+            return np.zeros((0, 2))
+        if self.distortion_model == "equidistant":
+            return cv2.fisheye.undistortPoints(src, self.K, self.D, R=self.R, P=self.P).reshape(-1, 2)
+        return _undistort_points(src, self.K, self.D, self.R, self.P).reshape(-1, 2)
+
+    def rectified(self) -> CameraModel:
+        """The pinhole camera of the rectified image: P's intrinsics, no distortion; ValueError without P."""
+        if self.P is None:
+            raise ValueError("camera_info has no projection matrix P")
+        return CameraModel(self.P[:, :3].copy(), np.zeros(0), "plumb_bob", self.width, self.height, np.eye(3),
+                           self.P.copy())
 
     def size_mismatch(self, width: int, height: int) -> str | None:
         """Why images of ``width`` x ``height`` px cannot use this calibration, or None when they can."""

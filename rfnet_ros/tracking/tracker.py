@@ -118,6 +118,11 @@ class FeatureTracker:
         return self._pipeline.config
 
     @property
+    def pipeline(self) -> FeaturePipeline:
+        """The pipeline this front end extracts with (for callers that extract several frames at once)."""
+        return self._pipeline
+
+    @property
     def device(self) -> torch.device:
         return self._pipeline.device
 
@@ -169,11 +174,28 @@ class FeatureTracker:
         image size); stages are timed in ``timer`` (``new_timer``; a new one when None). The frame's notes say
         what the caller should report (a mask that does not fit, a prediction that could not be made)."""
         timer = timer or self.new_timer()
-        cfg = self.config
-        mask, mask_note = self._mask.for_image(*image.shape[:2])
+        mask, mask_note = self.mask_for(*image.shape[:2])
         features, state = self._pipeline.extract_frame(image, color_order, timer, mask)
+        return self.track(features, state, stamp_ns, camera, timer, (mask_note,) if mask_note else ())
+
+    def mask_for(self, height: int, width: int) -> tuple[np.ndarray | None, str | None]:
+        """The static mask for an image of this size (None without one, or when it does not fit) and why it is
+        not used (None when it is, or when there is none)."""
+        return self._mask.for_image(height, width)
+
+    @property
+    def last_state(self) -> MatchState | None:
+        """The match state of the frame tracked last (what the next frame is matched against), None after reset."""
+        return self._previous.state if self._previous is not None else None
+
+    def track(self, features: FrameFeatures, state: MatchState, stamp_ns: int | None, camera: CameraModel | None,
+              timer: StageTimer, notes: tuple[str, ...] = ()) -> TrackedFrame:
+        """``process`` of a frame already extracted by ``pipeline`` (``FeaturePipeline.extract_frame(s)``, with the
+        mask of ``mask_for``): its matches to the previous frame, the check, track ids and motion; the frame
+        becomes the previous one. ``notes``: what extraction has to report (a mask that did not fit)."""
+        cfg = self.config
         previous = self._previous
-        notes = [mask_note] if mask_note else []
+        notes = list(notes)
         if previous is not None:
             predicted, why = self._predictor.predict(previous.keypoints, previous.stamp_ns, stamp_ns, previous.motion,
                                                      camera.K if camera is not None else None)

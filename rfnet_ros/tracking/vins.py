@@ -104,3 +104,12 @@ def feature_cloud(tracked: TrackedPoints, layout: VinsLayout) -> FeatureCloud:
     names = MONO_CHANNELS if mono else FUSION_CHANNELS
     zeros = np.zeros(count, np.float32)
     return FeatureCloud(points, {name: values.get(name, zeros) for name in names})
+
+
+def stereo_cloud(left: TrackedPoints, right: TrackedPoints, left_camera_id: int = 0) -> FeatureCloud:
+    """VINS-Fusion's stereo input in one cloud, in the fusion layout: every left point with camera id
+    ``left_camera_id``, then the right points (the left points' partners, with their ids) with the next id."""
+    clouds = [feature_cloud(left, VinsLayout("fusion", left_camera_id)),
+              feature_cloud(right, VinsLayout("fusion", left_camera_id + 1))]
+    return FeatureCloud(np.concatenate([cloud.points for cloud in clouds]),
+                        {name: np.concatenate([cloud.channels[name] for cloud in clouds]) for name in FUSION_CHANNELS})

@@ -1,0 +1,74 @@
+"""What the feature node and the stereo node do alike around their front end's worker thread.
+
+A mixin of the two rclpy node classes: applying what was requested since the last input (new settings, a
+restart), processing one input so that no error stops the worker, time jumps of the input stamps, and
+stopping the worker when the node is destroyed. The node class defines ``front_end`` (``configure``,
+``reset``, ``config``), ``monitor`` (FrameMonitor), ``cost`` and ``_cost_lock`` (FrameCost), ``stamps``
+(StampMonitor), ``_worker`` (NewestFrameWorker calling ``_consume``) and ``_process(frame)``, which
+publishes the outputs and returns the stage times (ms).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from rfnet_ros.ros.frame_slot import Requests
+
+# Seconds between repeats of the same warning (rejected frames, time jumps, inference errors).
+WARN_THROTTLE = 5.0
+# Seconds destroy_node waits for the frame in the model to finish; a longer frame is abandoned (main() then
+# ends the process without waiting for it), so shutdown takes well under 2 s however long frames are.
+WORKER_JOIN_TIMEOUT = 0.5
+
+
+class FrontEndWorker:
+    """The worker side of a node around one front end (module docstring)."""
+
+    def _apply_settings(self, settings: Any) -> None:
+        """Hand settings requested at run time to the front end (the stereo node passes two objects)."""
+        self.front_end.configure(settings)
+
+    def _check_stamp(self, stamp_ns: int) -> None:
+        """Report time jumps of accepted inputs; going backwards makes the worker restart matching."""
+        jump = self.stamps.update(stamp_ns)
+        if jump is None:
+            return
+        kind, description = jump
+        self.monitor.on_time_jump(description)
+        if kind == "backwards":
+            self._worker.request_reset()
+            description += "; matching restarts"
+        self.get_logger().warning(f"time jump: {description}", throttle_duration_sec=WARN_THROTTLE)
+
+    def _consume(self, frame: Any, requests: Requests) -> None:
+        """Apply what was requested since the last input, then process ``frame``; no error stops the worker."""
+        if requests.settings is not None:
+            try:
+                self._apply_settings(requests.settings)
+            except Exception as exc:  # noqa: BLE001 - an engine that cannot be built: keep the old one
+                self.monitor.on_error(f"applying the parameters failed: {type(exc).__name__}: {exc}",
+                                      frame_left=False)
+                self.get_logger().error(f"applying the parameters failed, keeping the previous ones: "
+                                        f"{type(exc).__name__}: {exc}")
+        config = self.front_end.config
+        if requests.reset:
+            self.front_end.reset()
+        try:
+            stage_ms = self._process(frame)
+            with self._cost_lock:
+                self.cost.observe(config, stage_ms)
+        except Exception as exc:  # noqa: BLE001 - a failing frame must not stop the node
+            if self._worker.stopping or not self.context.ok():
+                return  # shut down while the frame was in the model: nothing left to publish to
+            self.monitor.on_error(f"{type(exc).__name__}: {exc}")
+            self.get_logger().error(f"processing a frame failed: {type(exc).__name__}: {exc}",
+                                    throttle_duration_sec=WARN_THROTTLE)
+
+    def destroy_node(self) -> None:
+        """Stop the worker (waiting WORKER_JOIN_TIMEOUT for the frame in the model, if any) and destroy the node.
+
+        A frame still in the model then finds its publishers gone and is dropped (see _consume).
+        """
+        worker = getattr(self, "_worker", None)
+        if worker is not None:
+            worker.stop(WORKER_JOIN_TIMEOUT)
+        super().destroy_node()

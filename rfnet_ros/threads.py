@@ -1,0 +1,29 @@
+"""CPU threads of one process: the inference engines on several, PyTorch's own operations on one.
+
+Between the engine calls, the pipeline runs hundreds of small PyTorch operations per frame (keypoint
+selection, frames, patch sampling, matching, refinement). With two or more intra-op threads, each of them
+ends at an OpenMP barrier where the threads wait for one another, spinning; on a machine whose cores are
+busy (other processes, the middleware's threads, the engines' own thread pool) a descheduled thread holds
+up every operation. Measured on the 2-core development machine under load: 1,272 CPU-ms and 5.1 s per frame
+with two threads against 134 CPU-ms and 1.0 s with one (the node's front end at 640x480, lite.yaml). The
+engines (OpenVINO, ONNX Runtime) run few large operations and keep every core. ``plan_cpu_threads`` makes
+that split; the node calls it at start-up, rfnet-bench with ``--torch-threads``.
+"""
+from __future__ import annotations
+
+import torch
+
+_engine_threads: int | None = None
+
+
+def plan_cpu_threads(engines: int | None = None, torch_ops: int = 1) -> None:
+    """Engines built from now on get ``engines`` threads (default: PyTorch's thread count before this call);
+    PyTorch's own operations get ``torch_ops``."""
+    global _engine_threads
+    _engine_threads = engines or _engine_threads or torch.get_num_threads()
+    torch.set_num_threads(torch_ops)
+
+
+def engine_threads() -> int:
+    """Threads for an inference engine's CPU thread pool (``plan_cpu_threads``, else PyTorch's count)."""
+    return _engine_threads or torch.get_num_threads()
