@@ -84,7 +84,7 @@ class FeatureConfig:
                                     "gradient direction measured on the frame)", choices=FRAME_SOURCES,
                                     rebuilds_engine=True)
     score_threshold: float = _setting(0.0, "Keypoints must score above this", low=0.0, high=1.0)
-    min_strength: float = _setting(5e-5, "Keypoints must have score times image contrast (|sigma^2 LoG| at "
+    min_strength: float = _setting(1e-4, "Keypoints must have score times image contrast (|sigma^2 LoG| at "
                                    "their characteristic scale, intensities 0..1) above this, so faint and flat "
                                    "regions give fewer keypoints (0 = keep all; needs keypoint_frames: image)",
                                    low=0.0, high=1.0)
@@ -104,7 +104,7 @@ class FeatureConfig:
                                     "surroundings align with its match's (sub-pixel Lucas-Kanade in the keypoints' "
                                     "scale and orientation frames), where the aligned surroundings correlate; "
                                     "published keypoints and tracks use that place")
-    refine_max_window: float = _setting(16.0, "Largest half-width in input px of the windows match refinement "
+    refine_max_window: float = _setting(0.0, "Largest half-width in input px of the windows match refinement "
                                         "aligns (0 = as wide as the keypoint's patch); keypoints of flat regions have "
                                         "patches of up to a hundred px, whose alignment follows whatever dominates "
                                         "them (a nearer surface)", low=0.0, high=1000.0)
@@ -125,7 +125,7 @@ class FeatureConfig:
                                     "fundamental (moving camera, static scene), homography (plane or pure "
                                     "rotation) or off; rejected matches are not published and start new tracks",
                                     choices=GEOMETRIC_CHECKS)
-    geometric_threshold: float = _setting(1.0, "Largest distance in input px (undistorted with camera_info) of "
+    geometric_threshold: float = _setting(2.0, "Largest distance in input px (undistorted with camera_info) of "
                                           "a match from the model: epipolar line (fundamental) or reprojection "
                                           "(homography)", low=0.1, high=100.0)
     geometric_confidence: float = _setting(0.999, "RANSAC confidence of the geometric check", low=0.5, high=0.999999)
