@@ -11,6 +11,7 @@ that split; the node calls it at start-up, rfnet-bench with ``--torch-threads``.
 """
 from __future__ import annotations
 
+import cv2
 import torch
 
 _engine_threads: int | None = None
@@ -27,3 +28,13 @@ def plan_cpu_threads(engines: int | None = None, torch_ops: int = 1) -> None:
 def engine_threads() -> int:
     """Threads for an inference engine's CPU thread pool (``plan_cpu_threads``, else PyTorch's count)."""
     return _engine_threads or torch.get_num_threads()
+
+
+def apply_thread_options(threads: int | None, torch_threads: int | None) -> None:
+    """A benchmark's ``--threads`` (PyTorch's and OpenCV's thread counts, the engines' too) and
+    ``--torch-threads`` (PyTorch's own operations, ``plan_cpu_threads``; 0 or None: as many as ``threads``)."""
+    if threads:
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(threads)
+    if torch_threads:
+        plan_cpu_threads(torch_ops=torch_threads)

@@ -38,7 +38,7 @@ from rfnet_ros.evaluation.pairs import cover_crop, read_gray
 from rfnet_ros.hardware import device_description, native_bf16
 from rfnet_ros.model.weights import WeightsError
 from rfnet_ros.pipeline import STAGES, FeaturePipeline
-from rfnet_ros.threads import engine_threads, plan_cpu_threads
+from rfnet_ros.threads import apply_thread_options, engine_threads
 
 DEFAULT_IMAGE = Path("data/images/heldout/building.png")
 DEFAULT_CONFIGS = ("lite=config/lite.yaml", "full=config/full.yaml")
@@ -199,11 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-        cv2.setNumThreads(args.threads)
-    if args.torch_threads:
-        plan_cpu_threads(torch_ops=args.torch_threads)
+    apply_thread_options(args.threads, args.torch_threads)
     try:
         device = resolve_device(args.device)
         engines = args.engines or [e for e in ENGINES[1:] if installed(e) and device.type in PRECISIONS[e]]

@@ -31,7 +31,7 @@ from rfnet_ros.evaluation.pairs import cover_crop, read_gray
 from rfnet_ros.hardware import device_description
 from rfnet_ros.model.weights import WeightsError
 from rfnet_ros.pipeline import STAGES
-from rfnet_ros.threads import plan_cpu_threads
+from rfnet_ros.threads import apply_thread_options
 from rfnet_ros.tracking.stereo import StereoFrontEnd
 from rfnet_ros.tracking.tracker import FeatureTracker
 
@@ -71,11 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="CPU threads of PyTorch's own operations between the engines (default 1, as the nodes "
                              "run them: rfnet_ros.threads; 0: as many as --threads)")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-        cv2.setNumThreads(args.threads)
-    if args.torch_threads:
-        plan_cpu_threads(torch_ops=args.torch_threads)
+    apply_thread_options(args.threads, args.torch_threads)
     try:
         overrides = {key: value for key, value in (("engine", args.engine), ("top_k", args.top_k)) if value}
         config = load_config(args.config, ignore=NodeConfig.names() + StereoConfig.names(), **overrides)
