@@ -1,17 +1,23 @@
 """What the feature node and the stereo node do alike around their front end's worker thread.
 
-A mixin of the two rclpy node classes: applying what was requested since the last input (new settings, a
-restart), processing one input so that no error stops the worker, time jumps of the input stamps, and
-stopping the worker when the node is destroyed. The node class defines ``front_end`` (``configure``,
-``reset``, ``config``), ``monitor`` (FrameMonitor), ``cost`` and ``_cost_lock`` (FrameCost), ``stamps``
-(StampMonitor), ``_worker`` (NewestFrameWorker calling ``_consume``) and ``_process(frame)``, which
-publishes the outputs and returns the stage times (ms).
+A mixin of the two rclpy node classes: starting the worker with the gyro input and the diagnostics timer,
+applying what was requested since the last input (new settings, a restart), processing one input so that no
+error stops the worker, time jumps of the input stamps, and stopping the worker when the node is destroyed.
+The node class defines ``front_end`` (``configure``, ``reset``, ``config``, ``add_angular_velocity``),
+``monitor`` (FrameMonitor), ``cost`` and ``_cost_lock`` (FrameCost), ``stamps`` (StampMonitor),
+``_publish_diagnostics()`` and ``_process(frame)``, which publishes the outputs and returns the stage times
+(ms); ``_start_worker`` creates ``_worker`` (a NewestFrameWorker calling ``_consume``).
 """
 from __future__ import annotations
 
 from typing import Any
 
-from rfnet_ros.ros.frame_slot import Requests
+from rclpy.callback_groups import CallbackGroup
+from sensor_msgs.msg import Imu
+
+from rfnet_ros.ros.frame_slot import NewestFrameWorker, Requests
+from rfnet_ros.ros.qos import IMU_QOS
+from rfnet_ros.stamps import to_nanoseconds
 
 # Seconds between repeats of the same warning (rejected frames, time jumps, inference errors).
 WARN_THROTTLE = 5.0
@@ -22,6 +28,25 @@ WORKER_JOIN_TIMEOUT = 0.5
 
 class FrontEndWorker:
     """The worker side of a node around one front end (module docstring)."""
+
+    def _start_worker(self, name: str, match_prediction: str, diagnostics_period: float,
+                      input_group: CallbackGroup, diagnostics_group: CallbackGroup) -> None:
+        """Subscribe ``imu`` when the front end predicts matches with the gyro, start the diagnostics timer
+        (``_publish_diagnostics``) and the worker thread ``name``."""
+        self._imu_rejected = 0
+        self._imu_sub = (self.create_subscription(Imu, "imu", self._on_imu, IMU_QOS, callback_group=input_group)
+                         if match_prediction == "imu" else None)
+        self._diagnostics_timer = self.create_timer(diagnostics_period, self._publish_diagnostics,
+                                                    callback_group=diagnostics_group)
+        self._worker = NewestFrameWorker(self._consume, name=name)
+        self._worker.start()
+
+    def _on_imu(self, msg: Imu) -> None:
+        rate = msg.angular_velocity
+        refused = self.front_end.add_angular_velocity(to_nanoseconds(msg.header.stamp), (rate.x, rate.y, rate.z))
+        if refused:
+            self._imu_rejected += 1
+            self.get_logger().warning(f"imu sample rejected: {refused}", throttle_duration_sec=WARN_THROTTLE)
 
     def _apply_settings(self, settings: Any) -> None:
         """Hand settings requested at run time to the front end (the stereo node passes two objects)."""

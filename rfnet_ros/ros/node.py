@@ -37,7 +37,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.subscription import Subscription
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, Imu, PointCloud
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud
 from std_msgs.msg import Header
 
 from rfnet_ros.engines import EngineUnavailable
@@ -49,10 +49,9 @@ from rfnet_ros.ros import messages, parameters
 from rfnet_ros.ros.camera_input import CameraInfoInput
 from rfnet_ros.ros.diagnostics import diagnostic_array, front_end_values, with_warning
 from rfnet_ros.ros.frame_cost import FrameCost
-from rfnet_ros.ros.frame_slot import NewestFrameWorker
 from rfnet_ros.ros.front_end_worker import WARN_THROTTLE, FrontEndWorker
 from rfnet_ros.ros.monitor import STAGE_NAMES, FrameMonitor, InputLossEstimator, StampMonitor
-from rfnet_ros.ros.qos import IMU_QOS, image_qos
+from rfnet_ros.ros.qos import image_qos
 from rfnet_ros.ros.startup import StartupError, run_node
 from rfnet_ros.stamps import to_nanoseconds
 from rfnet_ros.threads import plan_cpu_threads
@@ -130,13 +129,8 @@ class FeatureNode(FrontEndWorker, Node):
                                            else "")
         self._camera_info_sub = self.create_subscription(CameraInfo, "camera_info", self.camera_info.on_message,
                                                          image_qos(node), callback_group=input_group)
-        self._imu_rejected = 0
-        self._imu_sub = (self.create_subscription(Imu, "imu", self._on_imu, IMU_QOS, callback_group=input_group)
-                         if feature.match_prediction == "imu" else None)
-        self._diagnostics_timer = self.create_timer(node.diagnostics_period, self._publish_diagnostics,
-                                                    callback_group=diagnostics_group)
-        self._worker = NewestFrameWorker(self._consume, name="rfnet_inference")
-        self._worker.start()
+        self._start_worker("rfnet_inference", feature.match_prediction, node.diagnostics_period, input_group,
+                           diagnostics_group)
         self.get_logger().info(
             f"listening on {self._image_sub.topic_name} ({node.image_transport}, {node.image_qos}, "
             f"depth {node.qos_depth}); "
@@ -186,14 +180,6 @@ class FeatureNode(FrontEndWorker, Node):
         if self._worker.offer(ReceivedImage(msg.header, received, image, color_order, convert_ms)):
             self.monitor.on_dropped()
 
-    def _on_imu(self, msg: Imu) -> None:
-        rate = msg.angular_velocity
-        refused = self.front_end.add_angular_velocity(to_nanoseconds(msg.header.stamp), (rate.x, rate.y, rate.z))
-        if refused:
-            self._imu_rejected += 1
-            self.get_logger().warning(f"imu sample rejected: {refused}", throttle_duration_sec=WARN_THROTTLE)
-
-    # --- Worker thread ---------------------------------------------------------------------------
     def _process(self, frame: ReceivedImage) -> dict[str, float]:
         """Track ``frame`` and publish its outputs; returns the stage times (ms)."""
         timer = self.front_end.new_timer()

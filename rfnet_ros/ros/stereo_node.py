@@ -33,7 +33,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Imu, PointCloud
+from sensor_msgs.msg import CameraInfo, PointCloud
 from std_msgs.msg import Header
 
 from rfnet_ros.config import FeatureConfig, NodeConfig, StereoConfig
@@ -45,11 +45,10 @@ from rfnet_ros.ros import messages, parameters
 from rfnet_ros.ros.camera_input import CameraInfoInput
 from rfnet_ros.ros.diagnostics import diagnostic_array, front_end_values, with_error, with_warning
 from rfnet_ros.ros.frame_cost import FrameCost
-from rfnet_ros.ros.frame_slot import NewestFrameWorker
 from rfnet_ros.ros.front_end_worker import WARN_THROTTLE, FrontEndWorker
 from rfnet_ros.ros.monitor import FrameMonitor, InputLossEstimator, StampMonitor
 from rfnet_ros.ros.node import INPUTS, MESSAGE_INFO, OUTPUT_DEPTH, SWITCH_INTERVAL_S
-from rfnet_ros.ros.qos import IMU_QOS, image_qos
+from rfnet_ros.ros.qos import image_qos
 from rfnet_ros.ros.startup import StartupError, run_node
 from rfnet_ros.ros.stereo_sync import SIDES, Pair, StereoSync
 from rfnet_ros.stamps import to_nanoseconds
@@ -125,13 +124,8 @@ class StereoNode(FrontEndWorker, Node):
                                             callback_group=input_group)
             self.camera_info[side] = CameraInfoInput(self.get_logger(), info.topic_name,
                                                      "no `feature` output until one arrives")
-        self._imu_rejected = 0
-        self._imu_sub = (self.create_subscription(Imu, "imu", self._on_imu, IMU_QOS, callback_group=input_group)
-                         if feature.match_prediction == "imu" else None)
-        self._diagnostics_timer = self.create_timer(node.diagnostics_period, self._publish_diagnostics,
-                                                    callback_group=diagnostics_group)
-        self._worker = NewestFrameWorker(self._consume, name="rfnet_stereo_inference")
-        self._worker.start()
+        self._start_worker("rfnet_stereo_inference", feature.match_prediction, node.diagnostics_period, input_group,
+                           diagnostics_group)
         self.get_logger().info(
             f"listening on {self._image_subs['left'].topic_name} and {self._image_subs['right'].topic_name} "
             f"({node.image_transport}, {node.image_qos}, depth {node.qos_depth}, pairs within "
@@ -188,14 +182,6 @@ class StereoNode(FrontEndWorker, Node):
         if self._worker.offer(pair):
             self.monitor.on_dropped()
 
-    def _on_imu(self, msg: Imu) -> None:
-        rate = msg.angular_velocity
-        refused = self.front_end.add_angular_velocity(to_nanoseconds(msg.header.stamp), (rate.x, rate.y, rate.z))
-        if refused:
-            self._imu_rejected += 1
-            self.get_logger().warning(f"imu sample rejected: {refused}", throttle_duration_sec=WARN_THROTTLE)
-
-    # --- Worker thread ---------------------------------------------------------------------------
     def _apply_settings(self, settings: tuple[FeatureConfig, StereoConfig]) -> None:
         self.front_end.configure(*settings)
 
