@@ -273,9 +273,14 @@ def run_feature_node(node_args: tuple[str, ...], image_type, image_topic: str, n
         time.sleep(1.0)  # let the probe's subscriptions match the node's publishers
         yield process, probe, StampClock()
     finally:
-        probe.close()
-        status = process.stop()
-        print(process.output)
+        stop_cleanly(process, probe)
+
+
+def stop_cleanly(process: ChildProcess, probe: Probe) -> None:
+    """Close ``probe`` and stop the node ``process``: SIGINT must end it with status 0 and no traceback."""
+    probe.close()
+    status = process.stop()
+    print(process.output)
     assert status == 0, f'the node exited with status {status} on SIGINT'
     assert 'Traceback' not in process.output
 

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 import stereo_scene as scene
-from ros_harness import SHARE, STARTUP_TIMEOUT, Probe, StampClock, executable, require_install, same_stamp
+from ros_harness import SHARE, STARTUP_TIMEOUT, Probe, StampClock, executable, require_install, same_stamp, stop_cleanly
 from test_stereo import textures
 
 from rfnet_ros.tracking.stereo import NO_TRACK
@@ -54,11 +54,7 @@ def node():
         time.sleep(1.0)
         yield process, probe, StampClock()
     finally:
-        probe.close()
-        status = process.stop()
-        print(process.output)
-    assert status == 0, f'the node exited with status {status} on SIGINT'
-    assert 'Traceback' not in process.output
+        stop_cleanly(process, probe)
 
 
 def publish_camera_infos(probe, stamp, right_baseline: float = scene.BASELINE) -> None:
