@@ -30,7 +30,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from rfnet_ros.model.keypoints import parabola_peak_offset, sample_maps
 from rfnet_ros.model.patches import extract_patches
@@ -45,19 +44,36 @@ PATCH_BLUR = 1.25  # patch px: smoothing before the gradients of the orientation
 WINDOW_SIGMA = 0.5  # Gaussian weight of the histogram, in units of the patch half-width
 
 
-def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (B, C, H, W) maps with reflected borders (kernel radius 3 sigma)."""
+def _blur_matrix(length: int, sigma: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(length, length) matrix of a 1-D Gaussian blur (kernel radius 3 sigma) with the borders reflected
+    (the edge sample not repeated), or replicated where the kernel is wider than the side."""
     radius = max(1, math.ceil(3 * sigma))
-    t = torch.arange(-radius, radius + 1, device=image.device, dtype=image.dtype)
+    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
     kernel = torch.exp(-t**2 / (2 * sigma**2))
     kernel = kernel / kernel.sum()
-    channels = image.shape[1]
-    horizontal = kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
-    vertical = kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
-    # Reflect padding needs the pad to be smaller than the map; tiny pyramid levels fall back to replicate.
-    mode = "reflect" if radius < min(image.shape[-2:]) else "replicate"
-    out = F.conv2d(F.pad(image, (radius, radius, 0, 0), mode=mode), horizontal, groups=channels)
-    return F.conv2d(F.pad(out, (0, 0, radius, radius), mode=mode), vertical, groups=channels)
+    source = torch.arange(length)[:, None] + torch.arange(-radius, radius + 1)[None]
+    if radius < length:
+        source = source.abs()
+        source = torch.where(source > length - 1, 2 * (length - 1) - source, source)
+    else:
+        source = source.clamp(0, length - 1)
+    matrix = torch.zeros((length, length), dtype=torch.float64)
+    matrix.scatter_add_(1, source, kernel.expand(length, -1).contiguous())
+    return matrix.to(device, dtype)
+
+
+def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (B, C, H, W) maps with reflected borders (kernel radius 3 sigma; replicated
+    borders where the kernel is wider than the map).
+
+    Two small matrix products (rows, then columns) per map: for the patch-sized maps it serves (16 x 16 per
+    keypoint) they are several times faster on a CPU than a padded depthwise convolution, and they give the
+    same values.
+    """
+    height, width = image.shape[-2:]
+    vertical = _blur_matrix(height, sigma, image.dtype, image.device)
+    horizontal = _blur_matrix(width, sigma, image.dtype, image.device)
+    return vertical @ image @ horizontal.T
 
 
 def _scale_space(image: np.ndarray, first_sigma: float, levels_per_octave: int,
