@@ -6,13 +6,8 @@ the pipeline drops keypoints whose surroundings are flat (``FeatureConfig.min_co
 """
 from __future__ import annotations
 
+import cv2
 import torch
-import torch.nn.functional as F
-
-
-def _integral(values: torch.Tensor) -> torch.Tensor:
-    """(H, W) -> (H + 1, W + 1) summed-area table with a zero first row and column."""
-    return F.pad(values.cumsum(0).cumsum(1), (1, 0, 1, 0))
 
 
 def _box_sum(table: torch.Tensor, x0: torch.Tensor, y0: torch.Tensor, x1: torch.Tensor, y1: torch.Tensor):
@@ -25,9 +20,10 @@ def local_contrast(image: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor) 
 
     image: (1, 1, H, W) intensities; xy: (N, 2) pixel (x, y) in that image; radius: (N,) half-width in its
     pixels (at least one pixel is used, and the window is clipped to the image) -> (N,) standard deviations.
-    Integral images of the mean-centred intensities in float64 keep a flat window's result at zero.
+    Integral images of the mean-centred intensities in float64 keep a flat window's result at zero; OpenCV
+    builds both tables in one pass (several times faster than cumulative sums of tensors).
     """
-    plane = image[0, 0].double()
+    plane = image[0, 0].detach().double().cpu().numpy()
     plane = plane - plane.mean()
     height, width = plane.shape
     half = radius.double().clamp(min=1.0).ceil().long()
@@ -36,6 +32,8 @@ def local_contrast(image: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor) 
     x0, x1 = (cx - half).clamp(min=0), (cx + half).clamp(max=width - 1)
     y0, y1 = (cy - half).clamp(min=0), (cy + half).clamp(max=height - 1)
     count = ((x1 - x0 + 1) * (y1 - y0 + 1)).double()
-    mean = _box_sum(_integral(plane), x0, y0, x1, y1) / count
-    mean_square = _box_sum(_integral(plane * plane), x0, y0, x1, y1) / count
+    sums, squares = (torch.from_numpy(table).to(xy.device) for table in cv2.integral2(plane, sdepth=cv2.CV_64F,
+                                                                                      sqdepth=cv2.CV_64F))
+    mean = _box_sum(sums, x0, y0, x1, y1) / count
+    mean_square = _box_sum(squares, x0, y0, x1, y1) / count
     return (mean_square - mean * mean).clamp(min=0.0).sqrt().to(image.dtype)
