@@ -108,6 +108,9 @@ class FeatureConfig:
                                         "aligns (0 = as wide as the keypoint's patch); keypoints of flat regions have "
                                         "patches of up to a hundred px, whose alignment follows whatever dominates "
                                         "them (a nearer surface)", low=0.0, high=1000.0)
+    refine_window_samples: int = _setting(32, "Side in samples of the square windows match refinement aligns "
+                                          "(fewer: faster, placed less finely; 32 keeps the samples as dense as "
+                                          "the descriptor's patch)", low=8, high=64)
     refine_drop_unaligned: bool = _setting(False, "Drop the matches whose surroundings the refinement could not "
                                            "align (placed no better than the detector's ~2 px); needs "
                                            "refine_matches")
