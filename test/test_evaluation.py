@@ -270,8 +270,34 @@ def test_eval_command_small_run(tmp_path, capsys):
     result = json.loads((tmp_path / "results.json").read_text())
     assert [r["set"] for r in result["summary"]] == ["viewpoint", "illumination", "synthetic", "graf1->graf3"]
     assert len(result["pairs"]) == 3 and (tmp_path / "results.md").is_file()
+    # One photo: its row holds the mean of its two pairs (the graf pair belongs to no photo of the split).
+    [photo] = result["per_photo"]
+    own = [r for r in result["pairs"] if "/" in r["pair"]]
+    assert photo["pairs"] == 2 and photo["mma@3"] == pytest.approx(np.mean([r["mma"]["3"] for r in own]))
+    assert "## Per photo" in (tmp_path / "results.md").read_text()
     # ORB's orientations are repeatable: a few degrees of error on the synthetic pairs, never near random (90).
     assert all(0 <= row["orientation_error"] < 30 for row in result["summary"])
+
+
+def test_per_photo_breakdown_puts_the_photos_lost_most_first():
+    from rfnet_ros.evaluation.report import format_per_photo, per_photo_rows
+
+    def pair(method, name, mma3, ha3):
+        return {"method": method, "pair": name, "mma": {"1": mma3 / 2, "3": mma3}, "ha": {"3": ha3}}
+
+    records = [pair("a", "wall/v0", 0.9, True), pair("a", "wall/i0", 0.7, False), pair("b", "wall/v0", 0.6, True),
+               pair("b", "wall/i0", 0.6, True), pair("a", "boat/v0", 0.5, True), pair("b", "boat/v0", 0.8, True),
+               pair("a", "graf1->graf3", 0.1, False)]
+    sequences = [{"method": "a", "sequence": "wall", "mma@3": 0.95}, {"method": "b", "sequence": "wall", "mma@3": 0.9}]
+    rows = per_photo_rows(records, sequences)
+    wall_a = next(r for r in rows if r["photo"] == "wall" and r["method"] == "a")
+    assert wall_a == {"photo": "wall", "method": "a", "pairs": 2, "mma@1": pytest.approx(0.4),
+                      "mma@3": pytest.approx(0.8), "ha@3": 0.5, "sequence": 0.95}
+    assert {r["photo"] for r in rows} == {"wall", "boat"}
+    lines = format_per_photo(rows).splitlines()
+    # boat: a - b = -0.3 (a loses), wall: +0.2; boat has no sequence.
+    assert lines[2].split()[0] == "boat" and lines[2].split()[-1] == "-0.300" and lines[2].split()[3] == "-"
+    assert lines[3].split()[0] == "wall" and lines[3].split()[-1] == "+0.200"
 
 
 def test_sweep_lists_variants_without_weights(tmp_path):

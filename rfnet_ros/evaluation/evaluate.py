@@ -57,6 +57,7 @@ from rfnet_ros.evaluation.report import (
     format_sequences,
     format_sweeps,
     format_table,
+    per_photo_rows,
     write_markdown,
 )
 from rfnet_ros.evaluation.sequences import FRAMES, sequences
@@ -198,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     sweeps = sweep_rows(records)
     sequence_table = sequence_rows(seq_summaries, seq_pairs)
     compared = comparisons(compare, records, seq_pairs, seq_summaries)
+    photos = per_photo_rows([r for r in records if r["kind"] not in SWEEPS], seq_summaries)
     stereo_records, stereo_rows = evaluate_stereo(extractors, all_stereo) if all_stereo else ([], [])
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -206,9 +208,9 @@ def main(argv: list[str] | None = None) -> int:
               "pairs": [r for r in records if r["kind"] not in SWEEPS],
               "sweep_pairs": [r for r in records if r["kind"] in SWEEPS],
               "sequence_pairs": seq_pairs, "sequence_summaries": seq_summaries, "stereo": stereo_rows,
-              "stereo_pairs": stereo_records}
+              "stereo_pairs": stereo_records, "per_photo": photos}
     (args.out / "results.json").write_text(json.dumps(result, indent=1))
-    write_markdown(args.out / "results.md", rows, settings, methods, sweeps, sequence_table, compared)
+    write_markdown(args.out / "results.md", rows, settings, methods, sweeps, sequence_table, compared, photos)
     blocks = [format_table(rows) if rows else "", format_sweeps(sweeps) if sweeps else "",
               f"sequences ({len(all_sequences)} x {args.frames} frames)\n" + format_sequences(sequence_table)
               if sequence_table else "", "paired bootstrap, 95% intervals\n" + format_comparisons(compared)

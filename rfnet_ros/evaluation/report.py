@@ -81,9 +81,68 @@ def format_comparisons(rows: list[dict[str, Any]], markdown: bool = False) -> st
     return format_rows(header, body, markdown)
 
 
+def per_photo_rows(records: list[dict[str, Any]], sequence_summaries: list[dict[str, Any]]
+                   ) -> list[dict[str, Any]]:
+    """Per photo and method: the mean MMA@1, MMA@3 and HA@3 of the photo's pairs (viewpoint and illumination;
+    a pair's name is ``photo/pair``) and its sequence's correct ratio, so the photos a method loses on show.
+    Rows are ordered by photo, methods in the order they ran."""
+    cells: dict[tuple[str, str], dict[str, list[float]]] = {}
+    for r in records:
+        if "/" not in r["pair"]:
+            continue
+        cell = cells.setdefault((r["pair"].split("/")[0], r["method"]), {})
+        mma, ha = ({str(t): v for t, v in r[name].items()} for name in ("mma", "ha"))  # int keys, or str from JSON
+        for key, value in (("mma@1", mma["1"]), ("mma@3", mma["3"]), ("ha@3", ha["3"])):
+            cell.setdefault(key, []).append(float(value))
+    for r in sequence_summaries:
+        cells.setdefault((r["sequence"], r["method"]), {}).setdefault("sequence", []).append(float(r["mma@3"]))
+    methods = list(dict.fromkeys(method for _, method in cells))
+    rows = []
+    for photo in sorted({photo for photo, _ in cells}):
+        for method in methods:
+            values = cells.get((photo, method), {})
+            rows.append({"photo": photo, "method": method, "pairs": len(values.get("mma@3", [])),
+                         **{key: sum(v) / len(v) if (v := values.get(key)) else None
+                            for key in ("mma@1", "mma@3", "ha@3", "sequence")}})
+    return rows
+
+
+def format_per_photo(rows: list[dict[str, Any]], markdown: bool = False) -> str:
+    """One line per photo: each method's pair MMA@3, HA@3 and sequence correct ratio, and the first method's
+    pair MMA@3 minus the second's (photos where the first loses most come first)."""
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    table: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        table.setdefault(r["photo"], {})[r["method"]] = r
+
+    def number(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    def margin(photo: str) -> float | None:
+        if len(methods) < 2:
+            return None
+        a, b = (table[photo].get(m, {}).get("mma@3") for m in methods[:2])
+        return None if a is None or b is None else a - b
+
+    order = sorted(table, key=lambda photo: (margin(photo) is None, margin(photo) or 0.0, photo))
+    header = ["photo"] + [f"{m} {metric}" for m in methods for metric in ("MMA@3", "HA@3", "seq")]
+    if len(methods) >= 2:
+        header.append(f"{methods[0]} - {methods[1]} MMA@3")
+    body = []
+    for photo in order:
+        cells = [photo] + [number(table[photo].get(m, {}).get(key)) for m in methods
+                           for key in ("mma@3", "ha@3", "sequence")]
+        if len(methods) >= 2:
+            value = margin(photo)
+            cells.append("-" if value is None else f"{value:+.3f}")
+        body.append(cells)
+    return format_rows(header, body, markdown)
+
+
 def write_markdown(path: Path, rows: list[dict[str, Any]], settings: dict[str, Any],
                    methods: list[dict[str, Any]], sweeps: list[dict[str, Any]] = (),
-                   sequence_table: list[dict[str, Any]] = (), compared: list[dict[str, Any]] = ()) -> None:
+                   sequence_table: list[dict[str, Any]] = (), compared: list[dict[str, Any]] = (),
+                   photos: list[dict[str, Any]] = ()) -> None:
     lines = ["# Feature matching evaluation", "",
              f"Split `{settings.get('split', 'validation')}`. Pairs at {SIZE[0]}x{SIZE[1]} px, at most "
              f"{settings['max_keypoints']} keypoints, mutual nearest-neighbour matching; "
@@ -116,6 +175,10 @@ def write_markdown(path: Path, rows: list[dict[str, Any]], settings: dict[str, A
         lines += ["## Paired bootstrap", "", "Mean of A - B over the units both were measured on, with the 95% "
                   "percentile interval of 10,000 resamples of the units.", "",
                   format_comparisons(list(compared), markdown=True), ""]
+    if photos:
+        lines += ["## Per photo", "", "Each photo's pairs (viewpoint and illumination): mean MMA@3 and HA@3; seq: "
+                  "its sequence's correct ratio. Ordered by the first method's MMA@3 minus the second's, the "
+                  "photos it loses most on first.", "", format_per_photo(list(photos), markdown=True), ""]
     lines += ["## Methods", ""]
     lines += [f"- {m['name']}: " + ", ".join(f"{k}={v}" for k, v in m.items() if k != "name") for m in methods]
     path.write_text("\n".join(lines) + "\n")
