@@ -104,7 +104,7 @@ class FeatureConfig:
                                     "surroundings align with its match's (sub-pixel Lucas-Kanade in the keypoints' "
                                     "scale and orientation frames), where the aligned surroundings correlate; "
                                     "published keypoints and tracks use that place")
-    refine_max_window: float = _setting(0.0, "Largest half-width in input px of the windows match refinement "
+    refine_max_window: float = _setting(48.0, "Largest half-width in input px of the windows match refinement "
                                         "aligns (0 = as wide as the keypoint's patch); keypoints of flat regions have "
                                         "patches of up to a hundred px, whose alignment follows whatever dominates "
                                         "them (a nearer surface)", low=0.0, high=1000.0)
