@@ -17,7 +17,7 @@ from rfnet_ros.engines import build_engine
 from rfnet_ros.matching import match_mutual_nn
 from rfnet_ros.matching.refinement import FramedKeypoints, RefinementSettings, refine_matches
 from rfnet_ros.model.detector import DetectorMaps
-from rfnet_ros.model.patches import extract_patches, orientation_angle
+from rfnet_ros.model.patches import extract_patches, image_pyramid, orientation_angle
 from rfnet_ros.model.rfnet import keypoints_from_maps, model_input
 from rfnet_ros.model.texture import local_contrast
 from rfnet_ros.timing import StageTimer
@@ -220,12 +220,13 @@ class FeaturePipeline:
                        for mask in (masks or [None] * len(images))]
         with timer.stage("preprocess"):
             smalls = [model_input(tensor, cfg.model_size) for tensor in tensors]
+            pyramids = [image_pyramid(tensor) for tensor in tensors]  # every patch cut of the frame reads it
         with timer.stage("detect"):
             if len({tuple(tensor.shape) for tensor in tensors}) == 1:
                 maps = self.engine.detect_batch(torch.cat(smalls))
             else:
                 maps = [self.engine.detect(small) for small in smalls]
-            selected = [self._select(*frame) for frame in zip(maps, smalls, tensors, allowed)]
+            selected = [self._select(*frame) for frame in zip(maps, smalls, tensors, pyramids, allowed)]
         with timer.stage("describe"):
             # Every description of every frame in one engine call: per frame, one patch cut of each keypoint under
             # its frame, then of the keypoints with a second peak under that frame (the others repeat their
@@ -234,7 +235,7 @@ class FeaturePipeline:
                 tensor, torch.cat([k.xy, *(k.xy[index] for _, _, index in k.alternatives)]),
                 torch.cat([k.radius, *(radius[index] for radius, _, index in k.alternatives)]),
                 torch.cat([k.direction, *(direction[index] for _, direction, index in k.alternatives)]),
-                self.engine.patch_size) for tensor, k in zip(tensors, selected)]
+                self.engine.patch_size, pyramid) for tensor, k, pyramid in zip(tensors, selected, pyramids)]
             hypotheses = []
             for k, described in zip(selected, self._split(self.engine.describe(torch.cat(patches)), patches)):
                 descriptors, start = described[:len(k.xy)], len(k.xy)
@@ -246,7 +247,7 @@ class FeaturePipeline:
                     frame_hypotheses.append(alternative)
                 hypotheses.append(frame_hypotheses)
         results = []
-        for tensor, k, frame_hypotheses in zip(tensors, selected, hypotheses):
+        for tensor, pyramid, k, frame_hypotheses in zip(tensors, pyramids, selected, hypotheses):
             described = frame_hypotheses[0]
             matchable = torch.stack(frame_hypotheses, dim=1) if len(frame_hypotheses) > 1 else described
             features = FrameFeatures(
@@ -255,17 +256,18 @@ class FeaturePipeline:
                 orientations=orientation_angle(k.direction).float().cpu().numpy(),
                 descriptors=described.cpu().numpy(), image_size=(int(tensor.shape[2]), int(tensor.shape[3])),
                 descriptor_hypotheses=matchable.cpu().numpy() if len(frame_hypotheses) > 1 else None)
-            results.append((features, MatchState(matchable, FramedKeypoints(tensor, k.xy, k.radius, k.direction))))
+            results.append((features, MatchState(matchable, FramedKeypoints(tensor, k.xy, k.radius, k.direction,
+                                                                                 pyramid))))
         return results
 
-    def _select(self, maps: DetectorMaps, small: torch.Tensor, tensor: torch.Tensor, allowed: torch.Tensor | None
-                ) -> _Selected:
+    def _select(self, maps: DetectorMaps, small: torch.Tensor, tensor: torch.Tensor, pyramid: list[torch.Tensor],
+                allowed: torch.Tensor | None) -> _Selected:
         """The valid keypoints of one frame from its detector maps (keypoint selection, frames, mask, contrast)."""
         cfg = self.config
         if allowed is not None:  # a model pixel counts as allowed when every input pixel under it is
             coverage = F.interpolate(allowed[None, None].float(), size=small.shape[-2:], mode="area")
             maps = dataclasses.replace(maps, score=maps.score * (coverage > 1 - 1e-6))
-        keypoints = keypoints_from_maps(maps, small, tensor, cfg.keypoint_settings)
+        keypoints = keypoints_from_maps(maps, small, tensor, cfg.keypoint_settings, pyramid)
         valid = keypoints.valid[0]
         if allowed is not None:
             pixel = keypoints.xy[0].round().long()

@@ -66,16 +66,18 @@ class RefinementSettings:
 @dataclass(frozen=True)
 class FramedKeypoints:
     """One image's side of M matches: image (1, 1, H, W) intensities; xy (M, 2) px (x, y); radius (M,) patch
-    half-widths (keypoint scales) px; direction (M, 2) unit (cos, sin) orientations."""
+    half-widths (keypoint scales) px; direction (M, 2) unit (cos, sin) orientations; pyramid:
+    ``image_pyramid(image)`` when already made (else the refinement makes it)."""
 
     image: torch.Tensor
     xy: torch.Tensor
     radius: torch.Tensor
     direction: torch.Tensor
+    pyramid: list[torch.Tensor] | None = None
 
     def take(self, index: torch.Tensor | slice) -> FramedKeypoints:
         """The keypoints at ``index`` (an index or bool tensor over M, or a slice), on the same image."""
-        return FramedKeypoints(self.image, self.xy[index], self.radius[index], self.direction[index])
+        return FramedKeypoints(self.image, self.xy[index], self.radius[index], self.direction[index], self.pyramid)
 
 
 def _standardise(windows: torch.Tensor) -> torch.Tensor:
@@ -134,7 +136,7 @@ def refine_matches(first: FramedKeypoints, second: FramedKeypoints,
     m = first.xy.shape[0]
     if m == 0:
         return second.xy.clone(), torch.zeros(0, dtype=torch.bool, device=second.xy.device)
-    pyramid = image_pyramid(second.image)
+    pyramid = image_pyramid(second.image) if second.pyramid is None else second.pyramid
     parts = [_refine_group(first.take(slice(start, start + CHUNK)), second.take(slice(start, start + CHUNK)),
                            pyramid, settings) for start in range(0, m, CHUNK)]
     return torch.cat([xy for xy, _ in parts]), torch.cat([moved for _, moved in parts])

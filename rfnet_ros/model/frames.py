@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from rfnet_ros.model.keypoints import parabola_peak_offset, sample_maps
-from rfnet_ros.model.patches import extract_patches
+from rfnet_ros.model.patches import extract_patches, image_pyramid
 
 FIRST_SIGMA = 1.6  # px: the finest scale searched
 LEVELS_PER_OCTAVE = 4
@@ -179,16 +179,16 @@ def characteristic_scale(image: torch.Tensor, xy: torch.Tensor, first_sigma: flo
 
 def orientation_histogram(image: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor,
                           bins: int = ORIENTATION_BINS, blur: float = PATCH_BLUR, window: float = WINDOW_SIGMA,
-                          size: int = ORIENTATION_PATCH) -> torch.Tensor:
+                          size: int = ORIENTATION_PATCH, pyramid: list[torch.Tensor] | None = None) -> torch.Tensor:
     """Smoothed gradient-direction histograms (N, bins) of one image (1, 1, H, W) at N keypoints.
 
-    xy: (N, 2) px; radius: (N,) half-width in px of the square the histogram covers. Bin i is centred on
-    direction (i + 0.5) / bins * 2 pi - pi.
+    xy: (N, 2) px; radius: (N,) half-width in px of the square the histogram covers; pyramid:
+    ``image_pyramid(image)`` when the caller has it. Bin i is centred on direction (i + 0.5) / bins * 2 pi - pi.
     """
     n = xy.shape[0]
     upright = torch.zeros_like(xy)
     upright[:, 0] = 1.0
-    patches = gaussian_blur(extract_patches(image, xy, radius, upright, size), blur)[:, 0]
+    patches = gaussian_blur(extract_patches(image, xy, radius, upright, size, pyramid), blur)[:, 0]
     gx = patches[:, 1:-1, 2:] - patches[:, 1:-1, :-2]
     gy = patches[:, 2:, 1:-1] - patches[:, :-2, 1:-1]
     size = gx.shape[-1]
@@ -254,26 +254,36 @@ class ImageFrames:
     second_scale_ratio: torch.Tensor | None = None
 
 
-def _histograms(image: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
-    """Orientation histograms (B, K, bins) of keypoints xy (B, K, 2) px, half-widths radius (B, K)."""
+def _histograms(image: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor,
+                pyramid: list[torch.Tensor]) -> torch.Tensor:
+    """Orientation histograms (B, K, bins) of keypoints xy (B, K, 2) px, half-widths radius (B, K);
+    pyramid: ``image_pyramid(image)`` of the batch."""
     if xy.shape[1] == 0:
         return xy.new_zeros((*xy.shape[:2], ORIENTATION_BINS))
-    return torch.stack([orientation_histogram(image[i:i + 1], xy[i], radius[i]) for i in range(len(image))])
+    return torch.stack([orientation_histogram(image[i:i + 1], xy[i], radius[i], pyramid=_item(pyramid, i))
+                        for i in range(len(image))])
+
+
+def _item(pyramid: list[torch.Tensor], index: int) -> list[torch.Tensor]:
+    """The pyramid of image ``index`` of a batch's pyramid."""
+    return [level[index:index + 1] for level in pyramid]
 
 
 def measure_frames(image: torch.Tensor, xy: torch.Tensor, second_peaks: bool = False,
-                   second_scale_min_ratio: float = 0.0) -> ImageFrames:
+                   second_scale_min_ratio: float = 0.0, pyramid: list[torch.Tensor] | None = None) -> ImageFrames:
     """Frames of keypoints xy (B, K, 2) px measured on (B, 1, H, W) images, with the second peaks if asked.
 
     The dominant direction at the second scale peak takes a second orientation histogram per keypoint; it is
     measured only where that peak reaches ``second_scale_min_ratio`` of the first (and exists); elsewhere
     ``second_radius_direction`` repeats ``direction``. The pipeline passes its ``second_peak_ratio``, below
-    which it does not use that frame.
+    which it does not use that frame. ``pyramid``: ``image_pyramid(image)`` when the caller has it (the patch
+    cuts read it).
     """
+    pyramid = image_pyramid(image) if pyramid is None else pyramid
     response = laplacian_responses(image, xy)
     peak = response.argmax(dim=-1, keepdim=True)
     radius = _peak_sigma(response, peak) * SIGMAS_PER_RADIUS
-    histogram = _histograms(image, xy, radius)
+    histogram = _histograms(image, xy, radius, pyramid)
     first_bin = histogram.argmax(dim=-1, keepdim=True)
     frames = ImageFrames(radius, _bin_direction(histogram, first_bin), response.gather(-1, peak).squeeze(-1))
     if second_peaks:
@@ -286,7 +296,8 @@ def measure_frames(image: torch.Tensor, xy: torch.Tensor, second_peaks: bool = F
         for b in range(len(image)):
             index = wanted[b].nonzero().squeeze(1)
             if index.numel():
-                at_second = orientation_histogram(image[b:b + 1], xy[b, index], frames.second_radius[b, index])
+                at_second = orientation_histogram(image[b:b + 1], xy[b, index], frames.second_radius[b, index],
+                                                  pyramid=_item(pyramid, b))
                 frames.second_radius_direction[b, index] = _bin_direction(
                     at_second, at_second.argmax(dim=-1, keepdim=True))
     return frames
