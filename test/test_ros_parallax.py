@@ -17,12 +17,11 @@ from test_parallax import PANEL_PHOTO, WALL_PHOTO
 
 from rfnet_ros.config import NodeConfig, load_config
 from rfnet_ros.evaluation import parallax
-from rfnet_ros.evaluation.front_end import score_pair
+from rfnet_ros.evaluation.front_end import FRAME_PERIOD_NS, score_pair, score_published
 from rfnet_ros.tracking.tracker import FeatureTracker
 
 NAMESPACE = 'parallax'
 FRAMES = 6
-PERIOD_NS = 100_000_000
 BORDERLINE = 3  # matches per frame pair that RANSAC may decide either way between two runs
 
 
@@ -40,26 +39,13 @@ def node():
     yield from run_feature_node(args, Image, 'image', f'/{NAMESPACE}', probe_name='rfnet_parallax_probe')
 
 
-def in_process(sequence: parallax.ParallaxSequence) -> list[tuple[int, int, int]]:
-    """(correct, wrong, wrong onto hidden points) per frame pair of FeatureTracker with lite.yaml, no camera."""
-    tracker = FeatureTracker(load_config(SHARE / 'config' / 'lite.yaml', ignore=NodeConfig.names()))
-    scores, previous = [], None
-    for t, frame in enumerate(sequence.frames):
-        result = tracker.process(frame, 'bgr', t * PERIOD_NS, None)
-        if previous is not None:
-            scores.append(score_pair(sequence, t, previous.features.keypoints, result.features.keypoints,
-                                     result.matches))
-        previous = result
-    return scores
-
-
 def test_published_matches_on_a_scene_with_depth_are_the_front_ends(node, sequence):
     from builtin_interfaces.msg import Time
 
     process, probe, _ = node
     published = []
     for t, frame in enumerate(sequence.frames):
-        stamp = Time(sec=100 + t // 10, nanosec=(t % 10) * PERIOD_NS)
+        stamp = Time(sec=100 + t * FRAME_PERIOD_NS // 10**9, nanosec=t * FRAME_PERIOD_NS % 10**9)
         header = probe.publish_image(frame, stamp, topic=f'{NAMESPACE}/image')
         keypoints = probe.wait_for_stamp(f'{NAMESPACE}/keypoints', header.stamp, process)
         pairs = np.zeros((0, 2), np.int64)
@@ -70,7 +56,10 @@ def test_published_matches_on_a_scene_with_depth_are_the_front_ends(node, sequen
         published.append((np.stack([np.asarray(keypoints.x), np.asarray(keypoints.y)], axis=1), pairs))
     node_scores = [score_pair(sequence, t, published[t - 1][0], published[t][0], published[t][1])
                    for t in range(1, FRAMES)]
-    expected = in_process(sequence)
+    # The front end in this process, as the node runs it (lite.yaml, no camera_info).
+    tracker = FeatureTracker(load_config(SHARE / 'config' / 'lite.yaml', ignore=NodeConfig.names()))
+    expected = score_published(tracker, sequence, None)[0]
+    assert len(expected) == len(node_scores) == FRAMES - 1
     for t, (got, want) in enumerate(zip(node_scores, expected), start=1):
         assert abs(got[0] - want[0]) <= BORDERLINE and abs(got[1] - want[1]) <= BORDERLINE, \
             f'frame pair {t}: the node published {got} (correct, wrong, hidden), the front end {want}'

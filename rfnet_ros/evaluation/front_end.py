@@ -133,6 +133,21 @@ def score_pair(sequence, t: int, keypoints0: np.ndarray, keypoints1: np.ndarray,
     return good, len(error) - good, 0
 
 
+def score_published(tracker, sequence: Sequence, camera) -> tuple[list[tuple[int, int, int]], list[float]]:
+    """``tracker`` (a FeatureTracker or an :class:`OpenCVFrontEnd`, with ``camera`` or None) over the frames of
+    ``sequence``: ``score_pair`` of what it published for each frame pair, and its match ms per frame."""
+    scores, match_ms = [], []
+    previous = None
+    for t, frame in enumerate(sequence.frames):
+        result = tracker.process(frame, "bgr", t * FRAME_PERIOD_NS, camera)
+        match_ms.append(result.timings.get("match", 0.0))
+        if previous is not None:
+            scores.append(score_pair(sequence, t, previous.features.keypoints, result.features.keypoints,
+                                     result.matches) if len(result.matches) else (0, 0, 0))
+        previous = result
+    return scores, match_ms
+
+
 def run_sequence(config, sequence: Sequence, front_end=None) -> dict[str, float]:
     """The front end with ``config`` (or ``front_end``, e.g. an :class:`OpenCVFrontEnd`) over ``sequence``:
     precision, correct and wrong per frame pair (and wrong onto hidden points), mean published track length,
@@ -144,17 +159,8 @@ def run_sequence(config, sequence: Sequence, front_end=None) -> dict[str, float]
     camera = centred_camera(sequence)
     if front_end is None and config.match_prediction == "imu":
         feed_gyro(tracker, sequence)
-    correct = wrong = hidden = 0
-    match_ms = []
-    previous = None
-    for t, frame in enumerate(sequence.frames):
-        result = tracker.process(frame, "bgr", t * FRAME_PERIOD_NS, camera)
-        match_ms.append(result.timings.get("match", 0.0))
-        if previous is not None and len(result.matches):
-            good, bad, unseen = score_pair(sequence, t, previous.features.keypoints, result.features.keypoints,
-                                           result.matches)
-            correct, wrong, hidden = correct + good, wrong + bad, hidden + unseen
-        previous = result
+    scores, match_ms = score_published(tracker, sequence, camera)
+    correct, wrong, hidden = (sum(score[i] for score in scores) for i in range(3))
     tracker.reset()  # ends every track at the length it reached
     statistics = tracker.statistics()
     pairs = len(sequence.frames) - 1
