@@ -6,6 +6,8 @@ shipped weights. One node runs for the module in the namespace /vio_options.
 """
 from __future__ import annotations
 
+import time
+
 import cv2
 import numpy as np
 import pytest
@@ -51,16 +53,34 @@ def imu(stamp_ns: int, rate_z: float):
     return msg
 
 
+def find_status(probe, predicate):
+    """The values of the newest status of the node that satisfy ``predicate``, or None."""
+    for array in reversed(probe.received('/diagnostics')):
+        for status in array.status:
+            values = {kv.key: kv.value for kv in status.values}
+            if status.name == STATUS_NAME and predicate(values):
+                return values
+    return None
+
+
 def last_status(node, predicate, what):
     process, probe, _ = node
+    return probe.wait_for(lambda: find_status(probe, predicate), what, 60, process)
 
-    def find():
-        for array in reversed(probe.received('/diagnostics')):
-            for status in array.status:
-                if status.name == STATUS_NAME and predicate({kv.key: kv.value for kv in status.values}):
-                    return {kv.key: kv.value for kv in status.values}
-        return None
-    return probe.wait_for(find, what, 60, process)
+
+def connect_gyro(node, imu_pub, before_ns: int) -> None:
+    """Send still-gyro samples stamped up to 1 s before ``before_ns`` until the node reports one received (the
+    best-effort subscription drops samples sent before it has matched the publisher)."""
+    process, probe, _ = node
+    deadline = time.monotonic() + 60
+    sent = 0
+    while time.monotonic() < deadline and sent < 1000:
+        imu_pub.publish(imu(before_ns - 1_000_000_000 + sent * 1_000_000, 0.0))
+        sent += 1
+        if find_status(probe, lambda v: int(v.get('imu_samples_received', 0)) > 0):
+            return
+        time.sleep(0.05)
+    pytest.fail(f'no imu sample reached the node in {sent} sent; node output:\n{process.output}')
 
 
 def test_masked_keypoints_are_never_published_and_the_gyro_predicts_a_fast_roll(node):
@@ -74,10 +94,13 @@ def test_masked_keypoints_are_never_published_and_the_gyro_predicts_a_fast_roll(
     rate = -np.deg2rad(STEP_DEG) / (PERIOD_NS * 1e-9)  # the image turns by cv2's -STEP_DEG per frame
     start = clock.next()
     start_ns = start.sec * 1_000_000_000 + start.nanosec
+    connect_gyro(node, imu_pub, start_ns)
     frames = 4
     for k in range(frames * 10 + 1):  # 100 Hz gyro covering every frame interval, sent before the frames
         imu_pub.publish(imu(start_ns + k * PERIOD_NS // 10, rate))
     imu_pub.publish(imu(start_ns + frames * PERIOD_NS + 1, float('nan')))  # a bad sample: counted
+    # The samples of one publisher arrive in order: once the last one is counted, all have arrived.
+    last_status(node, lambda v: int(v['imu_samples_rejected']) >= 1, 'the NaN imu sample counted')
     keypoints = []
     for i in range(frames):
         stamp_ns = start_ns + i * PERIOD_NS
@@ -90,8 +113,8 @@ def test_masked_keypoints_are_never_published_and_the_gyro_predicts_a_fast_roll(
     status = last_status(node, lambda v: int(v['frames_predicted']) >= frames - 1,
                          f'{frames - 1} frames matched with the gyro\'s prediction')
     assert status['match_prediction'] == 'imu' and status['prediction_fallbacks'] == '0', status
+    assert int(status['imu_samples_received']) >= frames * 10 + 2, status
     assert status['mask'] == '320x240, used'
-    status = last_status(node, lambda v: int(v.get('imu_samples_rejected', 0)) >= 1, 'the NaN imu sample counted')
     assert 'imu sample rejected: angular velocity is not three finite numbers' in process.output
     matches = probe.received(f'{NAMESPACE}/matches')
     assert len(matches) >= frames - 1 and all(len(m.current_index) > 10 for m in matches[-(frames - 1):])

@@ -33,7 +33,7 @@ class FrontEndWorker:
                       input_group: CallbackGroup, diagnostics_group: CallbackGroup) -> None:
         """Subscribe ``imu`` when the front end predicts matches with the gyro, start the diagnostics timer
         (``_publish_diagnostics``) and the worker thread ``name``."""
-        self._imu_rejected = 0
+        self._imu_received = self._imu_rejected = 0
         self._imu_sub = (self.create_subscription(Imu, "imu", self._on_imu, IMU_QOS, callback_group=input_group)
                          if match_prediction == "imu" else None)
         self._diagnostics_timer = self.create_timer(diagnostics_period, self._publish_diagnostics,
@@ -42,11 +42,18 @@ class FrontEndWorker:
         self._worker.start()
 
     def _on_imu(self, msg: Imu) -> None:
+        self._imu_received += 1
         rate = msg.angular_velocity
         refused = self.front_end.add_angular_velocity(to_nanoseconds(msg.header.stamp), (rate.x, rate.y, rate.z))
         if refused:
             self._imu_rejected += 1
             self.get_logger().warning(f"imu sample rejected: {refused}", throttle_duration_sec=WARN_THROTTLE)
+
+    def _imu_values(self) -> dict[str, str]:
+        """Diagnostic values of the gyro input: samples received and refused (none without ``imu``)."""
+        if self._imu_sub is None:
+            return {}
+        return {"imu_samples_received": str(self._imu_received), "imu_samples_rejected": str(self._imu_rejected)}
 
     def _apply_settings(self, settings: Any) -> None:
         """Hand settings requested at run time to the front end (the stereo node passes two objects)."""

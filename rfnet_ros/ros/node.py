@@ -216,8 +216,7 @@ class FeatureNode(FrontEndWorker, Node):
         context = {"image_topic": self._image_sub.topic_name, **front_end_values(feature, self.front_end),
                    "expected_period_s": f"{period:.4f}" if period else "unknown", "camera_info": calibration,
                    "debug_images_published": str(self._debug_images)}
-        if self._imu_sub is not None:
-            context["imu_samples_rejected"] = str(self._imu_rejected)
+        context.update(self._imu_values())
         report = self.monitor.report(time.monotonic(), node.stall_timeout, context,
                                      output_stall_timeout=node.output_stall_timeout,
                                      min_keypoints=node.min_keypoints)

@@ -264,8 +264,7 @@ class StereoNode(FrontEndWorker, Node):
                    "input_rectified": str(stereo.input_rectified).lower()}
         for side in SIDES:
             context[f"{side}_camera_info"] = self.camera_info[side].calibration.status()[0]
-        if self._imu_sub is not None:
-            context["imu_samples_rejected"] = str(self._imu_rejected)
+        context.update(self._imu_values())
         synced = self.sync.report(now, node.stall_timeout)
         report = self.monitor.report(now, node.stall_timeout, {**context, **synced.values},
                                      output_stall_timeout=node.output_stall_timeout,
