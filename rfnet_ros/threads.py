@@ -8,13 +8,26 @@ up every operation. Measured on the 2-core development machine under load: 1,272
 with two threads against 134 CPU-ms and 1.0 s with one (the node's front end at 640x480, lite.yaml). The
 engines (OpenVINO, ONNX Runtime) run few large operations and keep every core. ``plan_cpu_threads`` makes
 that split; the node calls it at start-up, rfnet-bench with ``--torch-threads``.
+
+Independent pieces of work made of large PyTorch operations (the refinement's groups of matches) can still
+use every core: ``parallel_map`` runs them on as many Python threads as the engines have, each with its
+operations on one thread. PyTorch releases the interpreter lock inside each operation, and a thread that
+is descheduled delays only its own pieces (the others do not spin waiting for it).
 """
 from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import cv2
 import torch
 
 _engine_threads: int | None = None
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+Item = TypeVar("Item")
 
 
 def plan_cpu_threads(engines: int | None = None, torch_ops: int = 1) -> None:
@@ -38,3 +51,28 @@ def apply_thread_options(threads: int | None, torch_threads: int | None) -> None
         cv2.setNumThreads(threads)
     if torch_threads:
         plan_cpu_threads(torch_ops=torch_threads)
+
+
+def parallel_map(function: Callable[[Item], Any], items: Sequence[Item]) -> list[Any]:
+    """``function(item)`` for each of ``items``, on ``engine_threads()`` threads, results in order; each call
+    runs in the caller's PyTorch grad and inference mode (thread-local settings a pool thread lacks)."""
+    if len(items) <= 1 or engine_threads() <= 1:
+        return [function(item) for item in items]
+    inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
+
+    def call(item: Item) -> Any:
+        with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+            return function(item)
+
+    return [future.result() for future in [_thread_pool().submit(call, item) for item in items]]
+
+
+def _thread_pool() -> ThreadPoolExecutor:
+    """The process's pool for ``parallel_map``, with ``engine_threads()`` threads (remade when that changes)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._max_workers != engine_threads():  # noqa: SLF001 - its size, set by us
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(engine_threads(), thread_name_prefix="rfnet_parallel")
+        return _pool

@@ -134,6 +134,23 @@ def test_patches_follow_rotation():
     assert torch.allclose(a, b, atol=1e-4)
 
 
+def test_patches_cut_without_gradients_equal_the_differentiable_ones():
+    # Without gradients a CPU cuts patches with OpenCV's remap; with them, grid_sample: the same samples.
+    torch.manual_seed(0)
+    image = F.avg_pool2d(torch.rand(1, 1, 240, 320), 3, stride=1, padding=1)
+    n = 300
+    xy = torch.rand(n, 2) * torch.tensor([340.0, 260.0]) - 10  # some beyond the border
+    radius = torch.exp(torch.empty(n).uniform_(np.log(3.0), np.log(120.0)))  # every pyramid level
+    angle = torch.rand(n) * 2 * np.pi
+    direction = torch.stack([angle.cos(), angle.sin()], dim=1)
+    with torch.inference_mode():
+        fast = extract_patches(image, xy, radius, direction)
+    differentiable = extract_patches(image, xy.requires_grad_(), radius, direction)
+    assert differentiable.requires_grad and not fast.requires_grad
+    assert fast.shape == differentiable.shape == (n, 1, 32, 32)
+    assert (fast - differentiable.detach()).abs().max() < 1e-4
+
+
 def test_hardnet_output_is_unit_length():
     net = HardNet().eval()
     with torch.inference_mode():

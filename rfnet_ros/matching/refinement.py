@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import torch
 
 from rfnet_ros.model.patches import extract_patches, image_pyramid
+from rfnet_ros.threads import engine_threads, parallel_map
 
 MIN_CONTRAST = 1e-3  # intensities 0..1
 CHUNK = 256  # matches aligned together (refine_matches)
@@ -129,16 +130,21 @@ def refine_matches(first: FramedKeypoints, second: FramedKeypoints,
     row m of ``second``. Returns the refined ``second.xy`` (M, 2) and a (M,) bool mask of the keypoints that
     moved (the others keep their place).
 
-    Matches are aligned independently of each other, in groups of ``CHUNK``: on a CPU a group's windows and
-    derivatives stay in the caches and reuse the same memory, where all of a frame's at once (tens of MB) are
-    read from main memory at every step; the results are the same.
+    Matches are aligned independently of each other, in groups of at most ``CHUNK``: on a CPU a group's windows
+    and derivatives stay in the caches and reuse the same memory, where all of a frame's at once (tens of MB)
+    are read from main memory at every step. The groups run side by side on the engines' threads
+    (``rfnet_ros.threads.parallel_map``), an equal number per thread; the results are the same.
     """
     m = first.xy.shape[0]
     if m == 0:
         return second.xy.clone(), torch.zeros(0, dtype=torch.bool, device=second.xy.device)
     pyramid = image_pyramid(second.image) if second.pyramid is None else second.pyramid
-    parts = [_refine_group(first.take(slice(start, start + CHUNK)), second.take(slice(start, start + CHUNK)),
-                           pyramid, settings) for start in range(0, m, CHUNK)]
+    threads = engine_threads()
+    groups = threads * math.ceil(m / (threads * CHUNK))  # a whole number of groups per thread
+    size = math.ceil(m / groups)
+    parts = parallel_map(lambda start: _refine_group(first.take(slice(start, start + size)),
+                                                     second.take(slice(start, start + size)), pyramid, settings),
+                         range(0, m, size))
     return torch.cat([xy for xy, _ in parts]), torch.cat([moved for _, moved in parts])
 
 
@@ -153,7 +159,7 @@ def _refine_group(first: FramedKeypoints, second: FramedKeypoints, pyramid: list
     if settings.max_window > 0:
         half0 = half0.clamp(max=max(settings.max_window, settings.min_window))
     half1 = half0 * radius1 / radius0  # the same window in the second keypoint's frame
-    template = _standardise(extract_patches(image0, xy0, half0, direction0, size)[:, 0])
+    template = _standardise(extract_patches(image0, xy0, half0, direction0, size, first.pyramid)[:, 0])
     weights = _gaussian_weights(size, template.dtype, template.device)
     descent = _steepest_descent(template).reshape(m, 4, size * size)
     weighted_descent = descent * weights.reshape(1, 1, -1)
