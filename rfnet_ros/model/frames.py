@@ -198,14 +198,18 @@ def orientation_histogram(image: torch.Tensor, xy: torch.Tensor, radius: torch.T
     magnitude = torch.sqrt(gx**2 + gy**2) * weight
     angle = torch.atan2(gy, gx)
     # Linear binning: each gradient's weight is split between the two bins whose centres enclose its angle.
+    # position lies in [-0.5, bins - 0.5], so the two bins wrap by one addition or subtraction (an integer
+    # remainder costs as much as the rest of the histogram on a CPU).
     position = (angle + math.pi) / (2 * math.pi) * bins - 0.5
     lower = position.floor()
     upper_share = (position - lower).flatten(1)
-    lower = lower.long().flatten(1)
+    upper = lower + 1
+    lower = torch.where(lower < 0, lower + bins, lower).long().flatten(1)
+    upper = torch.where(upper >= bins, upper - bins, upper).long().flatten(1)
     magnitude = magnitude.flatten(1)
     histogram = image.new_zeros((n, bins))
-    histogram.scatter_add_(1, lower % bins, magnitude * (1 - upper_share))
-    histogram.scatter_add_(1, (lower + 1) % bins, magnitude * upper_share)
+    histogram.scatter_add_(1, lower, magnitude * (1 - upper_share))
+    histogram.scatter_add_(1, upper, magnitude * upper_share)
     for _ in range(2):  # circular [1, 1, 1] / 3 smoothing, twice (as in SIFT)
         histogram = (histogram.roll(1, 1) + histogram + histogram.roll(-1, 1)) / 3
     return histogram
