@@ -151,57 +151,74 @@ def refine_matches(first: FramedKeypoints, second: FramedKeypoints,
 def _refine_group(first: FramedKeypoints, second: FramedKeypoints, pyramid: list[torch.Tensor],
                   settings: RefinementSettings) -> tuple[torch.Tensor, torch.Tensor]:
     """``refine_matches`` of one group of matches; ``pyramid``: ``image_pyramid(second.image)``."""
-    image0, xy0, radius0, direction0 = first.image, first.xy, first.radius, first.direction
-    image1, xy1, radius1, direction1 = second.image, second.xy, second.radius, second.direction
-    m = xy0.shape[0]
-    size = settings.size
-    half0 = (radius0 * settings.window).clamp(min=settings.min_window)
+    xy1, radius1 = second.xy, second.radius
+    half0 = (first.radius * settings.window).clamp(min=settings.min_window)
     if settings.max_window > 0:
         half0 = half0.clamp(max=max(settings.max_window, settings.min_window))
-    half1 = half0 * radius1 / radius0  # the same window in the second keypoint's frame
-    template = _standardise(extract_patches(image0, xy0, half0, direction0, size, first.pyramid)[:, 0])
-    weights = _gaussian_weights(size, template.dtype, template.device)
-    descent = _steepest_descent(template).reshape(m, 4, size * size)
-    weighted_descent = descent * weights.reshape(1, 1, -1)
-    hessian = weighted_descent @ descent.transpose(1, 2)
-    trace = hessian.diagonal(dim1=1, dim2=2).sum(dim=1)[:, None, None]
-    damping = (1e-6 * trace + 1e-12) * torch.eye(4, dtype=hessian.dtype, device=hessian.device)
-    inverse = torch.linalg.inv(hessian + damping)
-
-    # The second window: centre, half-width and angle, updated by the inverse of each step's warp
-    # (window px are 2 * half / size image px, along the window's rotated axes).
-    centre, half = xy1.clone(), half1.clone()
-    angle = torch.atan2(direction1[:, 1], direction1[:, 0])
-
-    def second_window(centre: torch.Tensor, half: torch.Tensor,
-                      angle: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The standardised second window at that pose, and its axes (M, 2)."""
-        axes = torch.stack([angle.cos(), angle.sin()], dim=-1)
-        return _standardise(extract_patches(image1, centre, half, axes, size, pyramid)[:, 0]), axes
-
-    # Each step runs on the windows that have not converged yet (``active``, indices into the M matches).
-    active = torch.arange(m, device=xy1.device)
-    for _ in range(settings.iterations):
-        if active.numel() == 0:
-            break
-        pose = (_rows(centre, active), _rows(half, active), _rows(angle, active))
-        window, axes = second_window(*pose)
-        residual = (window - _rows(template, active)).reshape(len(active), 1, -1)
-        # (M, 4, S*S) times (M, 1, S*S) summed over the samples: cheaper than a batched product of these shapes.
-        gradient = (_rows(weighted_descent, active) * residual).sum(dim=-1, keepdim=True)
-        delta = (_rows(inverse, active) @ gradient)[..., 0]
-        shift = delta[:, :2] * (2 * pose[1] / size)[:, None]
-        centre[active] = pose[0] - torch.stack([axes[:, 0] * shift[:, 0] - axes[:, 1] * shift[:, 1],
-                                                axes[:, 1] * shift[:, 0] + axes[:, 0] * shift[:, 1]], dim=-1)
-        half[active] = pose[1] * (1 - delta[:, 2])
-        angle[active] = pose[2] - delta[:, 3]
-        if settings.converged > 0:
-            # Scale and angle changes move the window's rim by about size / 2 times their value, in samples.
-            change = torch.maximum(delta[:, :2].abs().amax(dim=1), delta[:, 2:].abs().amax(dim=1) * size / 2)
-            active = active[~(change < settings.converged)]  # NaN steps stay active; the checks below drop them
+    half1 = half0 * radius1 / first.radius  # the same window in the second keypoint's frame
+    # The second window: centre, half-width and angle, updated by the inverse of each step's warp.
+    pose = (xy1.clone(), half1.clone(), torch.atan2(second.direction[:, 1], second.direction[:, 0]))
+    template = _Template(first, half0, settings.size)
+    _align(template, second.image, pyramid, pose, settings.iterations, settings.converged)
+    centre, half, angle = pose
     moved_by = (centre - xy1).norm(dim=1)
     moved = torch.isfinite(centre).all(dim=1) & (half > 0) & (moved_by <= settings.max_shift * half1)
     moved &= torch.log(half.clamp_min(1e-6) / half1).abs() <= settings.max_scale_change
     if settings.min_correlation > -1:
-        moved &= correlation(template, second_window(centre, half, angle)[0], weights) >= settings.min_correlation
+        window, _ = _second_window(second.image, pyramid, centre, half, angle, template.size)
+        moved &= correlation(template.values, window, template.weights) >= settings.min_correlation
     return torch.where(moved[:, None], centre, xy1), moved
+
+
+class _Template:
+    """The first image's windows (M, S, S) of one group, standardised, with what each Gauss-Newton step
+    needs of them: Gaussian weights, the weighted steepest-descent images and the inverse Hessians."""
+
+    def __init__(self, first: FramedKeypoints, half: torch.Tensor, size: int):
+        self.size = size
+        m = first.xy.shape[0]
+        self.values = _standardise(extract_patches(first.image, first.xy, half, first.direction, size,
+                                                   first.pyramid)[:, 0])
+        self.weights = _gaussian_weights(size, self.values.dtype, self.values.device)
+        descent = _steepest_descent(self.values).reshape(m, 4, size * size)
+        self.weighted_descent = descent * self.weights.reshape(1, 1, -1)
+        hessian = self.weighted_descent @ descent.transpose(1, 2)
+        trace = hessian.diagonal(dim1=1, dim2=2).sum(dim=1)[:, None, None]
+        damping = (1e-6 * trace + 1e-12) * torch.eye(4, dtype=hessian.dtype, device=hessian.device)
+        self.inverse = torch.linalg.inv(hessian + damping)
+
+
+def _second_window(image: torch.Tensor, pyramid: list[torch.Tensor], centre: torch.Tensor, half: torch.Tensor,
+                   angle: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The standardised second windows (M, S, S) at that pose, and their axes (M, 2)."""
+    axes = torch.stack([angle.cos(), angle.sin()], dim=-1)
+    return _standardise(extract_patches(image, centre, half, axes, size, pyramid)[:, 0]), axes
+
+
+def _align(template: _Template, image: torch.Tensor, pyramid: list[torch.Tensor],
+           pose: tuple[torch.Tensor, torch.Tensor, torch.Tensor], iterations: int, converged: float) -> None:
+    """Up to ``iterations`` inverse-compositional steps aligning the second windows to ``template``, updating
+    ``pose`` (centres (M, 2), half-widths (M,), angles (M,)) in place; window px are 2 * half / size image px,
+    along the window's rotated axes."""
+    centre, half, angle = pose
+    size = template.size
+    # Each step runs on the windows that have not converged yet (``active``, indices into the M matches).
+    active = torch.arange(centre.shape[0], device=centre.device)
+    for _ in range(iterations):
+        if active.numel() == 0:
+            break
+        now = (_rows(centre, active), _rows(half, active), _rows(angle, active))
+        window, axes = _second_window(image, pyramid, *now, size)
+        residual = (window - _rows(template.values, active)).reshape(len(active), 1, -1)
+        # (M, 4, S*S) times (M, 1, S*S) summed over the samples: cheaper than a batched product of these shapes.
+        gradient = (_rows(template.weighted_descent, active) * residual).sum(dim=-1, keepdim=True)
+        delta = (_rows(template.inverse, active) @ gradient)[..., 0]
+        shift = delta[:, :2] * (2 * now[1] / size)[:, None]
+        centre[active] = now[0] - torch.stack([axes[:, 0] * shift[:, 0] - axes[:, 1] * shift[:, 1],
+                                               axes[:, 1] * shift[:, 0] + axes[:, 0] * shift[:, 1]], dim=-1)
+        half[active] = now[1] * (1 - delta[:, 2])
+        angle[active] = now[2] - delta[:, 3]
+        if converged > 0:
+            # Scale and angle changes move the window's rim by about size / 2 times their value, in samples.
+            change = torch.maximum(delta[:, :2].abs().amax(dim=1), delta[:, 2:].abs().amax(dim=1) * size / 2)
+            active = active[~(change < converged)]  # NaN steps stay active; the checks below drop them
