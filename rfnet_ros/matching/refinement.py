@@ -34,7 +34,7 @@ from rfnet_ros.model.patches import extract_patches, image_pyramid
 from rfnet_ros.threads import engine_threads, parallel_map
 
 MIN_CONTRAST = 1e-3  # intensities 0..1
-CHUNK = 256  # matches aligned together (refine_matches)
+CHUNK = 512  # most matches aligned together (refine_matches)
 
 
 @dataclass(frozen=True)
@@ -130,10 +130,12 @@ def refine_matches(first: FramedKeypoints, second: FramedKeypoints,
     row m of ``second``. Returns the refined ``second.xy`` (M, 2) and a (M,) bool mask of the keypoints that
     moved (the others keep their place).
 
-    Matches are aligned independently of each other, in groups of at most ``CHUNK``: on a CPU a group's windows
-    and derivatives stay in the caches and reuse the same memory, where all of a frame's at once (tens of MB)
-    are read from main memory at every step. The groups run side by side on the engines' threads
-    (``rfnet_ros.threads.parallel_map``), an equal number per thread; the results are the same.
+    Matches are aligned independently of each other, in groups of at most ``CHUNK``, an equal number per
+    engine thread, run side by side (``rfnet_ros.threads.parallel_map``); the results are the same. Each
+    group's step costs a fixed overhead (some forty operations and a window cut) besides its per-sample
+    work, so the groups are as large as that allows; all of a frame's matches in one group (tens of MB)
+    would be read from main memory at every step instead of the caches. Measured on 573 matches, 2 threads
+    (ms): groups of 96 37-44, 144 32-36, 287 24-28.
     """
     m = first.xy.shape[0]
     if m == 0:
