@@ -128,18 +128,27 @@ class Detector(nn.Module):
             head = self.heads[index]
             if frame_maps:
                 heads = head(out)
-                scores.append(self.score_norms[index](heads[:, :1]))
+                scores.append(heads[:, :1])
                 orientations.append(heads[:, 1:])
             else:
-                scores.append(self.score_norms[index](F.conv2d(out, head.weight[:1], head.bias[:1])))
+                scores.append(F.conv2d(out, head.weight[:1], head.bias[:1]))
             # Layers 2..9 add their input back after the heads have read them; conv1 and conv10 do not.
             features = out + features if 0 < index < NUM_LAYERS - 1 else out
-        probs = soft_nms_3d(torch.cat(scores, dim=1), self.nms_window, self.nms_strength)  # (B, 10, H, W)
+        probs = soft_nms_3d(self._normalised_scores(torch.cat(scores, dim=1)), self.nms_window,
+                            self.nms_strength)  # (B, 10, H, W)
         weights = torch.softmax(self.scale_strength * probs, dim=1)
         score = (probs * weights).sum(dim=1, keepdim=True)
         if not frame_maps:
             return DetectorMaps(score, None, None)
         return DetectorMaps(score, weights, torch.cat(orientations, dim=1))
+
+    def _normalised_scores(self, scores: torch.Tensor) -> torch.Tensor:
+        """Each layer's score map (B, 10, H, W) through its own instance normalisation (``score_norms``), as one
+        normalisation over 10 channels: the same values, and one operation for the inference engines instead
+        of ten on single-channel maps (those took a tenth of the detector's time in OpenVINO)."""
+        norms = self.score_norms
+        return F.instance_norm(scores, weight=torch.cat([norm.weight for norm in norms]),
+                               bias=torch.cat([norm.bias for norm in norms]), eps=norms[0].eps)
 
     def frames_at(self, maps: DetectorMaps, xy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """:func:`learned_frames` of this detector's maps at xy (B, K, 2) model px."""
