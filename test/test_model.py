@@ -151,6 +151,26 @@ def test_patches_cut_without_gradients_equal_the_differentiable_ones():
     assert (fast - differentiable.detach()).abs().max() < 1e-4
 
 
+def test_patches_beyond_the_sides_opencv_remap_takes_are_cut_alike():
+    # OpenCV's remap takes images and maps with sides below 32767: more patches than that (one per row of
+    # the maps) are cut in parts, and a longer image falls back to grid_sample.
+    torch.manual_seed(1)
+    image = torch.rand(1, 1, 60, 80)
+    n = 40_000
+    xy = torch.rand(n, 2) * torch.tensor([80.0, 60.0])
+    radius = torch.rand(n) * 6 + 1
+    direction = torch.tensor([[0.6, 0.8]]).expand(n, 2)
+    with torch.inference_mode():
+        fast = extract_patches(image, xy, radius, direction, size=4)
+    exact = extract_patches(image, xy.requires_grad_(), radius, direction, size=4).detach()
+    assert (fast - exact).abs().max() < 1e-4
+    long_image = torch.rand(1, 1, 4, 40_000)
+    with torch.inference_mode():
+        patches = extract_patches(long_image, torch.tensor([[20_000.0, 2.0]]), torch.tensor([3.0]),
+                                  torch.tensor([[1.0, 0.0]]), size=8)
+    assert patches.shape == (1, 1, 8, 8) and torch.isfinite(patches).all()
+
+
 def test_hardnet_output_is_unit_length():
     net = HardNet().eval()
     with torch.inference_mode():

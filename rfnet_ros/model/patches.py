@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from rfnet_ros.model.descriptor import PATCH_SIZE
 
 PYRAMID_LEVELS = 3
+# OpenCV's remap takes images and maps with sides below SHRT_MAX (32767) only.
+REMAP_MAX_SIDE = 32767
 
 
 def image_pyramid(image: torch.Tensor, levels: int = PYRAMID_LEVELS) -> list[torch.Tensor]:
@@ -46,7 +48,7 @@ def extract_patches(image: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor,
     top = int(level.max())
     if pyramid is None:
         pyramid = image_pyramid(image, top + 1)
-    if _remap_applies(image, xy, radius, orientation):
+    if _remap_applies(image, size, xy, radius, orientation):
         return _remap_patches(pyramid, xy, radius, orientation, level, size)
 
     def sample(lvl: int, maps: torch.Tensor) -> torch.Tensor:
@@ -72,10 +74,12 @@ def extract_patches(image: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor,
     return patches
 
 
-def _remap_applies(image: torch.Tensor, *keypoint_values: torch.Tensor) -> bool:
-    """Whether ``_remap_patches`` can cut these patches: float32 on the CPU, no gradient wanted."""
+def _remap_applies(image: torch.Tensor, size: int, *keypoint_values: torch.Tensor) -> bool:
+    """Whether ``_remap_patches`` can cut these patches: float32 on the CPU, no gradient wanted, and an image
+    and a patch (``size`` x ``size`` samples, one row of the maps) within the sides OpenCV's remap accepts."""
     wants_gradient = torch.is_grad_enabled() and any(v.requires_grad for v in (image, *keypoint_values))
-    return image.device.type == "cpu" and image.dtype == torch.float32 and not wants_gradient
+    return (image.device.type == "cpu" and image.dtype == torch.float32 and not wants_gradient
+            and max(*image.shape[-2:], size * size) < REMAP_MAX_SIDE)
 
 
 def _remap_patches(pyramid: list[torch.Tensor], xy: torch.Tensor, radius: torch.Tensor, orientation: torch.Tensor,
@@ -95,10 +99,13 @@ def _remap_patches(pyramid: list[torch.Tensor], xy: torch.Tensor, radius: torch.
         x0, y0 = ((xy[index, 0] + 0.5) * gain - 0.5)[:, None, None], ((xy[index, 1] + 0.5) * gain - 0.5)[:, None, None]
         c, s = (cos[index] * gain)[:, None, None], (sin[index] * gain)[:, None, None]
         tx, ty = t[None, None, :], t[None, :, None]  # patch column, row
-        map_x = (x0 - s * ty) + c * tx  # (n, size, size): x + c tx - s ty
-        map_y = (y0 + c * ty) + s * tx  # y + s tx + c ty
-        patches[index] = cv2.remap(pyramid[lvl][0, 0].numpy(), map_x.reshape(-1, size), map_y.reshape(-1, size),
-                                   cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).reshape(-1, size, size)
+        map_x = ((x0 - s * ty) + c * tx).reshape(len(index), -1)  # (n, size * size): x + c tx - s ty
+        map_y = ((y0 + c * ty) + s * tx).reshape(len(index), -1)  # y + s tx + c ty
+        source = pyramid[lvl][0, 0].numpy()
+        for start in range(0, len(index), REMAP_MAX_SIDE - 1):  # one patch per row, fewer rows than the limit
+            rows = slice(start, start + REMAP_MAX_SIDE - 1)
+            patches[index[rows]] = cv2.remap(source, map_x[rows], map_y[rows], cv2.INTER_LINEAR,
+                                             borderMode=cv2.BORDER_REPLICATE).reshape(-1, size, size)
     return torch.from_numpy(patches)[:, None]
 
 
