@@ -35,6 +35,7 @@ from rfnet_ros.threads import engine_threads, parallel_map
 
 MIN_CONTRAST = 1e-3  # intensities 0..1
 CHUNK = 512  # most matches aligned together (refine_matches)
+MIN_GROUP = 192  # fewest matches worth a thread of their own (refine_matches)
 
 
 @dataclass(frozen=True)
@@ -134,14 +135,17 @@ def refine_matches(first: FramedKeypoints, second: FramedKeypoints,
     engine thread, run side by side (``rfnet_ros.threads.parallel_map``); the results are the same. Each
     group's step costs a fixed overhead (some forty operations and a window cut) besides its per-sample
     work, so the groups are as large as that allows; all of a frame's matches in one group (tens of MB)
-    would be read from main memory at every step instead of the caches. Measured on 573 matches, 2 threads
-    (ms): groups of 96 37-44, 144 32-36, 287 24-28.
+    would be read from main memory at every step instead of the caches; and no thread takes fewer than
+    ``MIN_GROUP`` matches, since more, smaller groups than that lose to the overhead and to the interpreter
+    lock the threads share (573 matches on 2 cores: 8 groups on 8 threads 54-68 ms, one thread 24-35, 2
+    threads with groups of 96 37-44, 144 24-36, 287 19-28; 406 matches: one thread 16-19, 2 groups of 203
+    on 2 threads 14-15, 4 of 102 20-23).
     """
     m = first.xy.shape[0]
     if m == 0:
         return second.xy.clone(), torch.zeros(0, dtype=torch.bool, device=second.xy.device)
     pyramid = image_pyramid(second.image) if second.pyramid is None else second.pyramid
-    threads = engine_threads()
+    threads = max(1, min(engine_threads(), m // MIN_GROUP))
     groups = threads * math.ceil(m / (threads * CHUNK))  # a whole number of groups per thread
     size = math.ceil(m / groups)
     parts = parallel_map(lambda start: _refine_group(first.take(slice(start, start + size)),
