@@ -88,6 +88,14 @@ def test_soft_nms_equals_the_direct_3d_window_definition():
     assert torch.allclose(soft_nms_3d(logits, size, strength), expected, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("size", [3, 5, 7])
+def test_nms_keeps_exactly_the_maxima_of_square_windows(size):
+    torch.manual_seed(size)
+    score = torch.rand(2, 1, 37, 53).round(decimals=2)  # ties too
+    square_max = F.max_pool2d(score, size, stride=1, padding=size // 2)
+    assert torch.equal(nms(score, size), score * (score == square_max))
+
+
 def test_nms_and_topk_find_planted_peaks_with_subpixel_offsets():
     score = torch.zeros(1, 1, 60, 80)
     ys, xs = torch.meshgrid(torch.arange(60.0), torch.arange(80.0), indexing="ij")

@@ -19,8 +19,12 @@ def suppress_border(score: torch.Tensor, border: int) -> torch.Tensor:
 
 
 def nms(score: torch.Tensor, size: int = 5) -> torch.Tensor:
-    """Keep only local maxima of a (B, 1, H, W) map within size x size windows (max-pool equality)."""
-    local_max = F.max_pool2d(score, size, stride=1, padding=size // 2)
+    """Keep only local maxima of a (B, 1, H, W) map within size x size windows (max-pool equality).
+
+    The size x size maximum is taken as a 1 x size then a size x 1 maximum: the same values, in about half
+    the time on a CPU."""
+    local_max = F.max_pool2d(score, (1, size), stride=1, padding=(0, size // 2))
+    local_max = F.max_pool2d(local_max, (size, 1), stride=1, padding=(size // 2, 0))
     return score * (score == local_max)
 
 
