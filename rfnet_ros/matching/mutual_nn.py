@@ -22,9 +22,18 @@ def descriptor_distances(desc0: torch.Tensor, desc1: torch.Tensor) -> torch.Tens
     """L2 distances (N0, N1) between unit descriptors (N0, D) or (N0, H0, D) and (N1, D) or (N1, H1, D).
 
     With several descriptions per keypoint (H > 1: one per frame hypothesis, rfnet_ros.model.frames), the
-    distance of two keypoints is the smallest over all pairs of their descriptions. Repeated descriptions
-    (a keypoint without a second peak carries copies of its first) are compared once: most keypoints have one
-    distinct description, so this takes about a quarter of the products of all H0 x H1 pairs.
+    distance of two keypoints is the smallest over all pairs of their descriptions (``descriptor_similarity``).
+    """
+    return _distance(descriptor_similarity(desc0, desc1))
+
+
+def descriptor_similarity(desc0: torch.Tensor, desc1: torch.Tensor) -> torch.Tensor:
+    """Cosine similarities (N0, N1) of unit descriptors (N0, D) or (N0, H0, D) and (N1, D) or (N1, H1, D): for
+    keypoints with several descriptions the largest over all pairs of them.
+
+    Repeated descriptions (a keypoint without a second peak carries copies of its first) are compared once:
+    most keypoints have one distinct description, so this takes about a quarter of the products of all
+    H0 x H1 pairs.
     """
     n0, n1 = desc0.shape[0], desc1.shape[0]
     rows0, owner0 = _distinct_rows(desc0.float().reshape(n0, -1, desc0.shape[-1]))
@@ -41,7 +50,12 @@ def descriptor_distances(desc0: torch.Tensor, desc1: torch.Tensor) -> torch.Tens
     best = over_columns(similarity[:n0])
     if len(owner0):
         best.scatter_reduce_(0, owner0[:, None].expand(-1, n1), over_columns(similarity[n0:]), "amax")
-    return (2.0 - 2.0 * best).clamp_min(0.0).sqrt()
+    return best
+
+
+def _distance(similarity: torch.Tensor) -> torch.Tensor:
+    """L2 distance of unit vectors from their cosine similarity."""
+    return (2.0 - 2.0 * similarity).clamp_min(0.0).sqrt()
 
 
 def match_mutual_nn(desc0: torch.Tensor, desc1: torch.Tensor, max_distance: float = 2.0,
@@ -57,21 +71,22 @@ def match_mutual_nn(desc0: torch.Tensor, desc1: torch.Tensor, max_distance: floa
     """
     if desc0.shape[0] == 0 or desc1.shape[0] == 0:
         return desc0.new_zeros((0, 2), dtype=torch.long), desc0.new_zeros((0,), dtype=torch.float32)
-    distance = descriptor_distances(desc0, desc1)
+    # Nearest neighbours by similarity (distance falls as similarity rises); distances only of the few needed.
+    similarity = descriptor_similarity(desc0, desc1)
     if allowed is not None:
-        distance = distance.masked_fill(~allowed, float("inf"))
-    nn01 = distance.argmin(dim=1)
-    nn10 = distance.argmin(dim=0)
+        similarity = similarity.masked_fill(~allowed, float("-inf"))
+    nn01 = similarity.argmax(dim=1)
+    nn10 = similarity.argmax(dim=0)
     index0 = torch.arange(desc0.shape[0], device=desc0.device)
     keep = nn10[nn01] == index0
-    best = distance[index0, nn01]
+    best = _distance(similarity[index0, nn01])
     keep &= best <= max_distance
     if ratio < 1.0:
         # Each direction's test needs a second candidate on that side.
-        if distance.shape[1] > 1:
-            keep &= best < ratio * distance.topk(2, dim=1, largest=False).values[:, 1]
-        if distance.shape[0] > 1:
-            keep &= best < ratio * distance.topk(2, dim=0, largest=False).values[1][nn01]
+        if similarity.shape[1] > 1:
+            keep &= best < ratio * _distance(similarity.topk(2, dim=1).values[:, 1])
+        if similarity.shape[0] > 1:
+            keep &= best < ratio * _distance(similarity.topk(2, dim=0).values[1][nn01])
     matches = torch.stack([index0[keep], nn01[keep]], dim=1)
     return matches, best[keep]
 
