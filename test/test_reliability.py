@@ -10,6 +10,7 @@ of the pytest run (conftest.py).
 from __future__ import annotations
 
 import array
+import math
 import os
 import signal
 import time
@@ -364,19 +365,22 @@ def test_runtime_faults_are_refused_or_reported(reliability_figures):
     node = start_node('/faults', '-p', 'top_k:=128', qos_depth=10)
     observed = {}
     try:
-        for i in range(3):
-            send_and_wait(node, crop(photo(), 60 + i, 60))
+        detect_ms = [send_and_wait(node, crop(photo(), 60 + i, 60))[1].detect_ms for i in range(3)]
         # A model size the node cannot carry, set at run time (it stopped all output for minutes before).
         # ROS applies the parameters of one request one at a time: 2160x320 is accepted, then 2160x3840 refused.
         height, width = node.set_parameters(model_height=2160, model_width=3840)
         assert height.successful and not width.successful, (height.reason, width.reason)
         assert 'exceeds max_model_pixels' in width.reason, width.reason
         observed['model 2160x3840 at run time'] = width.reason
-        # A size within the bound whose predicted frame time exceeds output_stall_timeout.
-        assert all(r.successful for r in node.set_parameters(output_stall_timeout=0.5))
+        # A size within the bound whose predicted frame time exceeds output_stall_timeout. The node predicts
+        # 1080x1920 from the frames it measured at 240x320: at least 27 times their median detect time. Half
+        # the least of those times 27 is below that prediction on any CPU, however fast (the parameter's
+        # lowest value, 0.01 s, would take a detector under 0.74 ms at 240x320).
+        timeout = max(0.01, min(0.5, math.floor(27 * min(detect_ms) / 2) / 1e3))
+        assert all(r.successful for r in node.set_parameters(output_stall_timeout=timeout))
         height, width = node.set_parameters(model_height=1080, model_width=1920)
-        assert not width.successful and width.reason.startswith('refused: predicted'), width.reason
-        observed['model 1080x1920 with output_stall_timeout 0.5 s'] = width.reason
+        assert not width.successful and width.reason.startswith('refused: predicted'), (timeout, width.reason)
+        observed[f'model 1080x1920 with output_stall_timeout {timeout:g} s'] = width.reason
         assert all(r.successful for r in node.set_parameters(output_stall_timeout=10.0, model_height=240))
         keypoints, _ = send_and_wait(node, crop(photo(), 70, 60))
         assert len(keypoints.x) > 0, 'still working with the old settings'
