@@ -26,6 +26,7 @@ import torch
 
 _engine_threads: int | None = None
 _pool: ThreadPoolExecutor | None = None
+_pool_size = 0
 _pool_lock = threading.Lock()
 Item = TypeVar("Item")
 
@@ -69,10 +70,11 @@ def parallel_map(function: Callable[[Item], Any], items: Sequence[Item]) -> list
 
 def _thread_pool() -> ThreadPoolExecutor:
     """The process's pool for ``parallel_map``, with ``engine_threads()`` threads (remade when that changes)."""
-    global _pool
+    global _pool, _pool_size
     with _pool_lock:
-        if _pool is None or _pool._max_workers != engine_threads():  # noqa: SLF001 - its size, set by us
+        if _pool is None or _pool_size != engine_threads():
             if _pool is not None:
                 _pool.shutdown(wait=False)
-            _pool = ThreadPoolExecutor(engine_threads(), thread_name_prefix="rfnet_parallel")
+            _pool_size = engine_threads()
+            _pool = ThreadPoolExecutor(_pool_size, thread_name_prefix="rfnet_parallel")
         return _pool

@@ -25,6 +25,7 @@ on the CPU, not batched on the pipeline's device.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -76,6 +77,10 @@ class FramedKeypoints:
     radius: torch.Tensor
     direction: torch.Tensor
     pyramid: list[torch.Tensor] | None = None
+
+    def with_pyramid(self) -> FramedKeypoints:
+        """These keypoints with their image's pyramid, made here if not yet."""
+        return self if self.pyramid is not None else dataclasses.replace(self, pyramid=image_pyramid(self.image))
 
     def take(self, index: torch.Tensor | slice) -> FramedKeypoints:
         """The keypoints at ``index`` (an index or bool tensor over M, or a slice), on the same image."""
@@ -144,19 +149,20 @@ def refine_matches(first: FramedKeypoints, second: FramedKeypoints,
     m = first.xy.shape[0]
     if m == 0:
         return second.xy.clone(), torch.zeros(0, dtype=torch.bool, device=second.xy.device)
-    pyramid = image_pyramid(second.image) if second.pyramid is None else second.pyramid
+    first, second = first.with_pyramid(), second.with_pyramid()  # made once, read by every group
     threads = max(1, min(engine_threads(), m // MIN_GROUP))
     groups = threads * math.ceil(m / (threads * CHUNK))  # a whole number of groups per thread
     size = math.ceil(m / groups)
     parts = parallel_map(lambda start: _refine_group(first.take(slice(start, start + size)),
-                                                     second.take(slice(start, start + size)), pyramid, settings),
+                                                     second.take(slice(start, start + size)), settings),
                          range(0, m, size))
     return torch.cat([xy for xy, _ in parts]), torch.cat([moved for _, moved in parts])
 
 
-def _refine_group(first: FramedKeypoints, second: FramedKeypoints, pyramid: list[torch.Tensor],
+def _refine_group(first: FramedKeypoints, second: FramedKeypoints,
                   settings: RefinementSettings) -> tuple[torch.Tensor, torch.Tensor]:
-    """``refine_matches`` of one group of matches; ``pyramid``: ``image_pyramid(second.image)``."""
+    """``refine_matches`` of one group of matches, both sides with their pyramids."""
+    pyramid = second.pyramid
     xy1, radius1 = second.xy, second.radius
     half0 = (first.radius * settings.window).clamp(min=settings.min_window)
     if settings.max_window > 0:
