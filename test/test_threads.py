@@ -1,4 +1,5 @@
-"""Work side by side on the engines' threads (rfnet_ros.threads.parallel_map) and what uses it."""
+"""Work side by side on the engines' threads (rfnet_ros.threads.parallel_map) and what uses it: the
+refinement's groups of matches, the matching's blocks of descriptions."""
 import threading
 
 import cv2
@@ -10,6 +11,7 @@ from test_refinement import directions, to_tensor
 
 from rfnet_ros import threads
 from rfnet_ros.matching import refinement
+from rfnet_ros.matching.mutual_nn import descriptor_similarity, match_mutual_nn
 from rfnet_ros.matching.refinement import FramedKeypoints, refine_matches
 
 
@@ -65,3 +67,25 @@ def test_refinement_groups_side_by_side_give_the_same_places(engine_threads, mon
     for places, moved in results[1:]:
         assert torch.equal(places, results[0][0]) and torch.equal(moved, results[0][1])
     assert results[0][1].float().mean() > 0.5  # most were aligned
+
+
+def test_matching_in_blocks_side_by_side_gives_the_same_matches(engine_threads):
+    # Mutual nearest neighbours over descriptions with second peaks: the similarity's row blocks and the
+    # column-wise nearest neighbours run on the engines' threads when each block has MIN_BLOCK rows.
+    generator = torch.Generator().manual_seed(3)
+    n = 1000
+    first = torch.nn.functional.normalize(torch.randn(n, 3, 128, generator=generator), dim=-1)
+    single = torch.rand(n, 2, generator=generator) < 0.7  # most keypoints repeat their first description
+    first[:, 1][single[:, 0]] = first[:, 0][single[:, 0]]
+    first[:, 2][single[:, 1]] = first[:, 0][single[:, 1]]
+    noisy = first + 0.3 * torch.randn(first.shape, generator=generator)
+    second = torch.nn.functional.normalize(noisy, dim=-1)[torch.randperm(n, generator=generator)]
+    results = []
+    for count in (1, 2, 3):
+        engine_threads(count)
+        with torch.inference_mode():
+            results.append((descriptor_similarity(first, second), *match_mutual_nn(first, second)))
+    for similarity, matches, distances in results[1:]:
+        assert torch.equal(similarity, results[0][0])
+        assert torch.equal(matches, results[0][1]) and torch.equal(distances, results[0][2])
+    assert len(results[0][1]) > n / 2

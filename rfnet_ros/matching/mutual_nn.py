@@ -4,6 +4,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from rfnet_ros.threads import engine_threads, parallel_map
+
+MIN_BLOCK = 256  # fewest rows or columns worth a thread of their own (descriptor_similarity, match_mutual_nn)
+
 
 def _distinct_rows(desc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, H, D) descriptions -> (N + R, D) rows and (R,) owners: each keypoint's first description, then
@@ -38,19 +42,31 @@ def descriptor_similarity(desc0: torch.Tensor, desc1: torch.Tensor) -> torch.Ten
     n0, n1 = desc0.shape[0], desc1.shape[0]
     rows0, owner0 = _distinct_rows(desc0.float().reshape(n0, -1, desc0.shape[-1]))
     rows1, owner1 = _distinct_rows(desc1.float().reshape(n1, -1, desc1.shape[-1]))
-    similarity = rows0 @ rows1.T  # (N0 + R0, N1 + R1)
 
     def over_columns(rows: torch.Tensor) -> torch.Tensor:
-        """(r, N1 + R1) similarities -> (r, N1): the largest over each keypoint of desc1's descriptions."""
-        out = rows[:, :n1].clone()
+        """(r, D) descriptions of desc0 -> (r, N1) similarities: the largest over each keypoint of desc1's
+        descriptions."""
+        similarity = rows @ rows1.T  # (r, N1 + R1)
+        out = similarity[:, :n1]
         if len(owner1):
-            out.scatter_reduce_(1, owner1.expand(len(rows), -1), rows[:, n1:], "amax")
+            out = out.clone().scatter_reduce_(1, owner1.expand(len(rows), -1), similarity[:, n1:], "amax")
         return out
 
-    best = over_columns(similarity[:n0])
+    # Blocks of rows side by side on the engines' threads (rfnet_ros.threads): the product and the
+    # column-wise reduction take most of the matching's time, each on one thread.
+    blocks = _blocks(len(rows0))
+    best = torch.cat(parallel_map(lambda rows: over_columns(rows0[rows]), blocks)) if len(blocks) > 1 \
+        else over_columns(rows0)
     if len(owner0):
-        best.scatter_reduce_(0, owner0[:, None].expand(-1, n1), over_columns(similarity[n0:]), "amax")
-    return best
+        best[:n0].scatter_reduce_(0, owner0[:, None].expand(-1, n1), best[n0:], "amax")
+    return best[:n0]
+
+
+def _blocks(length: int) -> list[slice]:
+    """``length`` rows (or columns) cut into one block per engine thread, none under ``MIN_BLOCK``."""
+    count = max(1, min(engine_threads(), length // MIN_BLOCK))
+    size = -(-length // count)
+    return [slice(start, start + size) for start in range(0, length, size)]
 
 
 def _distance(similarity: torch.Tensor) -> torch.Tensor:
@@ -76,7 +92,10 @@ def match_mutual_nn(desc0: torch.Tensor, desc1: torch.Tensor, max_distance: floa
     if allowed is not None:
         similarity = similarity.masked_fill(~allowed, float("-inf"))
     nn01 = similarity.argmax(dim=1)
-    nn10 = similarity.argmax(dim=0)
+    # Down the columns is a strided read, several times slower than along the rows: blocks side by side.
+    columns = _blocks(similarity.shape[1])
+    nn10 = torch.cat(parallel_map(lambda block: similarity[:, block].argmax(dim=0), columns)) if len(columns) > 1 \
+        else similarity.argmax(dim=0)
     index0 = torch.arange(desc0.shape[0], device=desc0.device)
     keep = nn10[nn01] == index0
     best = _distance(similarity[index0, nn01])
