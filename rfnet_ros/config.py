@@ -111,6 +111,10 @@ class FeatureConfig:
     refine_window_samples: int = _setting(32, "Side in samples of the square windows match refinement aligns "
                                           "(fewer: faster, placed less finely; 32 keeps the samples as dense as "
                                           "the descriptor's patch)", low=8, high=64)
+    refine_aligned_samples: int = _setting(256, "Samples of each window that match refinement's Gauss-Newton "
+                                           "steps compare: those where the first image's window has its strongest "
+                                           "gradients (fewer: faster; 0 = every sample of the window; the final "
+                                           "correlation check reads every sample)", low=0, high=4096)
     refine_drop_unaligned: bool = _setting(False, "Drop the matches whose surroundings the refinement could not "
                                            "align (placed no better than the detector's ~2 px); needs "
                                            "refine_matches")

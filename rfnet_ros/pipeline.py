@@ -325,7 +325,8 @@ class FeaturePipeline:
         """keypoints1's xy with the keypoints matched to keypoints0 (``matches`` (M, 2)) refined, and which
         matches (M,) the refinement aligned."""
         settings = RefinementSettings(max_window=self.config.refine_max_window,
-                                      size=self.config.refine_window_samples)
+                                      size=self.config.refine_window_samples,
+                                      samples=self.config.refine_aligned_samples)
         moved, aligned = refine_matches(keypoints0.take(matches[:, 0]), keypoints1.take(matches[:, 1]), settings)
         xy = keypoints1.xy.clone()
         xy[matches[:, 1]] = moved

@@ -10,7 +10,7 @@ from rfnet_ros.model.complexity import count_parameters, descriptor_complexity, 
 from rfnet_ros.model.descriptor import HardNet
 from rfnet_ros.model.detector import Detector, soft_nms_3d
 from rfnet_ros.model.keypoints import nms, select_keypoints
-from rfnet_ros.model.patches import extract_patches
+from rfnet_ros.model.patches import extract_patches, image_pyramid, sample_patch_points
 from rfnet_ros.model.rfnet import model_to_input
 
 H, W = 240, 320
@@ -177,6 +177,32 @@ def test_patches_beyond_the_sides_opencv_remap_takes_are_cut_alike():
         patches = extract_patches(long_image, torch.tensor([[20_000.0, 2.0]]), torch.tensor([3.0]),
                                   torch.tensor([[1.0, 0.0]]), size=8)
     assert patches.shape == (1, 1, 8, 8) and torch.isfinite(patches).all()
+
+
+def test_points_sampled_where_patches_put_their_samples():
+    # sample_patch_points at a patch's own sample points gives the patch: by remap without gradients, by
+    # grid_sample with them, on every pyramid level and beyond the border.
+    torch.manual_seed(2)
+    image = F.avg_pool2d(torch.rand(1, 1, 240, 320), 3, stride=1, padding=1)
+    pyramid = image_pyramid(image)
+    n, size = 200, 16
+    xy = torch.rand(n, 2) * torch.tensor([340.0, 260.0]) - 10
+    radius = torch.exp(torch.empty(n).uniform_(np.log(3.0), np.log(120.0)))
+    angle = torch.rand(n) * 2 * np.pi
+    direction = torch.stack([angle.cos(), angle.sin()], dim=1)
+    t = (torch.arange(size) + 0.5) / size * 2 - 1
+    ty, tx = torch.meshgrid(t, t, indexing="ij")
+    grid = torch.stack([tx, ty], dim=-1).reshape(1, -1, 2)
+    chosen = torch.stack([torch.randperm(size * size)[:50] for _ in range(n)])  # 50 of each patch's samples
+    points = grid.expand(n, -1, -1).gather(1, chosen[..., None].expand(-1, -1, 2))
+    with torch.inference_mode():
+        patches = extract_patches(image, xy, radius, direction, size, pyramid).reshape(n, -1).gather(1, chosen)
+        fast = sample_patch_points(pyramid, xy, radius, direction, points, size)
+    exact = sample_patch_points(pyramid, xy.requires_grad_(), radius, direction, points, size)
+    assert exact.requires_grad and fast.shape == exact.shape == (n, 50)
+    assert (fast - patches).abs().max() < 1e-5
+    assert (exact.detach() - patches).abs().max() < 1e-4
+    assert sample_patch_points(pyramid, xy[:0], radius[:0], direction[:0], points[:0], size).shape == (0, 50)
 
 
 def test_hardnet_output_is_unit_length():

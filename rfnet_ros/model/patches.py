@@ -42,13 +42,11 @@ def extract_patches(image: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor,
     cos, sin = orientation[:, 0] * radius, orientation[:, 1] * radius
     affine = torch.stack([torch.stack([cos, -sin, xy[:, 0]], dim=-1),
                           torch.stack([sin, cos, xy[:, 1]], dim=-1)], dim=1)  # (N, 2, 3): (tx, ty, 1) -> px
-    # Pixels of the source image per patch pixel decides the pyramid level (0: full resolution).
-    step = (2 * radius / size).detach()
-    level = torch.clamp(torch.floor(torch.log2(step.clamp(min=1.0))), 0, PYRAMID_LEVELS - 1).long()
+    level = _pyramid_levels(radius, size)
     top = int(level.max())
     if pyramid is None:
         pyramid = image_pyramid(image, top + 1)
-    if _remap_applies(image, size, xy, radius, orientation):
+    if _remap_applies(image, size * size, xy, radius, orientation):
         return _remap_patches(pyramid, xy, radius, orientation, level, size)
 
     def sample(lvl: int, maps: torch.Tensor) -> torch.Tensor:
@@ -74,12 +72,75 @@ def extract_patches(image: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor,
     return patches
 
 
-def _remap_applies(image: torch.Tensor, size: int, *keypoint_values: torch.Tensor) -> bool:
-    """Whether ``_remap_patches`` can cut these patches: float32 on the CPU, no gradient wanted, and an image
-    and a patch (``size`` x ``size`` samples, one row of the maps) within the sides OpenCV's remap accepts."""
+def _pyramid_levels(radius: torch.Tensor, size: int) -> torch.Tensor:
+    """(N,) pyramid level each patch is read from: the one whose pixels are closest to (not larger than) the
+    patch's samples, ``2 * radius / size`` image px apart (0: full resolution)."""
+    step = (2 * radius / size).detach()
+    return torch.clamp(torch.floor(torch.log2(step.clamp(min=1.0))), 0, PYRAMID_LEVELS - 1).long()
+
+
+def sample_patch_points(pyramid: list[torch.Tensor], xy: torch.Tensor, radius: torch.Tensor,
+                        orientation: torch.Tensor, points: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear samples (N, K) of an image at K points per patch, where ``extract_patches`` with the same
+    keypoints and ``size`` would place its samples: points (N, K, 2) are (tx, ty) in the patch's [-1, 1]
+    square (its sample (row i, column j) lies at ((j + 0.5) / size * 2 - 1, (i + 0.5) / size * 2 - 1)), read
+    from the same pyramid level. pyramid: ``image_pyramid(image)`` with enough levels (``PYRAMID_LEVELS``)."""
+    n, k = points.shape[:2]
+    if n == 0 or k == 0:
+        return pyramid[0].new_zeros((n, k))
+    level = _pyramid_levels(radius, size)
+    if _remap_applies(pyramid[0], k, xy, radius, orientation, points):
+        return _remap_points(pyramid, xy, radius, orientation, points, level)
+    cos, sin = orientation[:, 0] * radius, orientation[:, 1] * radius
+    tx, ty = points[..., 0], points[..., 1]
+    x = xy[:, 0:1] + cos[:, None] * tx - sin[:, None] * ty  # image px
+    y = xy[:, 1:2] + sin[:, None] * tx + cos[:, None] * ty
+    samples = pyramid[0].new_empty((n, k))
+    for lvl in range(int(level.max()) + 1):
+        index = (level == lvl).nonzero().squeeze(1)
+        if index.numel():
+            # Image px -> grid_sample's [-1, 1] of this level (as in extract_patches).
+            height, width = pyramid[lvl].shape[-2:]
+            grid = torch.stack([(x[index] + 0.5) * (2 / (2 ** lvl * width)) - 1,
+                                (y[index] + 0.5) * (2 / (2 ** lvl * height)) - 1], dim=-1)
+            samples[index] = F.grid_sample(pyramid[lvl], grid[None], mode="bilinear", padding_mode="border",
+                                           align_corners=False)[0, 0]
+    return samples
+
+
+def _remap_points(pyramid: list[torch.Tensor], xy: torch.Tensor, radius: torch.Tensor, orientation: torch.Tensor,
+                  points: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+    """``sample_patch_points`` by OpenCV's ``remap`` (see ``_remap_patches``), with its maps made in numpy:
+    these are small arrays, for which numpy's per-operation cost is a fraction of PyTorch's."""
+    xy, radius, orientation, points, level = (v.numpy() for v in (xy.float(), radius.float(), orientation.float(),
+                                                                  points.float(), level))
+    cos, sin = (orientation[:, 0] * radius)[:, None], (orientation[:, 1] * radius)[:, None]
+    tx, ty = points[..., 0], points[..., 1]
+    gain = (np.float32(0.5) ** level.astype(np.float32))[:, None]  # image px -> each patch's level's px
+    x = ((xy[:, 0:1] + 0.5) + cos * tx - sin * ty) * gain - 0.5
+    y = ((xy[:, 1:2] + 0.5) + sin * tx + cos * ty) * gain - 0.5
+    top = int(level.max())
+    samples = np.empty(x.shape, np.float32)
+    for lvl in range(top + 1):
+        index = slice(None) if top == 0 else np.flatnonzero(level == lvl)
+        map_x, map_y = x[index], y[index]
+        source = pyramid[lvl][0, 0].numpy()
+        for start in range(0, len(map_x), REMAP_MAX_SIDE - 1):  # one patch per row, fewer rows than the limit
+            rows = slice(start, start + REMAP_MAX_SIDE - 1)
+            part = cv2.remap(source, map_x[rows], map_y[rows], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            if top == 0:
+                samples[rows] = part
+            else:
+                samples[index[rows]] = part
+    return torch.from_numpy(samples)
+
+
+def _remap_applies(image: torch.Tensor, row_length: int, *keypoint_values: torch.Tensor) -> bool:
+    """Whether OpenCV's ``remap`` can take these samples: float32 on the CPU, no gradient wanted, and an image
+    and a row of the maps (``row_length`` samples: one patch) within the sides OpenCV's remap accepts."""
     wants_gradient = torch.is_grad_enabled() and any(v.requires_grad for v in (image, *keypoint_values))
     return (image.device.type == "cpu" and image.dtype == torch.float32 and not wants_gradient
-            and max(*image.shape[-2:], size * size) < REMAP_MAX_SIDE)
+            and max(*image.shape[-2:], row_length) < REMAP_MAX_SIDE)
 
 
 def _remap_patches(pyramid: list[torch.Tensor], xy: torch.Tensor, radius: torch.Tensor, orientation: torch.Tensor,
@@ -114,4 +175,4 @@ def orientation_angle(orientation: torch.Tensor) -> torch.Tensor:
     return torch.atan2(orientation[..., 1], orientation[..., 0])
 
 
-__all__ = ["extract_patches", "image_pyramid", "orientation_angle"]
+__all__ = ["extract_patches", "image_pyramid", "orientation_angle", "sample_patch_points"]
