@@ -34,7 +34,7 @@ import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 from rfnet_ros.image_messages import array_to_image_fields
@@ -139,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bad-every", type=int, default=50, help="every Nth frame is malformed (0: none)")
     parser.add_argument("--sample-every", type=float, default=5.0, help="seconds between RSS samples")
     parser.add_argument("--photo", type=Path, default=DEFAULT_PHOTO, help="photo the frames are cut from")
+    parser.add_argument("--qos", choices=("sensor_data", "reliable"), default="sensor_data",
+                        help="QoS of the published frames: sensor_data (best effort, as camera drivers publish; "
+                        "the default) or reliable (keep last 1, and the node's image_qos reliable to match): "
+                        "best effort loses frames larger than the middleware's shared-memory segments (640x480 "
+                        "bgr8) in fragments")
     args = parser.parse_args(argv)
     frame_width, frame_height = (int(v) for v in args.size.lower().split("x"))
     if args.params_file is None:
@@ -148,11 +153,12 @@ def main(argv: list[str] | None = None) -> int:
         overrides["model_height"], overrides["model_width"] = (int(v) for v in args.model_size.lower().split("x"))
     if args.top_k:
         overrides["top_k"] = args.top_k
+    node_overrides = {**overrides, **({"image_qos": "reliable"} if args.qos == "reliable" else {})}
 
     command = [sys.executable, "-m", "rfnet_ros.ros.node", "--ros-args", "-r", f"__ns:={NAMESPACE}"]
     if args.params_file:
         command += ["--params-file", str(args.params_file)]
-    for name, value in overrides.items():
+    for name, value in node_overrides.items():
         command += ["-p", f"{name}:={value}"]
     node = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
@@ -171,7 +177,9 @@ def main(argv: list[str] | None = None) -> int:
 
     probe.create_subscription(FrameTiming, f"{NAMESPACE}/timing", on_timing, 100)
     probe.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 100)
-    publisher = probe.create_publisher(Image, f"{NAMESPACE}/image", qos_profile_sensor_data)
+    frame_qos = qos_profile_sensor_data if args.qos == "sensor_data" else QoSProfile(
+        depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
+    publisher = probe.create_publisher(Image, f"{NAMESPACE}/image", frame_qos)
     executor = SingleThreadedExecutor()
     executor.add_node(probe)
     spinner = threading.Thread(target=executor.spin, daemon=True)
@@ -241,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     settled = samples[samples[:, 0] >= 0.1 * samples[-1, 0]]
     slope = np.polyfit(settled[:, 0], settled[:, 1], 1)[0] * 3600 if len(settled) >= 3 else float("nan")
     bad_count = args.frames // args.bad_every if args.bad_every else 0
-    settings = ", ".join(f"{k} {v}" for k, v in overrides.items()) or "the file's model size and top_k"
+    settings = ", ".join(f"{k} {v}" for k, v in node_overrides.items()) or "the file's model size and top_k"
+    settings += f"; frames published with QoS {args.qos}"
     print(f"[soak] node: {args.params_file or 'defaults'}, {settings}; {args.frames} frames of {args.size} "
           f"{args.encoding} at {args.rate:g} Hz ({bad_count} malformed) published in {publish_s:.0f} s")
     print(f"[soak] counters: received {counters.get('frames_received')}, processed {counters.get('frames_processed')}, "
