@@ -15,6 +15,10 @@ Printed: min / median / max ms per frame, the median CPU time of the process per
 steadier than wall-clock time on a machine that other work keeps busy, though not what a frame waits), and
 the ratios ours/SIFT (same top-k) and lite/full (same engine, precision and top-k) of the median totals, and
 ours/SIFT of the CPU times. Speed targets belong here, never in unit tests.
+
+The C allocator keeps freed memory for reuse (``rfnet_ros.allocator``; ``--allocator-as-is`` leaves it): with
+glibc's own thresholds, whether a method's large blocks are faulted in afresh every frame depends on what
+the process ran before it, and OpenCV's SIFT took half as long again for that alone.
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ import cv2
 import numpy as np
 import torch
 
+from rfnet_ros.allocator import keep_freed_memory
 from rfnet_ros.config import ENGINES, NodeConfig, load_config
 from rfnet_ros.engines import EngineUnavailable, resolve_device
 from rfnet_ros.engines.factory import PRECISIONS, installed
@@ -194,11 +199,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="CPU threads of PyTorch's own operations between the engines (default 1, as the node "
                              "runs them: rfnet_ros.threads; 0: as many as --threads)")
     parser.add_argument("--out", type=Path, default=None, help="also write the results to this JSON file")
+    parser.add_argument("--allocator-as-is", action="store_true",
+                        help="leave the C allocator's thresholds as they are (default: freed memory is kept for "
+                        "reuse, rfnet_ros.allocator, so that no method's time depends on page faults that what "
+                        "ran before in the process decides)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    allocator = "C allocator as it is (--allocator-as-is)" if args.allocator_as_is else keep_freed_memory()
     apply_thread_options(args.threads, args.torch_threads)
     try:
         device = resolve_device(args.device)
@@ -227,13 +237,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ms per frame over {args.frames} frames of {args.image.name} at {args.height}x{args.width} "
           f"(median per stage; min / median / max total), after {args.warmup} warm-up rounds")
     print(f"device: {device_description(device)}; engine threads {engine_threads()}; torch {torch.__version__}, "
-          f"OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads)")
+          f"OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads); {allocator}")
     print(format_table(summaries))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
         args.out.write_text(json.dumps({"settings": settings, "device": device_description(device),
                                         "torch": torch.__version__, "opencv": cv2.__version__,
+                                        "allocator": allocator,
                                         "results": summaries}, indent=1))
     return 0
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from rfnet_ros.allocator import keep_freed_memory
 from rfnet_ros.benchmark.bench import Method, benchmark_frames, opencv_method, pipeline_method
 from rfnet_ros.config import NodeConfig, load_config
 from rfnet_ros.engine_parity import Parity, compare
@@ -81,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rfnet-bench gpu: error: {problem}", file=sys.stderr)
         return 2
     device = torch.device(args.device)
-    print(f"device: {device_description(device)}; torch {torch.__version__}, CUDA {torch.version.cuda}")
+    print(f"device: {device_description(device)}; torch {torch.__version__}, CUDA {torch.version.cuda}; "
+          f"{keep_freed_memory()}")
     frames = benchmark_frames(args.image, args.height, args.width)
     methods: list[Method] = []
     checks: list[dict[str, Any]] = []
