@@ -160,7 +160,9 @@ def refine_matches(first: FramedKeypoints, second: FramedKeypoints,
     ``MIN_GROUP`` matches, since more, smaller groups than that lose to the overhead and to the interpreter
     lock the threads share (573 matches on 2 cores: 8 groups on 8 threads 54-68 ms, one thread 24-35, 2
     threads with groups of 96 37-44, 144 24-36, 287 19-28; 406 matches: one thread 16-19, 2 groups of 203
-    on 2 threads 14-15, 4 of 102 20-23).
+    on 2 threads 14-15, 4 of 102 20-23; all with every sample compared). With 256 compared samples a group
+    is mostly interpreter time, so on 2 cores the two threads gain little (573 matches: 15.9-17.0 ms side by
+    side, 16.0-16.8 one after the other).
     """
     m = first.xy.shape[0]
     if m == 0:
