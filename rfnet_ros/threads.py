@@ -16,6 +16,7 @@ is descheduled delays only its own pieces (the others do not spin waiting for it
 """
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -66,6 +67,16 @@ def parallel_map(function: Callable[[Item], Any], items: Sequence[Item]) -> list
             return function(item)
 
     return [future.result() for future in [_thread_pool().submit(call, item) for item in items]]
+
+
+def thread_blocks(length: int, fewest: int, most: int | None = None) -> list[slice]:
+    """``length`` items cut into equal blocks for ``parallel_map``: a whole number per engine thread, no thread
+    given fewer than ``fewest`` items (one block when there are fewer), no block over ``most`` (None: no
+    limit)."""
+    threads = max(1, min(engine_threads(), length // fewest))
+    count = threads * math.ceil(length / (threads * most)) if most else threads
+    size = max(1, math.ceil(length / count))
+    return [slice(start, start + size) for start in range(0, length, size)] or [slice(0, 0)]
 
 
 def _thread_pool() -> ThreadPoolExecutor:

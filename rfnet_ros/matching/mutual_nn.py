@@ -1,10 +1,12 @@
 """Mutual nearest-neighbour matching of L2-normalised descriptors, on the descriptors' device."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
-from rfnet_ros.threads import engine_threads, parallel_map
+from rfnet_ros.threads import parallel_map, thread_blocks
 
 MIN_BLOCK = 256  # fewest rows or columns worth a thread of their own (descriptor_similarity, match_mutual_nn)
 
@@ -54,19 +56,17 @@ def descriptor_similarity(desc0: torch.Tensor, desc1: torch.Tensor) -> torch.Ten
 
     # Blocks of rows side by side on the engines' threads (rfnet_ros.threads): the product and the
     # column-wise reduction take most of the matching's time, each on one thread.
-    blocks = _blocks(len(rows0))
-    best = torch.cat(parallel_map(lambda rows: over_columns(rows0[rows]), blocks)) if len(blocks) > 1 \
-        else over_columns(rows0)
+    best = _in_blocks(lambda rows: over_columns(rows0[rows]), len(rows0))
     if len(owner0):
         best[:n0].scatter_reduce_(0, owner0[:, None].expand(-1, n1), best[n0:], "amax")
     return best[:n0]
 
 
-def _blocks(length: int) -> list[slice]:
-    """``length`` rows (or columns) cut into one block per engine thread, none under ``MIN_BLOCK``."""
-    count = max(1, min(engine_threads(), length // MIN_BLOCK))
-    size = -(-length // count)
-    return [slice(start, start + size) for start in range(0, length, size)]
+def _in_blocks(function: Callable[[slice], torch.Tensor], length: int) -> torch.Tensor:
+    """``function`` of ``length`` rows (or columns) in blocks side by side (``thread_blocks``, none under
+    ``MIN_BLOCK``), its results joined along the first axis; one call on all of them when one block."""
+    blocks = thread_blocks(length, MIN_BLOCK)
+    return torch.cat(parallel_map(function, blocks)) if len(blocks) > 1 else function(slice(None))
 
 
 def _distance(similarity: torch.Tensor) -> torch.Tensor:
@@ -93,9 +93,7 @@ def match_mutual_nn(desc0: torch.Tensor, desc1: torch.Tensor, max_distance: floa
         similarity = similarity.masked_fill(~allowed, float("-inf"))
     nn01 = similarity.argmax(dim=1)
     # Down the columns is a strided read, several times slower than along the rows: blocks side by side.
-    columns = _blocks(similarity.shape[1])
-    nn10 = torch.cat(parallel_map(lambda block: similarity[:, block].argmax(dim=0), columns)) if len(columns) > 1 \
-        else similarity.argmax(dim=0)
+    nn10 = _in_blocks(lambda columns: similarity[:, columns].argmax(dim=0), similarity.shape[1])
     index0 = torch.arange(desc0.shape[0], device=desc0.device)
     keep = nn10[nn01] == index0
     best = _distance(similarity[index0, nn01])

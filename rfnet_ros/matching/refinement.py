@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from rfnet_ros.model.patches import extract_patches, image_pyramid, sample_patch_points
-from rfnet_ros.threads import engine_threads, parallel_map
+from rfnet_ros.threads import parallel_map, thread_blocks
 
 MIN_CONTRAST = 1e-3  # intensities 0..1
 CHUNK = 512  # most matches aligned together (refine_matches)
@@ -168,12 +168,8 @@ def refine_matches(first: FramedKeypoints, second: FramedKeypoints,
     if m == 0:
         return second.xy.clone(), torch.zeros(0, dtype=torch.bool, device=second.xy.device)
     first, second = first.with_pyramid(), second.with_pyramid()  # made once, read by every group
-    threads = max(1, min(engine_threads(), m // MIN_GROUP))
-    groups = threads * math.ceil(m / (threads * CHUNK))  # a whole number of groups per thread
-    size = math.ceil(m / groups)
-    parts = parallel_map(lambda start: _refine_group(first.take(slice(start, start + size)),
-                                                     second.take(slice(start, start + size)), settings),
-                         range(0, m, size))
+    parts = parallel_map(lambda group: _refine_group(first.take(group), second.take(group), settings),
+                         thread_blocks(m, MIN_GROUP, CHUNK))
     return torch.cat([xy for xy, _ in parts]), torch.cat([moved for _, moved in parts])
 
 
