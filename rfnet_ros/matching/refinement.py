@@ -99,12 +99,19 @@ class FramedKeypoints:
         return FramedKeypoints(self.image, self.xy[index], self.radius[index], self.direction[index], self.pyramid)
 
 
+def _centred_spread(windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Windows (M, ...) less their means, and their standard deviations (M, 1, ...) no lower than
+    MIN_CONTRAST, over all but the first axis."""
+    axes = tuple(range(1, windows.dim()))
+    centred = windows - windows.mean(dim=axes, keepdim=True)
+    return centred, centred.square().mean(dim=axes, keepdim=True).sqrt().clamp_min(MIN_CONTRAST)
+
+
 def _standardise(windows: torch.Tensor) -> torch.Tensor:
-    """Zero mean, unit standard deviation per window (M, S, S); featureless windows (deviation below
-    MIN_CONTRAST) stay near zero, so they give no gradient and do not move."""
-    centred = windows - windows.mean(dim=(1, 2), keepdim=True)
-    std = centred.square().mean(dim=(1, 2), keepdim=True).sqrt()
-    return centred / std.clamp_min(MIN_CONTRAST)
+    """Zero mean, unit standard deviation per window (M, S, S) or set of samples (M, K); featureless windows
+    (deviation below MIN_CONTRAST) stay near zero, so they give no gradient and do not move."""
+    centred, spread = _centred_spread(windows)
+    return centred / spread
 
 
 def _gaussian_weights(size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -191,7 +198,7 @@ def _refine_group(first: FramedKeypoints, second: FramedKeypoints,
     moved = torch.isfinite(centre).all(dim=1) & (half > 0) & (moved_by <= settings.max_shift * half1)
     moved &= torch.log(half.clamp_min(1e-6) / half1).abs() <= settings.max_scale_change
     if settings.min_correlation > -1:
-        window, _ = _second_window(second.image, pyramid, centre, half, angle, template.size)
+        window = _second_window(second.image, pyramid, centre, half, angle, template.size)
         moved &= correlation(template.values, window, template.weights) >= settings.min_correlation
     return torch.where(moved[:, None], centre, xy1), moved
 
@@ -222,8 +229,7 @@ class _Template:
             weights = weights.expand(m, -1).gather(1, chosen)
             grad_x, grad_y, values = grad_x.gather(1, chosen), grad_y.gather(1, chosen), values.gather(1, chosen)
             # The steps standardise the window's K samples; the template's are standardised the same way.
-            centred = values - values.mean(dim=1, keepdim=True)
-            spread = centred.square().mean(dim=1, keepdim=True).sqrt().clamp_min(MIN_CONTRAST)
+            centred, spread = _centred_spread(values)
             values, grad_x, grad_y = centred / spread, grad_x / spread, grad_y / spread
         else:
             samples_xy = samples_xy.expand(m, -1, -1)
@@ -239,10 +245,10 @@ class _Template:
 
 
 def _second_window(image: torch.Tensor, pyramid: list[torch.Tensor], centre: torch.Tensor, half: torch.Tensor,
-                   angle: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The standardised second windows (M, S, S) at that pose, and their axes (M, 2)."""
+                   angle: torch.Tensor, size: int) -> torch.Tensor:
+    """The standardised second windows (M, S, S) at that pose."""
     axes = torch.stack([angle.cos(), angle.sin()], dim=-1)
-    return _standardise(extract_patches(image, centre, half, axes, size, pyramid)[:, 0]), axes
+    return _standardise(extract_patches(image, centre, half, axes, size, pyramid)[:, 0])
 
 
 def _align(template: _Template, image: torch.Tensor, pyramid: list[torch.Tensor],
@@ -259,9 +265,8 @@ def _align(template: _Template, image: torch.Tensor, pyramid: list[torch.Tensor]
             break
         now = (_rows(centre, active), _rows(half, active), _rows(angle, active))
         axes = torch.stack([now[2].cos(), now[2].sin()], dim=-1)
-        window = sample_patch_points(pyramid, now[0], now[1], axes, _rows(template.points, active), size)
-        centred = window - window.mean(dim=1, keepdim=True)
-        window = centred / centred.square().mean(dim=1, keepdim=True).sqrt().clamp_min(MIN_CONTRAST)
+        window = _standardise(sample_patch_points(pyramid, now[0], now[1], axes, _rows(template.points, active),
+                                                  size))
         residual = (window - _rows(template.compared, active))[:, None]
         # (M, 4, K) times (M, 1, K) summed over the samples: cheaper than a batched product of these shapes.
         gradient = (_rows(template.weighted_descent, active) * residual).sum(dim=-1, keepdim=True)
