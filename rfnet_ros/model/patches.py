@@ -123,16 +123,19 @@ def _remap_points(pyramid: list[torch.Tensor], xy: torch.Tensor, radius: torch.T
     samples = np.empty(x.shape, np.float32)
     for lvl in range(top + 1):
         index = slice(None) if top == 0 else np.flatnonzero(level == lvl)
-        map_x, map_y = x[index], y[index]
-        source = pyramid[lvl][0, 0].numpy()
-        for start in range(0, len(map_x), REMAP_MAX_SIDE - 1):  # one patch per row, fewer rows than the limit
-            rows = slice(start, start + REMAP_MAX_SIDE - 1)
-            part = cv2.remap(source, map_x[rows], map_y[rows], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            if top == 0:
-                samples[rows] = part
-            else:
-                samples[index[rows]] = part
+        samples[index] = _remap_rows(pyramid[lvl], x[index], y[index])
     return torch.from_numpy(samples)
+
+
+def _remap_rows(source: torch.Tensor, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
+    """OpenCV's bilinear ``remap`` of a (1, 1, h, w) float32 image at maps (n, L), border replicated as
+    grid_sample's "border", one patch per row: in parts of fewer rows than the 32767 remap takes."""
+    image, step = source[0, 0].numpy(), REMAP_MAX_SIDE - 1
+    parts = [cv2.remap(image, map_x[start:start + step], map_y[start:start + step], cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REPLICATE) for start in range(0, len(map_x), step)]
+    if len(parts) == 1:  # the usual case: no copy
+        return parts[0]
+    return np.concatenate(parts) if parts else np.empty(map_x.shape, np.float32)
 
 
 def _remap_applies(image: torch.Tensor, row_length: int, *keypoint_values: torch.Tensor) -> bool:
@@ -162,11 +165,7 @@ def _remap_patches(pyramid: list[torch.Tensor], xy: torch.Tensor, radius: torch.
         tx, ty = t[None, None, :], t[None, :, None]  # patch column, row
         map_x = ((x0 - s * ty) + c * tx).reshape(len(index), -1)  # (n, size * size): x + c tx - s ty
         map_y = ((y0 + c * ty) + s * tx).reshape(len(index), -1)  # y + s tx + c ty
-        source = pyramid[lvl][0, 0].numpy()
-        for start in range(0, len(index), REMAP_MAX_SIDE - 1):  # one patch per row, fewer rows than the limit
-            rows = slice(start, start + REMAP_MAX_SIDE - 1)
-            patches[index[rows]] = cv2.remap(source, map_x[rows], map_y[rows], cv2.INTER_LINEAR,
-                                             borderMode=cv2.BORDER_REPLICATE).reshape(-1, size, size)
+        patches[index] = _remap_rows(pyramid[lvl], map_x, map_y).reshape(-1, size, size)
     return torch.from_numpy(patches)[:, None]
 
 
