@@ -124,19 +124,20 @@ RENDER_PACKAGES = frozenset({"gnome-backgrounds", "sway-backgrounds", "ukui-wall
 RENDERS = DOC_RENDERS | frozenset(
     "Autumn SafeLanding starry_night ocv-input lomiri1604-analogpattern_by_Peter_Nerlich "
     "lomiri2004-Infinite-Sea_by_Aury88 mate-Elephants_3840x2160 mate-Elephants_5640x3172 "
-    "mate-Ubuntu-Mate-Radioactive-no-logo".split()
+    "mate-Ubuntu-Mate-Radioactive-no-logo tuxtype-main_bkg".split()
     + [f"etr-{light}-{side}{size}" for light in ("cloudy", "evening", "night", "sunny")
        for side in ("front", "left", "right") for size in ("", "H")])
 # Images that pass the measures of steps 1-3 but are not images to train or evaluate on.
 EXCLUDED: dict[str, str] = {
     **_reasons("smooth render: gradients and flat geometric shapes", "Kay Patak mate-Gulp "
-               "mate-Ubuntu-Mate-Cold-no-logo debian-emerald-glow"),
+               "mate-Ubuntu-Mate-Cold-no-logo debian-emerald-glow tuxtype-pract"),
     **_reasons("stripes", "mate-Stripes gnome-wood-d gnome-wood-l"),
     **_reasons("logo or icons on a flat background", "gnome-pixels-d gnome-pixels-l "
                + " ".join(f"sway-Sway_Wallpaper_Blue_{s}" for s in ("1136x640", "1136x640_Portrait", "1366x768",
                                                                      "768x1024", "768x1024_Portrait"))),
     **_reasons("synthetic test pattern (regular dots, pixel noise)", "ocv-mask2 pic2 pic4 gnome-symbolic-d"),
-    **_reasons("text, chart or map", "digits sudoku text_motion ocv-stanford ocvdoc-budapest"),
+    **_reasons("text, chart or map", "digits sudoku text_motion ocv-stanford ocvdoc-budapest "
+               "tuxtype-tutor3"),
     **_reasons("chessboard", " ".join([f"left{i:02d}" for i in range(1, 15)]
                                       + [f"right{i:02d}" for i in range(1, 15)])),
     "openuniverse-wingtop": "spacecraft texture: flat shapes and lettering",

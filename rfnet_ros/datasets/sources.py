@@ -54,6 +54,15 @@ PACKAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "extremetuxracer-data": ("etr", ("usr/share/games/etr/terrains", "usr/share/games/etr/env/etr")),
     # Maps of planets and moons (spacecraft mosaics and renders) and two galaxy photographs.
     "openuniverse-common": ("openuniverse", ("usr/share/openuniverse/textures",)),
+    # Endless Sky's landing scenes: photographs of landscapes, coasts, cities and spacecraft interiors.
+    "endless-sky-data": ("endless", ("usr/share/games/endless-sky/images/land",)),
+    # Tux Typing's photographs of landscapes and its space backgrounds.
+    "tuxtype-data": ("tuxtype", ("usr/share/tuxtype/images",)),
+    # Palapeli's puzzle photographs.
+    "palapeli-data": ("palapeli", ("usr/share/palapeli/collection",)),
+    # scikit-learn's and Matplotlib's sample photographs.
+    "python3-sklearn": ("sklearn", ("usr/lib/python3/dist-packages/sklearn/datasets/images",)),
+    "python-matplotlib-data": ("mpl", ("usr/share/matplotlib/mpl-data/sample_data",)),
 }
 # Packages that the tests and the evaluation need (scripts/fetch_data.sh): the held-out and validation
 # photos, the Oxford pair and the demo video come from these. The rest are fetched for training only
