@@ -9,7 +9,14 @@ import torch
 
 from rfnet_ros.config import FeatureConfig
 from rfnet_ros.evaluation.metrics import frame_errors
-from rfnet_ros.model.frames import SIGMAS_PER_RADIUS, characteristic_scale, dominant_orientation, measure_frames
+from rfnet_ros.model.frames import (
+    SIGMAS_PER_RADIUS,
+    characteristic_scale,
+    dominant_orientation,
+    measure_frames,
+    opencv_scale_space,
+    torch_scale_space,
+)
 from rfnet_ros.pipeline import FeaturePipeline
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -168,3 +175,17 @@ def test_lite_frames_follow_a_zoom(lite_frames, degrees, zoom, angle_tolerance, 
     assert len(angle) > 50
     assert np.median(angle) < angle_tolerance, np.median(angle)
     assert np.median(scale) < scale_tolerance, np.median(scale)
+
+
+@pytest.mark.parametrize("size", [(480, 640), (121, 161), (9, 7)])
+def test_scale_space_as_torch_operations_equals_opencvs(size):
+    # The GPU path builds the Laplacian scale space with torch where the image is; on any device it must give
+    # OpenCV's values (the CPU path), the tiny image's coarse octaves with borders wider than the side included.
+    photo = cv2.imread(str(DATA / "images" / "validation" / "ocvdoc-boat.png"), cv2.IMREAD_GRAYSCALE)
+    assert photo is not None, "data/images/validation/ocvdoc-boat.png missing: run scripts/fetch_data.sh"
+    image = cv2.resize(photo, size[::-1], interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    expected = opencv_scale_space(image, 1.6, 4, 4)
+    stacks = torch_scale_space(torch.from_numpy(image), 1.6, 4, 4)
+    assert [tuple(s.shape) for s in stacks] == [s.shape for s in expected]
+    for stack, reference in zip(stacks, expected):
+        assert np.abs(stack.numpy() - reference).max() < 1e-4 * max(1.0, np.abs(reference).max())

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rfnet_ros.config import FeatureConfig
-from rfnet_ros.model.texture import local_contrast
+from rfnet_ros.model.texture import local_contrast, summed_tables
 from rfnet_ros.pipeline import FeaturePipeline
 
 PHOTO = Path(__file__).resolve().parents[1] / "data" / "images" / "heldout" / "building.png"
@@ -52,3 +52,13 @@ def test_local_contrast_is_the_window_standard_deviation():
     got = local_contrast(torch.from_numpy(image)[None, None], xy, radius)
     expected = [image[9:16, 7:14].std(), image[0:3, 0:3].std(), image[35:40, 45:50].std(), image[20:23, 24:27].std()]
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-4)
+
+
+def test_summed_tables_equal_opencvs_integral_images():
+    # The GPU path builds local_contrast's integral images as cumulative sums where the image is; they must
+    # equal OpenCV's (the CPU path) to float64 rounding.
+    plane = torch.from_numpy(RNG.random((37, 53))) - 0.5
+    sums, squares = summed_tables(plane)
+    expected_sums, expected_squares = cv2.integral2(plane.numpy(), sdepth=cv2.CV_64F, sqdepth=cv2.CV_64F)
+    np.testing.assert_allclose(sums.numpy(), expected_sums, atol=1e-9)
+    np.testing.assert_allclose(squares.numpy(), expected_squares, atol=1e-9)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from rfnet_ros.model.keypoints import parabola_peak_offset, sample_maps
 from rfnet_ros.model.patches import extract_patches, image_pyramid
@@ -76,8 +77,8 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     return vertical @ image @ horizontal.T
 
 
-def _scale_space(image: np.ndarray, first_sigma: float, levels_per_octave: int,
-                 octaves: int) -> list[np.ndarray]:
+def opencv_scale_space(image: np.ndarray, first_sigma: float, levels_per_octave: int,
+                       octaves: int) -> list[np.ndarray]:
     """sigma^2 LoG stacks (levels, h_o, w_o) of one float32 image per octave (see laplacian_responses).
 
     OpenCV's separable Gaussian, 3x3 Laplacian (4-neighbour kernel) and area resize are several times faster
@@ -85,8 +86,7 @@ def _scale_space(image: np.ndarray, first_sigma: float, levels_per_octave: int,
     the previous one blurred by the Gaussian that brings it to its sigma (Gaussians compose), so the kernels
     stay small.
     """
-    sigmas = [first_sigma * 2 ** (i / levels_per_octave) for i in range(levels_per_octave + 1)]
-    steps = [(sigmas[i + 1] ** 2 - sigmas[i] ** 2) ** 0.5 for i in range(levels_per_octave)]
+    sigmas, steps = _level_sigmas(first_sigma, levels_per_octave)
     # sigma^2 of each level in octave px: the Laplacian in octave px already carries the 1/factor^2 of the
     # derivatives, which this normalisation undoes, so responses compare across octaves.
     level = cv2.GaussianBlur(image, (0, 0), first_sigma, borderType=cv2.BORDER_REFLECT_101)
@@ -108,6 +108,62 @@ def _scale_space(image: np.ndarray, first_sigma: float, levels_per_octave: int,
     return stacks
 
 
+def _level_sigmas(first_sigma: float, levels_per_octave: int) -> tuple[list[float], list[float]]:
+    """The sigmas of one octave's levels (and the next octave's first) and the blurs between them."""
+    sigmas = [first_sigma * 2 ** (i / levels_per_octave) for i in range(levels_per_octave + 1)]
+    return sigmas, [(sigmas[i + 1] ** 2 - sigmas[i] ** 2) ** 0.5 for i in range(levels_per_octave)]
+
+
+def _opencv_gaussian(level: torch.Tensor, sigma: float) -> torch.Tensor:
+    """cv2.GaussianBlur(level, (0, 0), sigma, borderType=BORDER_REFLECT_101) of a (1, 1, h, w) float32 map as
+    torch convolutions: OpenCV's kernel for float images (size round(8 sigma + 1) made odd, normalised
+    samples of the Gaussian), borders reflected without the edge sample repeated."""
+    size = int(math.floor(sigma * 8 + 1 + 0.5)) | 1
+    t = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    kernel = torch.exp(-t**2 / (2 * sigma**2))
+    kernel = (kernel / kernel.sum()).to(level.device, level.dtype)
+    half = size // 2
+    level = F.conv2d(level.index_select(3, _reflected(level.shape[3], half, level.device)),
+                     kernel.view(1, 1, 1, size))
+    return F.conv2d(level.index_select(2, _reflected(level.shape[2], half, level.device)),
+                    kernel.view(1, 1, size, 1))
+
+
+def _reflected(length: int, half: int, device: torch.device) -> torch.Tensor:
+    """Indices of a side of ``length`` samples padded by ``half`` on both ends, reflected without the edge
+    sample repeated (OpenCV's BORDER_REFLECT_101), also where the padding is wider than the side."""
+    index = torch.arange(-half, length + half, device=device).abs()
+    if length == 1:
+        return torch.zeros_like(index)
+    period = 2 * (length - 1)
+    index = index % period
+    return torch.where(index > length - 1, period - index, index)
+
+
+def torch_scale_space(image: torch.Tensor, first_sigma: float, levels_per_octave: int,
+                      octaves: int) -> list[torch.Tensor]:
+    """:func:`opencv_scale_space` of one (H, W) image as torch operations on the image's own device.
+
+    On a GPU the OpenCV filters would need the image copied to the host and every stack copied back; these
+    give the same values (to float rounding) where the image is.
+    """
+    sigmas, steps = _level_sigmas(first_sigma, levels_per_octave)
+    laplacian = image.new_tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
+    level = _opencv_gaussian(image.float()[None, None], first_sigma)
+    stacks = []
+    for octave in range(octaves):
+        stack = []
+        for i in range(levels_per_octave):
+            stack.append(F.conv2d(F.pad(level, (1, 1, 1, 1), mode="replicate"), laplacian) * sigmas[i] ** 2)
+            if i + 1 < levels_per_octave or octave + 1 < octaves:
+                level = _opencv_gaussian(level, steps[i])
+        stacks.append(torch.cat(stack, dim=1)[0])
+        if octave + 1 < octaves:
+            h, w = level.shape[-2:]
+            level = F.avg_pool2d(F.pad(level, (0, w % 2, 0, h % 2), mode="replicate"), 2)
+    return stacks
+
+
 def laplacian_responses(image: torch.Tensor, xy: torch.Tensor, first_sigma: float = FIRST_SIGMA,
                         levels_per_octave: int = LEVELS_PER_OCTAVE, octaves: int = OCTAVES) -> torch.Tensor:
     """|sigma^2 LoG| of (B, 1, H, W) images at xy (B, K, 2) px for sigma = first_sigma * 2**(i / levels)
@@ -119,10 +175,14 @@ def laplacian_responses(image: torch.Tensor, xy: torch.Tensor, first_sigma: floa
     """
     out = []
     for b in range(image.shape[0]):
-        stacks = _scale_space(image[b, 0].detach().float().cpu().numpy(), first_sigma, levels_per_octave, octaves)
+        if image.device.type == "cpu":
+            stacks = [torch.from_numpy(stack) for stack in opencv_scale_space(
+                image[b, 0].detach().float().numpy(), first_sigma, levels_per_octave, octaves)]
+        else:  # the image stays on its device (a GPU): no copy to the host and back
+            stacks = torch_scale_space(image[b, 0].detach(), first_sigma, levels_per_octave, octaves)
         responses = []
         for octave, stack in enumerate(stacks):
-            maps = torch.from_numpy(stack)[None].to(image.device, image.dtype)
+            maps = stack[None].to(image.dtype)
             # Pixel centres of octave o: x_o = (x + 0.5) / 2**o - 0.5.
             # Bicubic: between the pixels of a coarse octave, bilinear sampling flattens the peaked response
             # (by about 15% one octave up) and biases the search towards finer scales.
@@ -308,4 +368,5 @@ def measure_frames(image: torch.Tensor, xy: torch.Tensor, second_peaks: bool = F
 
 
 __all__ = ["SIGMAS_PER_RADIUS", "ImageFrames", "characteristic_scale", "dominant_orientation", "gaussian_blur",
-           "laplacian_responses", "measure_frames", "orientation_histogram"]
+           "laplacian_responses", "measure_frames", "opencv_scale_space", "orientation_histogram",
+           "torch_scale_space"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import cv2
 import torch
+import torch.nn.functional as F
 
 
 def _box_sum(table: torch.Tensor, x0: torch.Tensor, y0: torch.Tensor, x1: torch.Tensor, y1: torch.Tensor):
@@ -15,15 +16,29 @@ def _box_sum(table: torch.Tensor, x0: torch.Tensor, y0: torch.Tensor, x1: torch.
     return table[y1 + 1, x1 + 1] - table[y0, x1 + 1] - table[y1 + 1, x0] + table[y0, x0]
 
 
+def _integral_tables(plane: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integral images (H + 1, W + 1) of a float64 (H, W) plane and of its squares, on the plane's device."""
+    if plane.device.type == "cpu":
+        sums, squares = cv2.integral2(plane.numpy(), sdepth=cv2.CV_64F, sqdepth=cv2.CV_64F)
+        return torch.from_numpy(sums), torch.from_numpy(squares)
+    return summed_tables(plane)
+
+
+def summed_tables(plane: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The tables of :func:`_integral_tables` as cumulative sums of tensors, on any device."""
+    return tuple(F.pad(table.cumsum(0).cumsum(1), (1, 0, 1, 0)) for table in (plane, plane * plane))
+
+
 def local_contrast(image: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
     """Intensity standard deviation around each keypoint.
 
     image: (1, 1, H, W) intensities; xy: (N, 2) pixel (x, y) in that image; radius: (N,) half-width in its
     pixels (at least one pixel is used, and the window is clipped to the image) -> (N,) standard deviations.
-    Integral images of the mean-centred intensities in float64 keep a flat window's result at zero; OpenCV
-    builds both tables in one pass (several times faster than cumulative sums of tensors).
+    Integral images of the mean-centred intensities in float64 keep a flat window's result at zero; on a CPU
+    OpenCV builds both tables in one pass (several times faster than cumulative sums of tensors), on a GPU
+    cumulative sums build them where the image is.
     """
-    plane = image[0, 0].detach().double().cpu().numpy()
+    plane = image[0, 0].detach().double()
     plane = plane - plane.mean()
     height, width = plane.shape
     half = radius.double().clamp(min=1.0).ceil().long()
@@ -32,8 +47,7 @@ def local_contrast(image: torch.Tensor, xy: torch.Tensor, radius: torch.Tensor) 
     x0, x1 = (cx - half).clamp(min=0), (cx + half).clamp(max=width - 1)
     y0, y1 = (cy - half).clamp(min=0), (cy + half).clamp(max=height - 1)
     count = ((x1 - x0 + 1) * (y1 - y0 + 1)).double()
-    sums, squares = (torch.from_numpy(table).to(xy.device) for table in cv2.integral2(plane, sdepth=cv2.CV_64F,
-                                                                                      sqdepth=cv2.CV_64F))
+    sums, squares = _integral_tables(plane)
     mean = _box_sum(sums, x0, y0, x1, y1) / count
     mean_square = _box_sum(squares, x0, y0, x1, y1) / count
     return (mean_square - mean * mean).clamp(min=0.0).sqrt().to(image.dtype)
