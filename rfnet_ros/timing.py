@@ -13,6 +13,7 @@ class StageTimer:
 
     def __init__(self, device: torch.device):
         self.cuda = device.type == "cuda"
+        # (name, start, end): CUDA events or perf_counter seconds; (name, None, ms) for a stage added in ms.
         self._events: list[tuple[str, object, object]] = []
 
     @contextmanager
@@ -30,14 +31,17 @@ class StageTimer:
 
     def add(self, name: str, ms: float) -> None:
         """A stage timed elsewhere (e.g. on another thread before this frame reached the pipeline), in ms."""
-        self._events.append((name, 0.0, ms * 1e-3))
+        self._events.append((name, None, ms))
 
     def results(self) -> dict[str, float]:
-        """Stage -> ms (stages run more than once add up); synchronises the GPU once."""
-        if self.cuda and self._events:
+        """Stage -> ms (stages run more than once add up); synchronises the GPU once when it timed a stage."""
+        if self.cuda and any(start is not None for _, start, _ in self._events):
             torch.cuda.synchronize()
         out: dict[str, float] = {}
         for name, start, end in self._events:
-            ms = start.elapsed_time(end) if self.cuda else (end - start) * 1e3
+            if start is None:  # added in ms
+                ms = end
+            else:
+                ms = start.elapsed_time(end) if self.cuda else (end - start) * 1e3
             out[name] = out.get(name, 0.0) + ms
         return out
