@@ -19,8 +19,9 @@ the Laplacian's second local maximum over scale. Describing the keypoint under t
 matcher use whichever description agrees with the other image (rfnet_ros.matching).
 
 OpenCV offers neither for given points (``SIFT.compute`` keeps the angle and size it is handed). The scale
-space is built with OpenCV's filters; sampling it, the histograms and the peak searches are PyTorch, batched
-over keypoints with no Python loop over them.
+space is built with OpenCV's filters on a CPU, and with torch operations giving the same values where the
+image is on a GPU; sampling it, the histograms and the peak searches are PyTorch, batched over keypoints with
+no Python loop over them.
 """
 from __future__ import annotations
 
@@ -114,7 +115,7 @@ def _level_sigmas(first_sigma: float, levels_per_octave: int) -> tuple[list[floa
     return sigmas, [(sigmas[i + 1] ** 2 - sigmas[i] ** 2) ** 0.5 for i in range(levels_per_octave)]
 
 
-def _opencv_gaussian(level: torch.Tensor, sigma: float) -> torch.Tensor:
+def _gaussian_as_opencv(level: torch.Tensor, sigma: float) -> torch.Tensor:
     """cv2.GaussianBlur(level, (0, 0), sigma, borderType=BORDER_REFLECT_101) of a (1, 1, h, w) float32 map as
     torch convolutions: OpenCV's kernel for float images (size round(8 sigma + 1) made odd, normalised
     samples of the Gaussian), borders reflected without the edge sample repeated."""
@@ -149,14 +150,14 @@ def torch_scale_space(image: torch.Tensor, first_sigma: float, levels_per_octave
     """
     sigmas, steps = _level_sigmas(first_sigma, levels_per_octave)
     laplacian = image.new_tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
-    level = _opencv_gaussian(image.float()[None, None], first_sigma)
+    level = _gaussian_as_opencv(image.float()[None, None], first_sigma)
     stacks = []
     for octave in range(octaves):
         stack = []
         for i in range(levels_per_octave):
             stack.append(F.conv2d(F.pad(level, (1, 1, 1, 1), mode="replicate"), laplacian) * sigmas[i] ** 2)
             if i + 1 < levels_per_octave or octave + 1 < octaves:
-                level = _opencv_gaussian(level, steps[i])
+                level = _gaussian_as_opencv(level, steps[i])
         stacks.append(torch.cat(stack, dim=1)[0])
         if octave + 1 < octaves:
             h, w = level.shape[-2:]
