@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from rfnet_ros.config import NodeConfig, load_config
-from rfnet_ros.evaluation.frame_probe import LayerHeads, ProbeSet, collect, fit, fuse, main
-from rfnet_ros.model.detector import NUM_LAYERS, DetectorMaps, learned_frames
+from rfnet_ros.evaluation.frame_probe import LayerHeads, ProbeSet, collect, fit, main
+from rfnet_ros.model.detector import NUM_LAYERS, DetectorMaps, fuse_orientations, learned_frames
 from rfnet_ros.model.weights import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +34,7 @@ def test_collected_keypoints_carry_the_detectors_own_learned_frames(lite):
     maps = DetectorMaps(None, data.weights.T[None, :, :, None], data.heads.flatten(1).T[None, :, :, None])
     xy = torch.stack([torch.zeros(count), torch.arange(count, dtype=torch.float32)], -1)[None]
     _, orientation = learned_frames(maps, xy)
-    assert torch.allclose(fuse(data.heads, data.weights), orientation[0], atol=1e-5)
+    assert torch.allclose(fuse_orientations(data.heads, data.weights), orientation[0], atol=1e-5)
 
 
 def test_linear_heads_recover_directions_that_are_a_linear_readout():

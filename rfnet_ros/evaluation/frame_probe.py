@@ -12,8 +12,9 @@ the ten layers' features, the scale weights and the measured frame on rotated (a
 rotated and zoomed validation photos:
 
 - orientation (angle to the measured dominant direction): the shipped heads as they are; per-layer linear
-  heads of the detector's own form, fused as :func:`learned_frames` fuses them (what training the heads alone
-  can reach); a two-layer MLP on all layers' features and scale weights (a bound for any small readout);
+  heads of the detector's own form, fused as :func:`learned_frames` fuses them (:func:`fuse_orientations`;
+  what training the heads alone can reach); a two-layer MLP on all layers' features and scale weights (a
+  bound for any small readout);
 - scale (log2 of the measured patch half-width): the training median; the shipped learned scale with its best
   constant factor; a linear and an MLP regression on the same inputs.
 
@@ -35,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rfnet_ros.config import NodeConfig, load_config
-from rfnet_ros.model.detector import NUM_LAYERS, SCALES, Detector
+from rfnet_ros.model.detector import NUM_LAYERS, SCALES, Detector, fuse_orientations
 from rfnet_ros.model.keypoints import sample_maps
 from rfnet_ros.model.rfnet import keypoints_from_maps, model_input
 from rfnet_ros.model.weights import load_model
@@ -103,11 +104,6 @@ def collect(detector: Detector, config, paths: list[Path], warps: int, rng: rand
     return ProbeSet(*(torch.cat(column) for column in zip(*parts)))
 
 
-def fuse(per_layer: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Unit orientation (N, 2) from per-layer vectors (N, 10, 2) and scale weights (N, 10), as learned_frames."""
-    return F.normalize((F.normalize(per_layer, dim=-1) * weights.unsqueeze(-1)).sum(1), dim=-1)
-
-
 class LayerHeads(nn.Module):
     """Per-layer linear orientation heads (the detector's 1x1 heads), fused over the layers."""
 
@@ -117,7 +113,7 @@ class LayerHeads(nn.Module):
         self.bias = nn.Parameter(torch.zeros(NUM_LAYERS, 2))
 
     def forward(self, features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        return fuse(torch.einsum("nlc,lco->nlo", features, self.weight) + self.bias, weights)
+        return fuse_orientations(torch.einsum("nlc,lco->nlo", features, self.weight) + self.bias, weights)
 
 
 def mlp(inputs: int, outputs: int, width: int = 128) -> nn.Module:
@@ -159,20 +155,20 @@ def probe(train: ProbeSet, validation: ProbeSet, steps: int) -> list[str]:
     """Report lines: each readout's error against the measured frames on the validation keypoints."""
     lines = [f"keypoints: {len(train.radius)} training, {len(validation.radius)} validation",
              "orientation (angle to the measured dominant direction, validation):",
-             angle_line("shipped orientation heads", fuse(validation.heads, validation.weights),
+             angle_line("shipped orientation heads", fuse_orientations(validation.heads, validation.weights),
                         validation.direction)]
     heads = LayerHeads(train.features.shape[-1])
     fit(heads, lambda i: (1 - (heads(train.features[i], train.weights[i]) * train.direction[i]).sum(-1)).mean(),
         len(train.radius), steps, 1e-2)
-    network = mlp(flat(train).shape[1], 2)
-    train_flat = flat(train)
+    train_flat, validation_flat = flat(train), flat(validation)
+    network = mlp(train_flat.shape[1], 2)
     fit(network, lambda i: (1 - (F.normalize(network(train_flat[i]), dim=-1) * train.direction[i]).sum(-1)).mean(),
         len(train.radius), steps, 3e-3)
     with torch.no_grad():
         lines.append(angle_line("linear heads fitted to it (the detector's form)",
                                 heads(validation.features, validation.weights), validation.direction))
         lines.append(angle_line("MLP on all layers fitted to it",
-                                F.normalize(network(flat(validation)), dim=-1), validation.direction))
+                                F.normalize(network(validation_flat), dim=-1), validation.direction))
     octaves_train, octaves = train.radius.log2(), validation.radius.log2()
     learned = (validation.weights * torch.tensor(SCALES)).sum(-1).log2()
     lines += [f"scale (log2 of the measured patch half-width, validation median {validation.radius.median():.1f} "
@@ -185,7 +181,7 @@ def probe(train: ProbeSet, validation: ProbeSet, steps: int) -> list[str]:
         fit(model, lambda i, m=model: (m(train_flat[i])[:, 0] - octaves_train[i]).abs().mean(),
             len(train.radius), steps, lr)
         with torch.no_grad():
-            lines.append(octave_line(name, model(flat(validation))[:, 0], octaves))
+            lines.append(octave_line(name, model(validation_flat)[:, 0], octaves))
     return lines
 
 

@@ -51,9 +51,13 @@ def learned_frames(maps: DetectorMaps, xy: torch.Tensor) -> tuple[torch.Tensor, 
     sampled = sample_maps(torch.cat([maps.scale_weights, maps.orientations], dim=1), xy)
     weights = sampled[..., :NUM_LAYERS]
     scale = (weights * weights.new_tensor(SCALES)).sum(-1)
-    per_scale = F.normalize(sampled[..., NUM_LAYERS:].unflatten(-1, (NUM_LAYERS, 2)), dim=-1)
-    orientation = F.normalize((per_scale * weights.unsqueeze(-1)).sum(-2), dim=-1)
-    return scale, orientation
+    return scale, fuse_orientations(sampled[..., NUM_LAYERS:].unflatten(-1, (NUM_LAYERS, 2)), weights)
+
+
+def fuse_orientations(per_scale: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Unit orientation (..., 2) from per-scale orientation vectors (..., 10, 2) and scale weights (..., 10):
+    the scale-weighted sum of the per-scale unit vectors, renormalised."""
+    return F.normalize((F.normalize(per_scale, dim=-1) * weights.unsqueeze(-1)).sum(-2), dim=-1)
 
 
 def separable_conv(channels: int) -> nn.Sequential:
