@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from rfnet_ros.config import FeatureConfig
 from rfnet_ros.engines import build_engine
 from rfnet_ros.matching import match_mutual_nn
-from rfnet_ros.matching.refinement import FramedKeypoints, RefinementSettings, refine_matches
+from rfnet_ros.matching.refinement import FramedKeypoints, RefinementSettings, prepare_refinement, refine_matches
 from rfnet_ros.model.detector import DetectorMaps
 from rfnet_ros.model.patches import extract_patches, image_pyramid, orientation_angle
 from rfnet_ros.model.rfnet import keypoints_from_maps, model_input
@@ -164,6 +164,8 @@ class FeaturePipeline:
         self.config = config or FeatureConfig()
         self.engine = build_engine(self.config)
         self._previous: MatchState | None = None
+        if self.config.refine_matches:
+            prepare_refinement(self.device)
 
     def configure(self, config: FeatureConfig) -> bool:
         """Use ``config`` from the next frame; the engine is rebuilt only when a setting it was built for changed
@@ -178,6 +180,8 @@ class FeaturePipeline:
                                                                                 self.config.engine)
         if not comparable:
             self._previous = None
+        if config.refine_matches:
+            prepare_refinement(self.device)
         self.config = config
         return comparable
 

@@ -6,7 +6,13 @@ import torch
 from photos import gray_photo
 
 from rfnet_ros.config import FeatureConfig
-from rfnet_ros.matching.refinement import FramedKeypoints, RefinementSettings, correlation, refine_matches
+from rfnet_ros.matching.refinement import (
+    FramedKeypoints,
+    RefinementSettings,
+    correlation,
+    refine_matches,
+    refine_matches_batched,
+)
 from rfnet_ros.pipeline import FeaturePipeline
 
 
@@ -104,6 +110,34 @@ def test_windows_of_unrelated_keypoints_are_not_aligned(photo, keypoints, sample
              for gate in (RefinementSettings().min_correlation, -1.0)}
     assert moved[RefinementSettings().min_correlation] < 0.05, moved
     assert moved[-1.0] > 0.5, moved
+
+
+@pytest.mark.parametrize("samples, max_window", [(0, 0.0), (256, 48.0)])
+def test_compiled_and_batched_refinement_agree(photo, keypoints, samples, max_window):
+    # The CPU's compiled kernel and the batched tensor form (CUDA's) align the same matches of a turned, zoomed
+    # view (true matches moved up to 2 px, and a fifth paired with random keypoints) to the same places: the
+    # same keypoints move (a window at a threshold may tip either way under float rounding: at most 1%), and
+    # they land within a hundredth of a pixel of each other (measured: every keypoint alike, at most 1e-4 px
+    # apart; the batched form samples through OpenCV's remap, whose bilinear weights are 1/32 px steps).
+    matrix = similarity(25, 1.15, (6.1, -3.7))
+    warped = cv2.warpPerspective(photo, matrix, (640, 480), flags=cv2.INTER_LINEAR)
+    true = cv2.perspectiveTransform(keypoints.keypoints[None].astype(np.float64), matrix)[0].astype(np.float32)
+    rng = np.random.default_rng(2)
+    start = true + rng.uniform(-2, 2, true.shape).astype(np.float32)
+    wrong = rng.random(len(true)) < 0.2
+    start[wrong] = start[rng.permutation(np.flatnonzero(wrong))]
+    angle1 = keypoints.orientations - np.deg2rad(25)
+    first = FramedKeypoints(to_tensor(photo), torch.from_numpy(keypoints.keypoints),
+                            torch.from_numpy(keypoints.scales), directions(keypoints.orientations))
+    second = FramedKeypoints(to_tensor(warped), torch.from_numpy(start),
+                             torch.from_numpy(keypoints.scales * 1.15), directions(angle1))
+    settings = RefinementSettings(samples=samples, max_window=max_window)
+    compiled, compiled_moved = refine_matches(first, second, settings)
+    batched, batched_moved = refine_matches_batched(first, second, settings)
+    assert 0.5 < compiled_moved.float().mean() < 0.95
+    assert (compiled_moved != batched_moved).float().mean() <= 0.01
+    both = compiled_moved & batched_moved
+    assert (compiled - batched)[both].norm(dim=1).max() < 0.01
 
 
 def test_correlation_of_windows(photo):

@@ -1,0 +1,286 @@
+"""Match refinement compiled for the CPU: the same alignment as ``rfnet_ros.matching.refinement``, one match at a
+time in machine code (Numba).
+
+The batched PyTorch form of the refinement runs each Gauss-Newton step as some forty tensor operations over all
+of a group's windows; on a CPU every one of them reads and writes the group's arrays (hundreds of KB) from
+memory, and between them come the interpreter's dispatch, numpy's sampling maps and OpenCV's remap. The
+kernel here takes one match at a time through the whole alignment (cut the template, choose its samples, the
+steps, the checks) in the caches, with no intermediate arrays: on the 2-core development machine (AMD EPYC,
+AVX2) one group of 573 matches took 35-42 ms in the batched form and a few ms here. It runs without the
+interpreter lock, so the groups of ``refine_matches`` still go side by side on the engines' threads.
+
+Numba (a well-kept compiler of numerical Python) rather than C++: it needs no compiler at install time, and
+the kernel stays next to the batched form it must agree with (the tests compare the two). It is compiled on
+first use and cached beside this module (``cache=True``), so later processes load it in a fraction of a
+second. The arithmetic follows the batched form step for step; values differ by float rounding and by
+OpenCV's remap quantising bilinear weights to 1/32 px, which the batched form uses and this one does not.
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+LEVELS = 3  # pyramid levels read (rfnet_ros.model.patches.PYRAMID_LEVELS)
+MIN_CONTRAST = 1e-3  # as rfnet_ros.matching.refinement.MIN_CONTRAST
+# Floating-point liberties the compiler may take: reassociating sums (so that they vectorise), fused
+# multiply-adds, reciprocals; not the assumption that no value is NaN or infinite (the checks test for them).
+FAST = {"reassoc", "contract", "arcp", "nsz"}
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=FAST)
+def _level(radius: float, size: int) -> int:
+    """Pyramid level a window of half-width ``radius`` px sampled ``size`` times a side is read from (as
+    rfnet_ros.model.patches._pyramid_levels)."""
+    step = 2.0 * radius / size
+    if not math.isfinite(step) or step <= 1.0:
+        return 0
+    return min(int(math.floor(math.log2(step))), LEVELS - 1)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=FAST)
+def _bilinear(image: np.ndarray, x: float, y: float) -> float:
+    """Bilinear value of ``image`` (h, w) at (x, y) in its px, borders replicated (grid_sample's "border")."""
+    if not (math.isfinite(x) and math.isfinite(y)):
+        return math.nan
+    height, width = image.shape
+    fx, fy = math.floor(x), math.floor(y)
+    ax, ay = x - fx, y - fy
+    x0 = min(max(int(fx), 0), width - 1)
+    x1 = min(max(int(fx) + 1, 0), width - 1)
+    y0 = min(max(int(fy), 0), height - 1)
+    y1 = min(max(int(fy) + 1, 0), height - 1)
+    top = (1.0 - ax) * image[y0, x0] + ax * image[y0, x1]
+    bottom = (1.0 - ax) * image[y1, x0] + ax * image[y1, x1]
+    return (1.0 - ay) * top + ay * bottom
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=FAST)
+def _sample(pyramid: tuple, cx: float, cy: float, radius: float, cos: float, sin: float, size: int,
+            points_x: np.ndarray, points_y: np.ndarray, out: np.ndarray) -> None:
+    """``out[k]``: the image at window point k ((points_x, points_y) in the window's [-1, 1] square) of the
+    window centred at (cx, cy) px with half-width ``radius`` and axes (cos, sin), read from its level."""
+    level = _level(radius, size)
+    image = pyramid[level]
+    gain = 0.5 ** level
+    c, s = cos * radius, sin * radius
+    for k in range(points_x.shape[0]):
+        tx, ty = points_x[k], points_y[k]
+        out[k] = _bilinear(image, ((cx + 0.5) + c * tx - s * ty) * gain - 0.5,
+                           ((cy + 0.5) + s * tx + c * ty) * gain - 0.5)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=FAST)
+def _standardise(values: np.ndarray) -> float:
+    """``values`` to zero mean and unit standard deviation in place (deviation no lower than MIN_CONTRAST);
+    returns the deviation used."""
+    n = values.shape[0]
+    mean = 0.0
+    for k in range(n):
+        mean += values[k]
+    mean /= n
+    spread = 0.0
+    for k in range(n):
+        values[k] -= mean
+        spread += values[k] * values[k]
+    spread = max(math.sqrt(spread / n), MIN_CONTRAST)
+    for k in range(n):
+        values[k] /= spread
+    return spread
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=FAST)
+def _strongest(values: np.ndarray, order: np.ndarray, count: int, out: np.ndarray) -> None:
+    """``out``: the indices of the ``count`` largest ``values`` (in no particular order; ties broken
+    arbitrarily), by quickselect on ``order`` (scratch, len(values))."""
+    n = values.shape[0]
+    for k in range(n):
+        order[k] = k
+    target = n - count  # order[target:] will hold the largest
+    low, high = 0, n - 1
+    while low < high:
+        middle = (low + high) // 2  # pivot: the median of the first, middle and last value
+        a, b, c = values[order[low]], values[order[middle]], values[order[high]]
+        pivot = max(min(a, b), min(max(a, b), c))
+        i, j = low, high
+        while i <= j:
+            while values[order[i]] < pivot:
+                i += 1
+            while values[order[j]] > pivot:
+                j -= 1
+            if i <= j:
+                order[i], order[j] = order[j], order[i]
+                i += 1
+                j -= 1
+        if target <= j:
+            high = j
+        elif target >= i:
+            low = i
+        else:
+            break
+    for q in range(count):
+        out[q] = order[target + q]
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=FAST)
+def _inverse4(matrix: np.ndarray, out: np.ndarray) -> None:
+    """``out``: the inverse of a 4x4 matrix (Gauss-Jordan with partial pivoting)."""
+    work = matrix.copy()
+    for i in range(4):
+        for j in range(4):
+            out[i, j] = 1.0 if i == j else 0.0
+    for col in range(4):
+        pivot = col
+        for row in range(col + 1, 4):
+            if abs(work[row, col]) > abs(work[pivot, col]):
+                pivot = row
+        if pivot != col:
+            for j in range(4):
+                work[col, j], work[pivot, j] = work[pivot, j], work[col, j]
+                out[col, j], out[pivot, j] = out[pivot, j], out[col, j]
+        scale = work[col, col]
+        for j in range(4):
+            work[col, j] /= scale
+            out[col, j] /= scale
+        for row in range(4):
+            if row != col:
+                factor = work[row, col]
+                for j in range(4):
+                    work[row, j] -= factor * work[col, j]
+                    out[row, j] -= factor * out[col, j]
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=FAST)
+def refine_kernel(first: tuple, second: tuple, xy0: np.ndarray, radius0: np.ndarray, direction0: np.ndarray,
+                  xy1: np.ndarray, radius1: np.ndarray, direction1: np.ndarray, weights: np.ndarray,
+                  window: float, min_window: float, max_window: float, size: int, iterations: int,
+                  max_shift: float, max_scale_change: float, min_correlation: float, converged: float,
+                  samples: int, out_xy: np.ndarray, out_moved: np.ndarray) -> None:
+    """Refine M matches (row m of the first image's keypoints with row m of the second's): ``out_xy`` (M, 2)
+    the second keypoints' refined places, ``out_moved`` (M,) which moved. first, second: the images'
+    pyramids (``LEVELS`` float32 (h, w) arrays each); xy (M, 2) px, radius (M,) patch half-widths px,
+    direction (M, 2) unit (cos, sin); weights (size * size,) the windows' Gaussian weights, row-major; the
+    other arguments: ``RefinementSettings``'s fields."""
+    n = size * size
+    every = not (0 < samples < n)
+    count = n if every else samples
+    grid = np.empty(size)
+    for i in range(size):
+        grid[i] = (i + 0.5) / size * 2.0 - 1.0
+    # The whole window's points (row-major: row i, column j), as in extract_patches.
+    all_x = np.empty(n)
+    all_y = np.empty(n)
+    for i in range(size):
+        for j in range(size):
+            all_x[i * size + j] = grid[j]
+            all_y[i * size + j] = grid[i]
+    template = np.empty(n)
+    strength = np.empty(n)
+    grad_x = np.empty(n)
+    grad_y = np.empty(n)
+    chosen = np.empty(count, np.int64)
+    order = np.empty(n, np.int64)
+    points_x = np.empty(count)
+    points_y = np.empty(count)
+    compared = np.empty(count)
+    weighted = np.empty((4, count))
+    hessian = np.empty((4, 4))
+    inverse = np.empty((4, 4))
+    values = np.empty(count)
+    second_window = np.empty(n)
+    centre_offset = (size - 1) / 2.0
+    for m in range(xy0.shape[0]):
+        half0 = max(radius0[m] * window, min_window)
+        if max_window > 0:
+            half0 = min(half0, max(max_window, min_window))
+        half1 = half0 * radius1[m] / radius0[m]
+        # The template: the first image's window, standardised, its gradients and its compared samples.
+        _sample(first, xy0[m, 0], xy0[m, 1], half0, direction0[m, 0], direction0[m, 1], size, all_x, all_y,
+                template)
+        _standardise(template)
+        for i in range(size):
+            for j in range(size):
+                k = i * size + j
+                grad_x[k] = (template[k + 1] - template[k - 1]) / 2.0 if 0 < j < size - 1 else 0.0
+                grad_y[k] = (template[k + size] - template[k - size]) / 2.0 if 0 < i < size - 1 else 0.0
+                strength[k] = weights[k] * (grad_x[k] * grad_x[k] + grad_y[k] * grad_y[k])
+        if every:
+            for k in range(n):
+                chosen[k] = k
+        else:
+            _strongest(strength, order, count, chosen)
+        for q in range(count):
+            compared[q] = template[chosen[q]]
+        spread = 1.0 if every else _standardise(compared)
+        # The steepest-descent images, weighted, and the Hessian (symmetric: its upper triangle summed).
+        upper = np.zeros(10)
+        for q in range(count):
+            k = chosen[q]
+            x, y = k % size - centre_offset, k // size - centre_offset
+            points_x[q], points_y[q] = x * (2.0 / size), y * (2.0 / size)
+            gx, gy = grad_x[k] / spread, grad_y[k] / spread
+            d0, d1, d2, d3 = gx, gy, gx * x + gy * y, gy * x - gx * y
+            w = weights[k]
+            weighted[0, q], weighted[1, q], weighted[2, q], weighted[3, q] = w * d0, w * d1, w * d2, w * d3
+            upper[0] += w * d0 * d0
+            upper[1] += w * d0 * d1
+            upper[2] += w * d0 * d2
+            upper[3] += w * d0 * d3
+            upper[4] += w * d1 * d1
+            upper[5] += w * d1 * d2
+            upper[6] += w * d1 * d3
+            upper[7] += w * d2 * d2
+            upper[8] += w * d2 * d3
+            upper[9] += w * d3 * d3
+        entry = 0
+        for a in range(4):
+            for b in range(a, 4):
+                hessian[a, b] = hessian[b, a] = upper[entry]
+                entry += 1
+        damping = 1e-6 * (hessian[0, 0] + hessian[1, 1] + hessian[2, 2] + hessian[3, 3]) + 1e-12
+        for a in range(4):
+            hessian[a, a] += damping
+        _inverse4(hessian, inverse)
+        # Inverse-compositional steps on the second window: centre, half-width, angle.
+        cx, cy, half = xy1[m, 0], xy1[m, 1], half1
+        angle = math.atan2(direction1[m, 1], direction1[m, 0])
+        for _ in range(iterations):
+            cos, sin = math.cos(angle), math.sin(angle)
+            _sample(second, cx, cy, half, cos, sin, size, points_x, points_y, values)
+            _standardise(values)
+            gradient = np.zeros(4)
+            for q in range(count):
+                residual = values[q] - compared[q]
+                for a in range(4):
+                    gradient[a] += weighted[a, q] * residual
+            delta = np.zeros(4)
+            for a in range(4):
+                for b in range(4):
+                    delta[a] += inverse[a, b] * gradient[b]
+            shift_x, shift_y = delta[0] * (2.0 * half / size), delta[1] * (2.0 * half / size)
+            cx -= cos * shift_x - sin * shift_y
+            cy -= sin * shift_x + cos * shift_y
+            half = half * (1.0 - delta[2])
+            angle = angle - delta[3]
+            if converged > 0:
+                change = max(abs(delta[0]), abs(delta[1]), max(abs(delta[2]), abs(delta[3])) * size / 2.0)
+                if change < converged:
+                    break
+        moved = math.isfinite(cx) and math.isfinite(cy) and half > 0
+        moved = moved and math.hypot(cx - xy1[m, 0], cy - xy1[m, 1]) <= max_shift * half1
+        moved = moved and abs(math.log(max(half, 1e-6) / half1)) <= max_scale_change
+        if moved and min_correlation > -1:
+            _sample(second, cx, cy, half, math.cos(angle), math.sin(angle), size, all_x, all_y, second_window)
+            _standardise(second_window)
+            cross, own, other = 0.0, 0.0, 0.0
+            for k in range(n):
+                cross += template[k] * second_window[k] * weights[k]
+                own += template[k] * template[k] * weights[k]
+                other += second_window[k] * second_window[k] * weights[k]
+            moved = cross / max(math.sqrt(own * other), 1e-12) >= min_correlation
+        out_moved[m] = moved
+        if moved:
+            out_xy[m, 0], out_xy[m, 1] = cx, cy
+        else:
+            out_xy[m, 0], out_xy[m, 1] = xy1[m, 0], xy1[m, 1]
