@@ -1,77 +1,35 @@
 """Match refinement compiled for the CPU: the same alignment as ``rfnet_ros.matching.refinement``, one match at a
-time in machine code (Numba).
+time in machine code (Numba; sampling in ``rfnet_ros.model.compiled_sampling``).
 
-The batched PyTorch form of the refinement runs each Gauss-Newton step as some forty tensor operations over all
-of a group's windows; on a CPU every one of them reads and writes the group's arrays (hundreds of KB) from
-memory, and between them come the interpreter's dispatch, numpy's sampling maps and OpenCV's remap. The
-kernel here takes one match at a time through the whole alignment (cut the template, choose its samples, the
-steps, the checks) in the caches, with no intermediate arrays: on the 2-core development machine (AMD EPYC,
-AVX2) one group of 573 matches took 35-42 ms in the batched form and a few ms here. It runs without the
-interpreter lock, so the groups of ``refine_matches`` still go side by side on the engines' threads.
+The batched PyTorch form runs each Gauss-Newton step as some forty tensor operations over all of a group's
+windows, each reading and writing the group's arrays, with numpy's sampling maps and OpenCV's remap between
+them, and its groups share the interpreter lock. The kernel takes one match at a time through the whole
+alignment (cut the template, choose its samples, the steps, the checks) with no intermediate arrays, and
+runs without the interpreter lock, so the groups of ``refine_matches`` really go side by side on the
+engines' threads. On the 2-core development machine (AMD EPYC, AVX2), the 573 matches of a 1024-keypoint
+frame: 33-42 ms batched on one thread, 27-29 ms compiled on one thread; in the pipeline's match stage on
+two threads (with mutual nearest neighbours) 34.8 ms before, 23.9 ms after. What is left is mostly the
+bilinear reads (about 3,300 per match).
 
 Numba (a well-kept compiler of numerical Python) rather than C++: it needs no compiler at install time, and
-the kernel stays next to the batched form it must agree with (the tests compare the two). It is compiled on
-first use and cached beside this module (``cache=True``), so later processes load it in a fraction of a
-second. The arithmetic follows the batched form step for step; values differ by float rounding and by
-OpenCV's remap quantising bilinear weights to 1/32 px, which the batched form uses and this one does not.
+the kernel stays readable next to the batched form it must agree with (the tests compare the two). It is
+compiled on first use and cached beside the package, so later processes load it in a fraction of a second
+(``prepare_refinement``: a pipeline does that when it is built). The arithmetic follows the batched form
+step for step; positions agree to 1e-4 px (float rounding, and OpenCV's remap quantising bilinear weights
+to 1/32 px in the batched form).
 """
 from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
-LEVELS = 3  # pyramid levels read (rfnet_ros.model.patches.PYRAMID_LEVELS)
+from rfnet_ros.model.compiled_sampling import kernel, sample_window, window_grid
+
 MIN_CONTRAST = 1e-3  # as rfnet_ros.matching.refinement.MIN_CONTRAST
-# Floating-point liberties the compiler may take: reassociating sums (so that they vectorise), fused
-# multiply-adds, reciprocals; not the assumption that no value is NaN or infinite (the checks test for them).
-FAST = {"reassoc", "contract", "arcp", "nsz"}
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=FAST)
-def _level(radius: float, size: int) -> int:
-    """Pyramid level a window of half-width ``radius`` px sampled ``size`` times a side is read from (as
-    rfnet_ros.model.patches._pyramid_levels)."""
-    step = 2.0 * radius / size
-    if not math.isfinite(step) or step <= 1.0:
-        return 0
-    return min(int(math.floor(math.log2(step))), LEVELS - 1)
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=FAST)
-def _bilinear(image: np.ndarray, x: float, y: float) -> float:
-    """Bilinear value of ``image`` (h, w) at (x, y) in its px, borders replicated (grid_sample's "border")."""
-    if not (math.isfinite(x) and math.isfinite(y)):
-        return math.nan
-    height, width = image.shape
-    fx, fy = math.floor(x), math.floor(y)
-    ax, ay = x - fx, y - fy
-    x0 = min(max(int(fx), 0), width - 1)
-    x1 = min(max(int(fx) + 1, 0), width - 1)
-    y0 = min(max(int(fy), 0), height - 1)
-    y1 = min(max(int(fy) + 1, 0), height - 1)
-    top = (1.0 - ax) * image[y0, x0] + ax * image[y0, x1]
-    bottom = (1.0 - ax) * image[y1, x0] + ax * image[y1, x1]
-    return (1.0 - ay) * top + ay * bottom
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=FAST)
-def _sample(pyramid: tuple, cx: float, cy: float, radius: float, cos: float, sin: float, size: int,
-            points_x: np.ndarray, points_y: np.ndarray, out: np.ndarray) -> None:
-    """``out[k]``: the image at window point k ((points_x, points_y) in the window's [-1, 1] square) of the
-    window centred at (cx, cy) px with half-width ``radius`` and axes (cos, sin), read from its level."""
-    level = _level(radius, size)
-    image = pyramid[level]
-    gain = 0.5 ** level
-    c, s = cos * radius, sin * radius
-    for k in range(points_x.shape[0]):
-        tx, ty = points_x[k], points_y[k]
-        out[k] = _bilinear(image, ((cx + 0.5) + c * tx - s * ty) * gain - 0.5,
-                           ((cy + 0.5) + s * tx + c * ty) * gain - 0.5)
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=FAST)
+@kernel
 def _standardise(values: np.ndarray) -> float:
     """``values`` to zero mean and unit standard deviation in place (deviation no lower than MIN_CONTRAST);
     returns the deviation used."""
@@ -90,7 +48,7 @@ def _standardise(values: np.ndarray) -> float:
     return spread
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=FAST)
+@kernel
 def _strongest(values: np.ndarray, order: np.ndarray, count: int, out: np.ndarray) -> None:
     """``out``: the indices of the ``count`` largest ``values`` (in no particular order; ties broken
     arbitrarily), by quickselect on ``order`` (scratch, len(values))."""
@@ -123,7 +81,7 @@ def _strongest(values: np.ndarray, order: np.ndarray, count: int, out: np.ndarra
         out[q] = order[target + q]
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=FAST)
+@kernel
 def _inverse4(matrix: np.ndarray, out: np.ndarray) -> None:
     """``out``: the inverse of a 4x4 matrix (Gauss-Jordan with partial pivoting)."""
     work = matrix.copy()
@@ -151,7 +109,7 @@ def _inverse4(matrix: np.ndarray, out: np.ndarray) -> None:
                     out[row, j] -= factor * out[col, j]
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=FAST)
+@kernel
 def refine_kernel(first: tuple, second: tuple, xy0: np.ndarray, radius0: np.ndarray, direction0: np.ndarray,
                   xy1: np.ndarray, radius1: np.ndarray, direction1: np.ndarray, weights: np.ndarray,
                   window: float, min_window: float, max_window: float, size: int, iterations: int,
@@ -159,22 +117,13 @@ def refine_kernel(first: tuple, second: tuple, xy0: np.ndarray, radius0: np.ndar
                   samples: int, out_xy: np.ndarray, out_moved: np.ndarray) -> None:
     """Refine M matches (row m of the first image's keypoints with row m of the second's): ``out_xy`` (M, 2)
     the second keypoints' refined places, ``out_moved`` (M,) which moved. first, second: the images'
-    pyramids (``LEVELS`` float32 (h, w) arrays each); xy (M, 2) px, radius (M,) patch half-widths px,
+    pyramids (``compiled_sampling.pyramid_arrays``); xy (M, 2) px, radius (M,) patch half-widths px,
     direction (M, 2) unit (cos, sin); weights (size * size,) the windows' Gaussian weights, row-major; the
     other arguments: ``RefinementSettings``'s fields."""
     n = size * size
     every = not (0 < samples < n)
     count = n if every else samples
-    grid = np.empty(size)
-    for i in range(size):
-        grid[i] = (i + 0.5) / size * 2.0 - 1.0
-    # The whole window's points (row-major: row i, column j), as in extract_patches.
-    all_x = np.empty(n)
-    all_y = np.empty(n)
-    for i in range(size):
-        for j in range(size):
-            all_x[i * size + j] = grid[j]
-            all_y[i * size + j] = grid[i]
+    all_x, all_y = window_grid(size)  # the whole window's points
     template = np.empty(n)
     strength = np.empty(n)
     grad_x = np.empty(n)
@@ -196,7 +145,7 @@ def refine_kernel(first: tuple, second: tuple, xy0: np.ndarray, radius0: np.ndar
             half0 = min(half0, max(max_window, min_window))
         half1 = half0 * radius1[m] / radius0[m]
         # The template: the first image's window, standardised, its gradients and its compared samples.
-        _sample(first, xy0[m, 0], xy0[m, 1], half0, direction0[m, 0], direction0[m, 1], size, all_x, all_y,
+        sample_window(first, xy0[m, 0], xy0[m, 1], half0, direction0[m, 0], direction0[m, 1], size, all_x, all_y,
                 template)
         _standardise(template)
         for i in range(size):
@@ -247,7 +196,7 @@ def refine_kernel(first: tuple, second: tuple, xy0: np.ndarray, radius0: np.ndar
         angle = math.atan2(direction1[m, 1], direction1[m, 0])
         for _ in range(iterations):
             cos, sin = math.cos(angle), math.sin(angle)
-            _sample(second, cx, cy, half, cos, sin, size, points_x, points_y, values)
+            sample_window(second, cx, cy, half, cos, sin, size, points_x, points_y, values)
             _standardise(values)
             gradient = np.zeros(4)
             for q in range(count):
@@ -271,7 +220,7 @@ def refine_kernel(first: tuple, second: tuple, xy0: np.ndarray, radius0: np.ndar
         moved = moved and math.hypot(cx - xy1[m, 0], cy - xy1[m, 1]) <= max_shift * half1
         moved = moved and abs(math.log(max(half, 1e-6) / half1)) <= max_scale_change
         if moved and min_correlation > -1:
-            _sample(second, cx, cy, half, math.cos(angle), math.sin(angle), size, all_x, all_y, second_window)
+            sample_window(second, cx, cy, half, math.cos(angle), math.sin(angle), size, all_x, all_y, second_window)
             _standardise(second_window)
             cross, own, other = 0.0, 0.0, 0.0
             for k in range(n):

@@ -39,8 +39,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from rfnet_ros.matching.compiled_refinement import LEVELS, refine_kernel
-from rfnet_ros.model.patches import extract_patches, image_pyramid, sample_patch_points
+from rfnet_ros.matching.compiled_refinement import refine_kernel
+from rfnet_ros.model.compiled_sampling import pyramid_arrays
+from rfnet_ros.model.patches import PYRAMID_LEVELS, extract_patches, image_pyramid, sample_patch_points
 from rfnet_ros.threads import parallel_map, thread_blocks
 
 MIN_CONTRAST = 1e-3  # intensities 0..1
@@ -218,8 +219,8 @@ def _refine_compiled(first: FramedKeypoints, second: FramedKeypoints,
                      for v in (keypoints.xy, keypoints.radius, keypoints.direction))
 
     def pyramid(keypoints: FramedKeypoints) -> tuple[np.ndarray, ...]:
-        levels = keypoints.pyramid if len(keypoints.pyramid) >= LEVELS else image_pyramid(keypoints.image, LEVELS)
-        return tuple(np.ascontiguousarray(level[0, 0].detach().float().numpy()) for level in levels[:LEVELS])
+        levels = keypoints.pyramid
+        return pyramid_arrays(levels if len(levels) >= PYRAMID_LEVELS else image_pyramid(keypoints.image))
 
     m = first.xy.shape[0]
     (xy0, radius0, direction0), (xy1, radius1, direction1) = arrays(first), arrays(second)
