@@ -136,6 +136,7 @@ def refine_kernel(first: tuple, second: tuple, xy0: np.ndarray, radius0: np.ndar
     weighted = np.empty((4, count))
     hessian = np.empty((4, 4))
     inverse = np.empty((4, 4))
+    delta = np.empty(4)
     values = np.empty(count)
     second_window = np.empty(n)
     centre_offset = (size - 1) / 2.0
@@ -162,34 +163,37 @@ def refine_kernel(first: tuple, second: tuple, xy0: np.ndarray, radius0: np.ndar
         for q in range(count):
             compared[q] = template[chosen[q]]
         spread = 1.0 if every else _standardise(compared)
-        # The steepest-descent images, weighted, and the Hessian (symmetric: its upper triangle summed).
-        upper = np.zeros(10)
+        # The steepest-descent images, weighted, and the Hessian (symmetric: its upper triangle summed, in
+        # scalars the compiler keeps in registers).
+        h00 = h01 = h02 = h03 = h11 = h12 = h13 = h22 = h23 = h33 = 0.0
         for q in range(count):
             k = chosen[q]
             x, y = k % size - centre_offset, k // size - centre_offset
             points_x[q], points_y[q] = x * (2.0 / size), y * (2.0 / size)
-            gx, gy = grad_x[k] / spread, grad_y[k] / spread
-            d0, d1, d2, d3 = gx, gy, gx * x + gy * y, gy * x - gx * y
+            d0, d1 = grad_x[k] / spread, grad_y[k] / spread
+            d2, d3 = d0 * x + d1 * y, d1 * x - d0 * y
             w = weights[k]
-            weighted[0, q], weighted[1, q], weighted[2, q], weighted[3, q] = w * d0, w * d1, w * d2, w * d3
-            upper[0] += w * d0 * d0
-            upper[1] += w * d0 * d1
-            upper[2] += w * d0 * d2
-            upper[3] += w * d0 * d3
-            upper[4] += w * d1 * d1
-            upper[5] += w * d1 * d2
-            upper[6] += w * d1 * d3
-            upper[7] += w * d2 * d2
-            upper[8] += w * d2 * d3
-            upper[9] += w * d3 * d3
-        entry = 0
-        for a in range(4):
-            for b in range(a, 4):
-                hessian[a, b] = hessian[b, a] = upper[entry]
-                entry += 1
-        damping = 1e-6 * (hessian[0, 0] + hessian[1, 1] + hessian[2, 2] + hessian[3, 3]) + 1e-12
-        for a in range(4):
-            hessian[a, a] += damping
+            w0, w1, w2, w3 = w * d0, w * d1, w * d2, w * d3
+            weighted[0, q], weighted[1, q], weighted[2, q], weighted[3, q] = w0, w1, w2, w3
+            h00 += w0 * d0
+            h01 += w0 * d1
+            h02 += w0 * d2
+            h03 += w0 * d3
+            h11 += w1 * d1
+            h12 += w1 * d2
+            h13 += w1 * d3
+            h22 += w2 * d2
+            h23 += w2 * d3
+            h33 += w3 * d3
+        damping = 1e-6 * (h00 + h11 + h22 + h33) + 1e-12
+        hessian[0, 0], hessian[1, 1], hessian[2, 2], hessian[3, 3] = (h00 + damping, h11 + damping, h22 + damping,
+                                                                      h33 + damping)
+        hessian[0, 1] = hessian[1, 0] = h01
+        hessian[0, 2] = hessian[2, 0] = h02
+        hessian[0, 3] = hessian[3, 0] = h03
+        hessian[1, 2] = hessian[2, 1] = h12
+        hessian[1, 3] = hessian[3, 1] = h13
+        hessian[2, 3] = hessian[3, 2] = h23
         _inverse4(hessian, inverse)
         # Inverse-compositional steps on the second window: centre, half-width, angle.
         cx, cy, half = xy1[m, 0], xy1[m, 1], half1
@@ -198,15 +202,15 @@ def refine_kernel(first: tuple, second: tuple, xy0: np.ndarray, radius0: np.ndar
             cos, sin = math.cos(angle), math.sin(angle)
             sample_window(second, cx, cy, half, cos, sin, size, points_x, points_y, values)
             _standardise(values)
-            gradient = np.zeros(4)
+            g0 = g1 = g2 = g3 = 0.0
             for q in range(count):
                 residual = values[q] - compared[q]
-                for a in range(4):
-                    gradient[a] += weighted[a, q] * residual
-            delta = np.zeros(4)
+                g0 += weighted[0, q] * residual
+                g1 += weighted[1, q] * residual
+                g2 += weighted[2, q] * residual
+                g3 += weighted[3, q] * residual
             for a in range(4):
-                for b in range(4):
-                    delta[a] += inverse[a, b] * gradient[b]
+                delta[a] = inverse[a, 0] * g0 + inverse[a, 1] * g1 + inverse[a, 2] * g2 + inverse[a, 3] * g3
             shift_x, shift_y = delta[0] * (2.0 * half / size), delta[1] * (2.0 * half / size)
             cx -= cos * shift_x - sin * shift_y
             cy -= sin * shift_x + cos * shift_y
