@@ -1,4 +1,8 @@
 """Sub-pixel match refinement (rfnet_ros.matching.refinement) on a real photograph with known warps."""
+import os
+import subprocess
+import sys
+
 import cv2
 import numpy as np
 import pytest
@@ -138,6 +142,26 @@ def test_compiled_and_batched_refinement_agree(photo, keypoints, samples, max_wi
     assert (compiled_moved != batched_moved).float().mean() <= 0.01
     both = compiled_moved & batched_moved
     assert (compiled - batched)[both].norm(dim=1).max() < 0.01
+
+
+def test_refinement_runs_where_its_compiled_kernel_cannot_be_cached(tmp_path):
+    # A read-only install run by a user without a writable home leaves the compiler no place for its cache
+    # (numba raised "cannot cache function ...: no locator available" on import): the kernel is then compiled in
+    # memory, and the refinement still works. Simulated by allowing only the cache locator of IPython sessions.
+    script = (
+        "import torch\n"
+        "from rfnet_ros.matching.refinement import FramedKeypoints, refine_matches\n"
+        "image = torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(0))\n"
+        "keypoints = FramedKeypoints(image, torch.tensor([[32.0, 30.0]]), torch.tensor([8.0]),"
+        " torch.tensor([[1.0, 0.0]]))\n"
+        "xy, moved = refine_matches(keypoints, keypoints)\n"
+        "print('refined', bool(moved[0]), float((xy - keypoints.xy).abs().max()) < 1e-4)\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_LOCATOR_CLASSES": "IPythonCacheLocator"}
+    result = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "refined True True" in result.stdout  # a match with itself: aligned, and not moved
 
 
 def test_correlation_of_windows(photo):

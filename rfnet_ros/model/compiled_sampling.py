@@ -23,10 +23,16 @@ FAST = {"reassoc", "contract", "arcp", "nsz"}
 
 
 def kernel(function):
-    """Compile ``function`` for the CPU: cached beside this package (later processes load it in a fraction of
-    a second), without the interpreter lock (callers run kernels side by side on threads), NumPy's error
-    model (no Python exceptions from divisions) and the ``FAST`` liberties."""
-    return numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=FAST)(function)
+    """Compile ``function`` for the CPU: without the interpreter lock (callers run kernels side by side on
+    threads), NumPy's error model (no Python exceptions from divisions) and the ``FAST`` liberties; cached on
+    disk beside this package or in the user's cache folder (``NUMBA_CACHE_DIR``), so later processes load it
+    in a fraction of a second. Where neither is writable (a read-only install run by a user without a home)
+    it is compiled in memory in each process instead (a few seconds when the first pipeline is built)."""
+    options = {"nogil": True, "error_model": "numpy", "fastmath": FAST}
+    try:
+        return numba.njit(cache=True, **options)(function)
+    except RuntimeError:  # "cannot cache function ...: no locator available"
+        return numba.njit(**options)(function)
 
 
 @kernel
