@@ -232,11 +232,13 @@ def _refine_compiled(first: FramedKeypoints, second: FramedKeypoints,
     out_xy, out_moved = np.empty((m, 2), np.float32), np.empty(m, np.bool_)
 
     def run(rows: slice) -> None:
+        # Settings as the types the kernel was compiled for (an int where a float is expected would compile
+        # another specialisation on the frame that first passes one).
         refine_kernel(pyramid0, pyramid1, xy0[rows], radius0[rows], direction0[rows], xy1[rows], radius1[rows],
-                      direction1[rows], weights, settings.window, settings.min_window, settings.max_window,
-                      settings.size, settings.iterations, settings.max_shift, settings.max_scale_change,
-                      settings.min_correlation, settings.converged, settings.samples, out_xy[rows],
-                      out_moved[rows])
+                      direction1[rows], weights, float(settings.window), float(settings.min_window),
+                      float(settings.max_window), int(settings.size), int(settings.iterations),
+                      float(settings.max_shift), float(settings.max_scale_change), float(settings.min_correlation),
+                      float(settings.converged), int(settings.samples), out_xy[rows], out_moved[rows])
 
     parallel_map(run, thread_blocks(m, MIN_GROUP))
     return torch.from_numpy(out_xy).to(second.xy.dtype), torch.from_numpy(out_moved)
