@@ -1,5 +1,5 @@
 """Match refinement compiled for the CPU: the same alignment as ``rfnet_ros.matching.refinement``, one match at a
-time in machine code (Numba; sampling in ``rfnet_ros.model.compiled_sampling``).
+time in machine code (Numba), with the window sampling it needs.
 
 The batched PyTorch form runs each Gauss-Newton step as some forty tensor operations over all of a group's
 windows, each reading and writing the group's arrays, with numpy's sampling maps and OpenCV's remap between
@@ -11,28 +11,114 @@ frame: 33-42 ms batched on one thread, 27-29 ms compiled on one thread; in the p
 two threads (with mutual nearest neighbours) 34.8 ms before, 23.9 ms after. What is left is mostly the
 bilinear reads (about 3,300 per match).
 
+Windows are sampled as ``rfnet_ros.model.patches`` cuts them: a square of half-width ``radius`` px around a
+centre, turned by its axes (cos, sin), its points given in the window's [-1, 1] square and read bilinearly,
+borders replicated (grid_sample's "border"), from the pyramid level whose pixels are closest to (not larger
+than) the window's sample spacing.
+
 Numba (a well-kept compiler of numerical Python) rather than C++: it needs no compiler at install time, and
 the kernel stays readable next to the batched form it must agree with (the tests compare the two). It is
-compiled on first use and cached beside the package, so later processes load it in a fraction of a second
-(``prepare_refinement``: a pipeline does that when it is built). The arithmetic follows the batched form
-step for step; positions agree to 1e-4 px (float rounding, and OpenCV's remap quantising bilinear weights
-to 1/32 px in the batched form).
+compiled on first use and cached on disk, so later processes load it in a fraction of a second
+(``prepare_refinement``: a pipeline does that when it is built). Numba checks a cached function against its
+own source file only, not against the files of the functions and constants it uses: so every compiled
+function lives in this one file, and what the kernels need from elsewhere (the pyramid's depth, the least
+contrast) comes in as arguments. The arithmetic follows the batched form step for step; positions agree to
+1e-4 px (float rounding, and OpenCV's remap quantising bilinear weights to 1/32 px in the batched form).
 """
 from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 
-from rfnet_ros.model.compiled_sampling import kernel, sample_window, window_grid
+from rfnet_ros.model.patches import PYRAMID_LEVELS
 
-MIN_CONTRAST = 1e-3  # as rfnet_ros.matching.refinement.MIN_CONTRAST
+# Floating-point liberties the compiler may take: reassociating sums (so that they vectorise), fused
+# multiply-adds, reciprocals; not the assumption that no value is NaN or infinite (the checks test for them).
+FAST = {"reassoc", "contract", "arcp", "nsz"}
+
+
+def kernel(function):
+    """Compile ``function`` for the CPU: without the interpreter lock (callers run kernels side by side on
+    threads), NumPy's error model (no Python exceptions from divisions) and the ``FAST`` liberties; cached on
+    disk beside this package or in the user's cache folder (``NUMBA_CACHE_DIR``), so later processes load it
+    in a fraction of a second. Where neither is writable (a read-only install run by a user without a home)
+    it is compiled in memory in each process instead (a few seconds when the first pipeline is built)."""
+    options = {"nogil": True, "error_model": "numpy", "fastmath": FAST}
+    try:
+        return numba.njit(cache=True, **options)(function)
+    except RuntimeError:  # "cannot cache function ...: no locator available"
+        return numba.njit(**options)(function)
 
 
 @kernel
-def _standardise(values: np.ndarray) -> float:
-    """``values`` to zero mean and unit standard deviation in place (deviation no lower than MIN_CONTRAST);
-    returns the deviation used."""
+def pyramid_level(radius: float, size: int, levels: int) -> int:
+    """Pyramid level (of ``levels``) a window of half-width ``radius`` px sampled ``size`` times a side is read
+    from (as rfnet_ros.model.patches._pyramid_levels)."""
+    step = 2.0 * radius / size
+    if not math.isfinite(step) or step <= 1.0:
+        return 0
+    return min(int(math.floor(math.log2(step))), levels - 1)
+
+
+@kernel
+def bilinear(image: np.ndarray, x: float, y: float) -> float:
+    """Bilinear value of ``image`` (h, w) at (x, y) in its px, borders replicated (grid_sample's "border")."""
+    if not (math.isfinite(x) and math.isfinite(y)):
+        return math.nan
+    height, width = image.shape
+    fx, fy = math.floor(x), math.floor(y)
+    ax, ay = x - fx, y - fy
+    x0 = min(max(int(fx), 0), width - 1)
+    x1 = min(max(int(fx) + 1, 0), width - 1)
+    y0 = min(max(int(fy), 0), height - 1)
+    y1 = min(max(int(fy) + 1, 0), height - 1)
+    top = (1.0 - ax) * image[y0, x0] + ax * image[y0, x1]
+    bottom = (1.0 - ax) * image[y1, x0] + ax * image[y1, x1]
+    return (1.0 - ay) * top + ay * bottom
+
+
+@kernel
+def sample_window(pyramid: tuple, cx: float, cy: float, radius: float, cos: float, sin: float, size: int,
+                  points_x: np.ndarray, points_y: np.ndarray, out: np.ndarray) -> None:
+    """``out[k]``: the image at window point k ((points_x, points_y) in the window's [-1, 1] square) of the
+    window centred at (cx, cy) px with half-width ``radius`` and axes (cos, sin), sampled ``size`` times a
+    side, read from its level of ``pyramid`` (``pyramid_arrays``)."""
+    level = pyramid_level(radius, size, len(pyramid))
+    image = pyramid[level]
+    gain = 0.5 ** level
+    c, s = cos * radius, sin * radius
+    for k in range(points_x.shape[0]):
+        tx, ty = points_x[k], points_y[k]
+        out[k] = bilinear(image, ((cx + 0.5) + c * tx - s * ty) * gain - 0.5,
+                          ((cy + 0.5) + s * tx + c * ty) * gain - 0.5)
+
+
+@kernel
+def window_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The points (x (size * size,), y (size * size,)) of a whole window sampled ``size`` times a side, row
+    by row, in its [-1, 1] square: sample (row i, column j) at ((j + 0.5) / size * 2 - 1, (i + 0.5) / size
+    * 2 - 1), as ``extract_patches`` places them."""
+    x, y = np.empty(size * size), np.empty(size * size)
+    for i in range(size):
+        for j in range(size):
+            x[i * size + j] = (j + 0.5) / size * 2.0 - 1.0
+            y[i * size + j] = (i + 0.5) / size * 2.0 - 1.0
+    return x, y
+
+
+def pyramid_arrays(pyramid: list) -> tuple[np.ndarray, ...]:
+    """A (1, 1, h, w) CPU tensor pyramid (``image_pyramid``, at least ``PYRAMID_LEVELS`` levels) as the
+    kernels take it: a tuple of ``PYRAMID_LEVELS`` float32 (h, w) arrays (the kernels read their number from
+    the tuple)."""
+    return tuple(np.ascontiguousarray(level[0, 0].detach().float().numpy()) for level in pyramid[:PYRAMID_LEVELS])
+
+
+@kernel
+def _standardise(values: np.ndarray, min_contrast: float) -> float:
+    """``values`` to zero mean and unit standard deviation in place (deviation no lower than
+    ``min_contrast``); returns the deviation used."""
     n = values.shape[0]
     mean = 0.0
     for k in range(n):
@@ -42,7 +128,7 @@ def _standardise(values: np.ndarray) -> float:
     for k in range(n):
         values[k] -= mean
         spread += values[k] * values[k]
-    spread = max(math.sqrt(spread / n), MIN_CONTRAST)
+    spread = max(math.sqrt(spread / n), min_contrast)
     for k in range(n):
         values[k] /= spread
     return spread
@@ -114,12 +200,13 @@ def refine_kernel(first: tuple, second: tuple, xy0: np.ndarray, radius0: np.ndar
                   xy1: np.ndarray, radius1: np.ndarray, direction1: np.ndarray, weights: np.ndarray,
                   window: float, min_window: float, max_window: float, size: int, iterations: int,
                   max_shift: float, max_scale_change: float, min_correlation: float, converged: float,
-                  samples: int, out_xy: np.ndarray, out_moved: np.ndarray) -> None:
+                  samples: int, min_contrast: float, out_xy: np.ndarray, out_moved: np.ndarray) -> None:
     """Refine M matches (row m of the first image's keypoints with row m of the second's): ``out_xy`` (M, 2)
     the second keypoints' refined places, ``out_moved`` (M,) which moved. first, second: the images'
-    pyramids (``compiled_sampling.pyramid_arrays``); xy (M, 2) px, radius (M,) patch half-widths px,
-    direction (M, 2) unit (cos, sin); weights (size * size,) the windows' Gaussian weights, row-major; the
-    other arguments: ``RefinementSettings``'s fields."""
+    pyramids (``pyramid_arrays``); xy (M, 2) px, radius (M,) patch half-widths px, direction (M, 2) unit
+    (cos, sin); weights (size * size,) the windows' Gaussian weights, row-major; min_contrast: the least
+    standard deviation a window is standardised by (rfnet_ros.matching.refinement.MIN_CONTRAST); the other
+    arguments: ``RefinementSettings``'s fields."""
     n = size * size
     every = not (0 < samples < n)
     count = n if every else samples
@@ -148,7 +235,7 @@ def refine_kernel(first: tuple, second: tuple, xy0: np.ndarray, radius0: np.ndar
         # The template: the first image's window, standardised, its gradients and its compared samples.
         sample_window(first, xy0[m, 0], xy0[m, 1], half0, direction0[m, 0], direction0[m, 1], size, all_x, all_y,
                 template)
-        _standardise(template)
+        _standardise(template, min_contrast)
         for i in range(size):
             for j in range(size):
                 k = i * size + j
@@ -162,7 +249,7 @@ def refine_kernel(first: tuple, second: tuple, xy0: np.ndarray, radius0: np.ndar
             _strongest(strength, order, count, chosen)
         for q in range(count):
             compared[q] = template[chosen[q]]
-        spread = 1.0 if every else _standardise(compared)
+        spread = 1.0 if every else _standardise(compared, min_contrast)
         # The steepest-descent images, weighted, and the Hessian (symmetric: its upper triangle summed, in
         # scalars the compiler keeps in registers).
         h00 = h01 = h02 = h03 = h11 = h12 = h13 = h22 = h23 = h33 = 0.0
@@ -201,7 +288,7 @@ def refine_kernel(first: tuple, second: tuple, xy0: np.ndarray, radius0: np.ndar
         for _ in range(iterations):
             cos, sin = math.cos(angle), math.sin(angle)
             sample_window(second, cx, cy, half, cos, sin, size, points_x, points_y, values)
-            _standardise(values)
+            _standardise(values, min_contrast)
             g0 = g1 = g2 = g3 = 0.0
             for q in range(count):
                 residual = values[q] - compared[q]
@@ -225,7 +312,7 @@ def refine_kernel(first: tuple, second: tuple, xy0: np.ndarray, radius0: np.ndar
         moved = moved and abs(math.log(max(half, 1e-6) / half1)) <= max_scale_change
         if moved and min_correlation > -1:
             sample_window(second, cx, cy, half, math.cos(angle), math.sin(angle), size, all_x, all_y, second_window)
-            _standardise(second_window)
+            _standardise(second_window, min_contrast)
             cross, own, other = 0.0, 0.0, 0.0
             for k in range(n):
                 cross += template[k] * second_window[k] * weights[k]

@@ -214,8 +214,7 @@ def _refine_compiled(first: FramedKeypoints, second: FramedKeypoints,
     group of matches per engine thread, side by side (the kernel runs without the interpreter lock). Imported
     here, on first use: the compiler's runtime adds about 110 MB to a process (peak RSS 249 -> 366 MB with
     torch, OpenCV and OpenVINO loaded), which a process refining on a GPU does not need."""
-    from rfnet_ros.matching.compiled_refinement import refine_kernel
-    from rfnet_ros.model.compiled_sampling import pyramid_arrays
+    from rfnet_ros.matching.compiled_refinement import pyramid_arrays, refine_kernel
 
     def arrays(keypoints: FramedKeypoints) -> tuple[np.ndarray, ...]:
         return tuple(np.ascontiguousarray(v.detach().float().numpy())
@@ -238,7 +237,8 @@ def _refine_compiled(first: FramedKeypoints, second: FramedKeypoints,
                       direction1[rows], weights, float(settings.window), float(settings.min_window),
                       float(settings.max_window), int(settings.size), int(settings.iterations),
                       float(settings.max_shift), float(settings.max_scale_change), float(settings.min_correlation),
-                      float(settings.converged), int(settings.samples), out_xy[rows], out_moved[rows])
+                      float(settings.converged), int(settings.samples), MIN_CONTRAST, out_xy[rows],
+                      out_moved[rows])
 
     parallel_map(run, thread_blocks(m, MIN_GROUP))
     return torch.from_numpy(out_xy).to(second.xy.dtype), torch.from_numpy(out_moved)
