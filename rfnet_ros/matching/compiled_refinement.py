@@ -88,11 +88,22 @@ def sample_window(pyramid: tuple, cx: float, cy: float, radius: float, cos: floa
     level = pyramid_level(radius, size, len(pyramid))
     image = pyramid[level]
     gain = 0.5 ** level
-    c, s = cos * radius, sin * radius
+    c, s = cos * radius * gain, sin * radius * gain  # the window's axes in the level's px
+    x0, y0 = (cx + 0.5) * gain - 0.5, (cy + 0.5) * gain - 0.5
+    reach = abs(c) + abs(s)  # how far along each image axis a point of the [-1, 1] square lies from the centre
+    height, width = image.shape
+    if not (x0 - reach >= 0 and y0 - reach >= 0 and x0 + reach < width - 1 and y0 + reach < height - 1):
+        for k in range(points_x.shape[0]):  # near a border (or not finite): ``bilinear`` replicates the border
+            out[k] = bilinear(image, x0 + c * points_x[k] - s * points_y[k], y0 + s * points_x[k] + c * points_y[k])
+        return
+    # The whole window inside the image (the usual case): the four neighbours of every point exist.
     for k in range(points_x.shape[0]):
-        tx, ty = points_x[k], points_y[k]
-        out[k] = bilinear(image, ((cx + 0.5) + c * tx - s * ty) * gain - 0.5,
-                          ((cy + 0.5) + s * tx + c * ty) * gain - 0.5)
+        x, y = x0 + c * points_x[k] - s * points_y[k], y0 + s * points_x[k] + c * points_y[k]
+        ix, iy = int(x), int(y)
+        ax, ay = x - ix, y - iy
+        top = image[iy, ix] + ax * (image[iy, ix + 1] - image[iy, ix])
+        bottom = image[iy + 1, ix] + ax * (image[iy + 1, ix + 1] - image[iy + 1, ix])
+        out[k] = top + ay * (bottom - top)
 
 
 @kernel
