@@ -7,9 +7,9 @@ them, and its groups share the interpreter lock. The kernel takes one match at a
 alignment (cut the template, choose its samples, the steps, the checks) with no intermediate arrays, and
 runs without the interpreter lock, so the groups of ``refine_matches`` really go side by side on the
 engines' threads. On the 2-core development machine (AMD EPYC, AVX2), the 573 matches of a 1024-keypoint
-frame: 33-42 ms batched on one thread, 27-29 ms compiled on one thread; in the pipeline's match stage on
-two threads (with mutual nearest neighbours) 34.8 ms before, 23.9 ms after. What is left is mostly the
-bilinear reads (about 3,300 per match).
+frame: 33-42 ms batched on one thread, about 22 ms compiled on one thread; in the pipeline's match stage on
+two threads (with mutual nearest neighbours) 35.8-36.3 ms before, 19.4-19.7 ms after. What is left is mostly
+the bilinear reads (about 3,300 per match).
 
 Windows are sampled as ``rfnet_ros.model.patches`` cuts them: a square of half-width ``radius`` px around a
 centre, turned by its axes (cos, sin), its points given in the window's [-1, 1] square and read bilinearly,

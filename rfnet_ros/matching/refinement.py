@@ -162,8 +162,9 @@ def refine_matches(first: FramedKeypoints, second: FramedKeypoints,
     On the CPU the compiled kernel (rfnet_ros.matching.compiled_refinement) aligns the matches, one group
     per engine thread side by side; elsewhere (CUDA) ``refine_matches_batched`` does, as tensor operations
     on the device. The two agree to float rounding (the tests compare them): 573 matches of a frame on the
-    2-core development machine (AMD EPYC, AVX2) took 35-42 ms batched on one thread and 27-29 ms compiled on
-    one thread, 12-15 ms on two (the batched groups share the interpreter lock, the kernel does not).
+    2-core development machine (AMD EPYC, AVX2) took 35-42 ms batched on one thread and about 22 ms compiled
+    on one thread, and the compiled groups run side by side on two (the batched groups share the interpreter
+    lock, the kernel does not).
     """
     m = first.xy.shape[0]
     if m == 0:
