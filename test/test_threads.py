@@ -89,3 +89,43 @@ def test_matching_in_blocks_side_by_side_gives_the_same_matches(engine_threads):
         assert torch.equal(similarity, results[0][0])
         assert torch.equal(matches, results[0][1]) and torch.equal(distances, results[0][2])
     assert len(results[0][1]) > n / 2
+
+
+def test_beside_runs_on_a_pool_thread_in_the_callers_modes_and_at_once_with_one_thread(engine_threads):
+    def where_and_modes():
+        return (threading.current_thread().name.startswith("rfnet_parallel"), torch.is_grad_enabled(),
+                torch.is_inference_mode_enabled())
+
+    engine_threads(2)
+    with torch.inference_mode():
+        assert threads.beside(where_and_modes).result() == (True, False, True)
+    engine_threads(1)
+    started = threads.beside(where_and_modes)
+    assert started.done() and started.result() == (False, True, False)
+
+
+def test_scale_space_built_beside_the_detector_gives_the_same_keypoints(engine_threads, monkeypatch):
+    """The pipeline builds a frame's scale space on a pool thread while the detector runs
+    (``rfnet_ros.threads.beside``); keypoints, frames and descriptors are those of building it in line."""
+    from rfnet_ros import pipeline as pipeline_module
+    from rfnet_ros.config import FeatureConfig
+    from rfnet_ros.pipeline import FeaturePipeline
+
+    photo = cv2.resize(gray_photo("images/train/board.png"), (640, 480), interpolation=cv2.INTER_AREA)
+    engine_threads(2)
+    pipeline = FeaturePipeline(FeatureConfig(device="cpu", engine="torch", top_k=512))
+    called = []
+    real = pipeline_module.beside
+
+    def recorded(function, *args):
+        called.append(function)
+        return real(function, *args)
+
+    monkeypatch.setattr(pipeline_module, "beside", recorded)
+    beside = pipeline.extract(photo, "gray")
+    assert called == [pipeline_module.scale_space]
+    engine_threads(1)
+    in_line = pipeline.extract(photo, "gray")
+    assert len(beside.keypoints) > 100
+    for name in ("keypoints", "scales", "orientations", "descriptors", "descriptor_hypotheses"):
+        np.testing.assert_array_equal(getattr(beside, name), getattr(in_line, name))
