@@ -68,6 +68,18 @@ def separable_conv(channels: int) -> nn.Sequential:
     )
 
 
+def stack_maps(maps: list[torch.Tensor]) -> torch.Tensor:
+    """Single-channel maps (B, 1, H, W) -> (B, len(maps), H, W), the same values as ``torch.cat(maps, dim=1)``.
+
+    They are joined along the height axis and the result is reshaped: in memory the two are one array. As a
+    channel concatenation, OpenVINO's CPU plugin ran the join with a reference kernel and the maps after it in
+    another layout; joined this way the whole detector graph took 13.4-15.9 ms instead of 16.2-21.9 (2-core AMD
+    EPYC with AVX-512, alternating calls; score maps within 4e-7 of each other).
+    """
+    b, _, h, w = maps[0].shape
+    return torch.cat(maps, dim=2).reshape(b, len(maps), h, w)
+
+
 def soft_nms_3d(score_maps: torch.Tensor, size: int = 15, strength: float = 3.0) -> torch.Tensor:
     """(B, S, H, W) per-scale logits -> probabilities normalised over a size x size x S neighbourhood."""
     # The maximum over the 3D window, computed as max over scales, then a separable size x 1, 1 x size max:
@@ -138,7 +150,7 @@ class Detector(nn.Module):
                 scores.append(F.conv2d(out, head.weight[:1], head.bias[:1]))
             # Layers 2..9 add their input back after the heads have read them; conv1 and conv10 do not.
             features = out + features if 0 < index < NUM_LAYERS - 1 else out
-        probs = soft_nms_3d(self._normalised_scores(torch.cat(scores, dim=1)), self.nms_window,
+        probs = soft_nms_3d(self._normalised_scores(stack_maps(scores)), self.nms_window,
                             self.nms_strength)  # (B, 10, H, W)
         weights = torch.softmax(self.scale_strength * probs, dim=1)
         score = (probs * weights).sum(dim=1, keepdim=True)
