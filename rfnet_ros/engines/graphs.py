@@ -27,7 +27,7 @@ from rfnet_ros.model.rfnet import RFNet
 
 OPSET = 17
 # Bumped whenever the graphs' code changes, so that exports cached by an older version are not reused.
-GRAPH_VERSION = 4
+GRAPH_VERSION = 5
 FRAME_CHANNELS = 3 * NUM_LAYERS  # ten scale weights, then ten (cos, sin) pairs
 
 

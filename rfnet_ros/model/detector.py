@@ -10,6 +10,7 @@ forward path serve every variant.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -80,20 +81,34 @@ def stack_maps(maps: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat(maps, dim=2).reshape(b, len(maps), h, w)
 
 
+def _pooled_along_rows(pool: Callable[..., torch.Tensor], maps: torch.Tensor, size: int) -> torch.Tensor:
+    """``pool`` (F.max_pool2d, or F.avg_pool2d counting the zero padding) of (B, 1, H, W) maps over 1 x size
+    windows, stride 1, the border padded by size // 2: the rows are laid out as channels for the pooling."""
+    b, _, h, w = maps.shape
+    return pool(maps.reshape(b, h, 1, w), (1, size), stride=1, padding=(0, size // 2)).reshape(b, 1, h, w)
+
+
+def _pooled_over_windows(pool: Callable[..., torch.Tensor], maps: torch.Tensor, size: int) -> torch.Tensor:
+    """``pool`` of (B, 1, H, W) maps over size x size windows, separably: along the rows, then along the rows of the
+    transposed maps (the columns).
+
+    The same values as a 1 x size then a size x 1 pooling of the maps. OpenVINO's CPU plugin pools a
+    single-channel map in a layout padded to 16 channels; with the rows as channels the detector graph took
+    12.0-12.5 ms instead of 12.9-13.4 (2-core AMD EPYC with AVX-512, alternating calls, the same score maps).
+    """
+    along_rows = _pooled_along_rows(pool, maps, size)
+    return _pooled_along_rows(pool, along_rows.transpose(2, 3), size).transpose(2, 3)
+
+
 def soft_nms_3d(score_maps: torch.Tensor, size: int = 15, strength: float = 3.0) -> torch.Tensor:
     """(B, S, H, W) per-scale logits -> probabilities normalised over a size x size x S neighbourhood."""
-    # The maximum over the 3D window, computed as max over scales, then a separable size x 1, 1 x size max:
-    # exact, and an order of magnitude cheaper than a size x size pool per scale.
-    local_max = score_maps.amax(dim=1, keepdim=True)
-    local_max = F.max_pool2d(local_max, (1, size), stride=1, padding=(0, size // 2))
-    local_max = F.max_pool2d(local_max, (size, 1), stride=1, padding=(size // 2, 0))
+    # The maximum over the 3D window, computed as max over scales, then a separable size x size max over the
+    # window: exact, and an order of magnitude cheaper than a size x size pool per scale.
+    local_max = _pooled_over_windows(F.max_pool2d, score_maps.amax(dim=1, keepdim=True), size)
     exp = torch.exp(strength * (score_maps - local_max))
-    # Box sum over the 3D window: sum over scales, then a zero-padded size x size sum, done as a 1 x size
-    # and a size x 1 sum (the same sum, a fraction of the reads of a size x size pool).
-    window_sum = F.avg_pool2d(exp.sum(dim=1, keepdim=True), (1, size), stride=1, padding=(0, size // 2),
-                              count_include_pad=True)
-    window_sum = F.avg_pool2d(window_sum, (size, 1), stride=1, padding=(size // 2, 0),
-                              count_include_pad=True) * (size * size)
+    # Box sum over the 3D window: sum over scales, then a zero-padded size x size sum done separably (the same
+    # sum, a fraction of the reads of a size x size pool).
+    window_sum = _pooled_over_windows(F.avg_pool2d, exp.sum(dim=1, keepdim=True), size) * (size * size)
     return exp / (window_sum + 1e-8)
 
 
