@@ -5,7 +5,6 @@ Training, evaluation, the command-line tools and the ROS node all call this; non
 from __future__ import annotations
 
 import dataclasses
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -18,11 +17,9 @@ from rfnet_ros.engines import build_engine
 from rfnet_ros.matching import match_mutual_nn
 from rfnet_ros.matching.refinement import FramedKeypoints, RefinementSettings, prepare_refinement, refine_matches
 from rfnet_ros.model.detector import DetectorMaps
-from rfnet_ros.model.frames import scale_space
 from rfnet_ros.model.patches import extract_patches, image_pyramid, orientation_angle
 from rfnet_ros.model.rfnet import keypoints_from_maps, model_input
 from rfnet_ros.model.texture import local_contrast
-from rfnet_ros.threads import beside
 from rfnet_ros.timing import StageTimer
 
 STAGES = ("convert", "preprocess", "detect", "describe", "match")
@@ -226,9 +223,6 @@ class FeaturePipeline:
             allowed = [None if mask is None else torch.from_numpy(np.ascontiguousarray(mask)).to(self.device)
                        for mask in (masks or [None] * len(images))]
         with timer.stage("preprocess"):
-            # Frames measured on the image read its scale space, which needs nothing of the detector: it is built
-            # on another thread while the detector network runs (both leave the interpreter lock to others).
-            spaces = [beside(scale_space, tensor) if cfg.keypoint_frames == "image" else None for tensor in tensors]
             smalls = [model_input(tensor, cfg.model_size) for tensor in tensors]
             pyramids = [image_pyramid(tensor) for tensor in tensors]  # every patch cut of the frame reads it
         with timer.stage("detect"):
@@ -236,7 +230,7 @@ class FeaturePipeline:
                 maps = self.engine.detect_batch(torch.cat(smalls))
             else:
                 maps = [self.engine.detect(small) for small in smalls]
-            selected = [self._select(*frame) for frame in zip(maps, smalls, tensors, pyramids, spaces, allowed)]
+            selected = [self._select(*frame) for frame in zip(maps, smalls, tensors, pyramids, allowed)]
         with timer.stage("describe"):
             # Every description of every frame in one engine call: per frame, one patch cut of each keypoint under
             # its frame, then of the keypoints with a second peak under that frame (the others repeat their
@@ -271,15 +265,13 @@ class FeaturePipeline:
         return results
 
     def _select(self, maps: DetectorMaps, small: torch.Tensor, tensor: torch.Tensor, pyramid: list[torch.Tensor],
-                space: Future[list[list[torch.Tensor]]] | None, allowed: torch.Tensor | None) -> _Selected:
-        """The valid keypoints of one frame from its detector maps (keypoint selection, frames, mask, contrast);
-        ``space``: the frame's scale space being built (None with learned frames)."""
+                allowed: torch.Tensor | None) -> _Selected:
+        """The valid keypoints of one frame from its detector maps (keypoint selection, frames, mask, contrast)."""
         cfg = self.config
         if allowed is not None:  # a model pixel counts as allowed when every input pixel under it is
             coverage = F.interpolate(allowed[None, None].float(), size=small.shape[-2:], mode="area")
             maps = dataclasses.replace(maps, score=maps.score * (coverage > 1 - 1e-6))
-        keypoints = keypoints_from_maps(maps, small, tensor, cfg.keypoint_settings, pyramid,
-                                        None if space is None else space.result())
+        keypoints = keypoints_from_maps(maps, small, tensor, cfg.keypoint_settings, pyramid)
         valid = keypoints.valid[0]
         if allowed is not None:
             pixel = keypoints.xy[0].round().long()

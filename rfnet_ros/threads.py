@@ -12,16 +12,14 @@ that split; the node calls it at start-up, rfnet-bench with ``--torch-threads``.
 Independent pieces of work made of large PyTorch operations (the refinement's groups of matches) can still
 use every core: ``parallel_map`` runs them on as many Python threads as the engines have, each with its
 operations on one thread. PyTorch releases the interpreter lock inside each operation, and a thread that
-is descheduled delays only its own pieces (the others do not spin waiting for it). ``beside`` starts one
-piece of such work while the caller runs an engine: the frames' scale space is built during the detector
-network.
+is descheduled delays only its own pieces (the others do not spin waiting for it).
 """
 from __future__ import annotations
 
 import math
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import cv2
@@ -32,7 +30,6 @@ _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
 _pool_lock = threading.Lock()
 Item = TypeVar("Item")
-Result = TypeVar("Result")
 
 
 def plan_cpu_threads(engines: int | None = None, torch_ops: int = 1) -> None:
@@ -70,23 +67,6 @@ def parallel_map(function: Callable[[Item], Any], items: Sequence[Item]) -> list
             return function(item)
 
     return [future.result() for future in [_thread_pool().submit(call, item) for item in items]]
-
-
-def beside(function: Callable[..., Result], *args: Any) -> Future[Result]:
-    """``function(*args)`` started on a pool thread while the caller goes on (run at once, in the caller, with one
-    engine thread), in the caller's PyTorch grad and inference mode. For work that releases the interpreter
-    lock (OpenCV filters) beside an engine call that does too."""
-    inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
-
-    def call() -> Result:
-        with torch.inference_mode(inference), torch.set_grad_enabled(grad):
-            return function(*args)
-
-    if engine_threads() <= 1:
-        done: Future[Result] = Future()
-        done.set_result(function(*args))
-        return done
-    return _thread_pool().submit(call)
 
 
 def thread_blocks(length: int, fewest: int, most: int | None = None) -> list[slice]:
