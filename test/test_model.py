@@ -88,12 +88,21 @@ def test_soft_nms_equals_the_direct_3d_window_definition():
     assert torch.allclose(soft_nms_3d(logits, size, strength), expected, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])  # OpenCV's and PyTorch's forms
 @pytest.mark.parametrize("size", [3, 5, 7])
-def test_nms_keeps_exactly_the_maxima_of_square_windows(size):
+def test_nms_keeps_exactly_the_maxima_of_square_windows(size, dtype):
     torch.manual_seed(size)
-    score = torch.rand(2, 1, 37, 53).round(decimals=2)  # ties too
+    score = (torch.rand(2, 1, 37, 53) - 0.7).round(decimals=2).to(dtype)  # ties and negative values (the border)
     square_max = F.max_pool2d(score, size, stride=1, padding=size // 2)
     assert torch.equal(nms(score, size), score * (score == square_max))
+
+
+def test_nms_keeps_the_kept_values_differentiable():
+    torch.manual_seed(0)
+    score = torch.rand(1, 1, 20, 30, requires_grad=True)
+    nms(score, 5).sum().backward()
+    square_max = F.max_pool2d(score.detach(), 5, stride=1, padding=2)
+    assert torch.equal(score.grad, (score.detach() == square_max).float())
 
 
 def test_nms_and_topk_find_planted_peaks_with_subpixel_offsets():
