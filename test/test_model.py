@@ -10,8 +10,8 @@ from rfnet_ros.model.complexity import count_parameters, descriptor_complexity, 
 from rfnet_ros.model.descriptor import HardNet
 from rfnet_ros.model.detector import Detector, soft_nms_3d
 from rfnet_ros.model.keypoints import nms, select_keypoints
-from rfnet_ros.model.patches import extract_patches, image_pyramid, sample_patch_points
-from rfnet_ros.model.rfnet import model_to_input
+from rfnet_ros.model.patches import extract_patches, halved, image_pyramid, sample_patch_points
+from rfnet_ros.model.rfnet import model_input, model_to_input
 
 H, W = 240, 320
 
@@ -272,3 +272,13 @@ def test_detector_forward_matches_stored_reference_values(replaced):
                                rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(maps.orientations[..., ::4, ::4].numpy(), reference[f"orientations_{replaced}"],
                                rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 480, 640), (2, 1, 36, 50), (1, 1, 37, 50), (1, 1, 36, 51)])
+def test_halved_images_are_the_2x2_means_of_area_pooling(shape):
+    torch.manual_seed(sum(shape))
+    image = torch.rand(shape)
+    assert torch.equal(halved(image), F.avg_pool2d(image, 2, ceil_mode=True))
+    if shape[-1] % 2 == 0 and shape[-2] % 2 == 0:  # the detector's input at half the size: the same means
+        model_size = (shape[-2] // 2, shape[-1] // 2)
+        assert torch.equal(model_input(image, model_size), F.interpolate(image, size=model_size, mode="area"))

@@ -13,11 +13,22 @@ PYRAMID_LEVELS = 3
 REMAP_MAX_SIDE = 32767
 
 
+def halved(image: torch.Tensor) -> torch.Tensor:
+    """(..., H, W) -> (..., ceil(H / 2), ceil(W / 2)): the means of 2 x 2 pixels (an odd last row or column:
+    of the pixels there are), the values of ``F.avg_pool2d(image, 2, ceil_mode=True)``.
+
+    Where both sides are even, as the sum of the four strided quarters: the same values in the same order of
+    addition, about 4x faster than the pooling on a CPU (0.13 against 0.55 ms for 480x640 here)."""
+    if image.shape[-1] % 2 or image.shape[-2] % 2:
+        return F.avg_pool2d(image, 2, ceil_mode=True)
+    return (image[..., 0::2, 0::2] + image[..., 0::2, 1::2] + image[..., 1::2, 0::2] + image[..., 1::2, 1::2]) / 4
+
+
 def image_pyramid(image: torch.Tensor, levels: int = PYRAMID_LEVELS) -> list[torch.Tensor]:
-    """(1, 1, H, W) image and its 2x, 4x, ... area-downsampled copies: ``levels`` maps in all."""
+    """(1, 1, H, W) image and its 2x, 4x, ... area-downsampled copies (``halved``): ``levels`` maps in all."""
     pyramid = [image]
     for _ in range(levels - 1):
-        pyramid.append(F.avg_pool2d(pyramid[-1], 2, ceil_mode=True))
+        pyramid.append(halved(pyramid[-1]))
     return pyramid
 
 

@@ -12,6 +12,7 @@ from rfnet_ros.model.descriptor import DESCRIPTORS
 from rfnet_ros.model.detector import Detector, DetectorMaps, learned_frames
 from rfnet_ros.model.frames import measure_frames
 from rfnet_ros.model.keypoints import select_keypoints
+from rfnet_ros.model.patches import halved
 
 
 @dataclass
@@ -42,6 +43,8 @@ def model_input(image: torch.Tensor, model_size: tuple[int, int]) -> torch.Tenso
     """(B, 1, H, W) image at input resolution -> the detector's input at ``model_size`` (area-resized)."""
     if tuple(image.shape[-2:]) == tuple(model_size):
         return image
+    if tuple(image.shape[-2:]) == (2 * model_size[0], 2 * model_size[1]):
+        return halved(image)  # the same 2 x 2 means, several times faster
     return F.interpolate(image, size=tuple(model_size), mode="area")
 
 
