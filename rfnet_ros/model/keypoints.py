@@ -1,4 +1,5 @@
-"""Keypoint selection on dense detector maps: border suppression, max-pool NMS, top-k, sub-pixel offsets.
+"""Keypoint selection on dense detector maps: border suppression, NMS (OpenCV's dilation on a CPU,
+max-pooling elsewhere), top-k, sub-pixel offsets.
 
 All operations stay on the maps' device; invalid slots of the fixed-size top-k output are masked, not
 branched on (fixed shapes suit compiled and TensorRT-style back ends).
