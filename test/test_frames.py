@@ -9,14 +9,19 @@ import torch
 
 from rfnet_ros.config import FeatureConfig
 from rfnet_ros.evaluation.metrics import frame_errors
+from rfnet_ros.model.compiled_frames import direction_histograms
 from rfnet_ros.model.frames import (
+    ORIENTATION_BINS,
     SIGMAS_PER_RADIUS,
+    batched_direction_histograms,
     characteristic_scale,
     dominant_orientation,
+    gaussian_blur,
     measure_frames,
     opencv_scale_space,
     torch_scale_space,
 )
+from rfnet_ros.model.patches import extract_patches
 from rfnet_ros.pipeline import FeaturePipeline
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -95,6 +100,31 @@ def test_a_blob_on_a_wider_dip_has_two_scale_peaks_and_a_blob_one():
     assert abs(float(single.radius) / SIGMAS_PER_RADIUS / 4 - 1) < 0.1
     assert float(single.contrast) > 0.05
     assert measure_frames((0.5 + 0.3 * torch.exp(-r2 / 32))[None, None], centre).second_radius is None
+
+
+def test_compiled_and_batched_orientation_histograms_agree():
+    # The CPU's compiled histograms and the tensor form (other devices, gradients) of the same smoothed
+    # patches: a textured image at keypoints of every scale, a flat patch (no gradient) and a patch whose
+    # gradients point exactly along the axes (directions on the bins' wrap-around).
+    generator = torch.Generator().manual_seed(0)
+    image = gaussian_blur(torch.rand(1, 1, 240, 320, generator=generator), 2.0)
+    xy = torch.rand(300, 2, generator=generator) * torch.tensor([300.0, 220.0]) + 10
+    radius = 4 * 2 ** (torch.rand(300, generator=generator) * 4)
+    upright = torch.tensor([[1.0, 0.0]]).expand(300, 2)
+    patches = gaussian_blur(extract_patches(image, xy, radius, upright, 16), 1.25)[:, 0]
+    steps = torch.zeros(2, 16, 16)
+    steps[1, :, 8:] = 1.0  # a vertical step (gradients along +x) and a horizontal one (along -y)
+    steps[1, 8:, :] -= 1.0
+    patches = torch.cat([patches, steps]).contiguous()
+    t = (torch.arange(14, dtype=torch.float32) + 0.5) / 14 * 2 - 1
+    weight = torch.exp(-(t[None] ** 2 + t[:, None] ** 2) / 0.5)
+    compiled = np.empty((len(patches), ORIENTATION_BINS), np.float32)
+    direction_histograms(patches.numpy(), weight.numpy(), ORIENTATION_BINS, compiled)
+    batched = batched_direction_histograms(patches, weight, ORIENTATION_BINS)
+    assert torch.allclose(torch.from_numpy(compiled), batched, rtol=1e-5, atol=1e-6 * float(batched.max()))
+    assert float(batched[-2].abs().max()) == 0.0 and float(batched[-1].max()) > 0
+    # The textured patches' peaks (the axis-aligned one's peak is a tie between two bins)
+    assert (torch.from_numpy(compiled[:300]).argmax(1) == batched[:300].argmax(1)).all()
 
 
 def test_no_keypoints_give_no_orientations():

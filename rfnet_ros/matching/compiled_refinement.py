@@ -16,12 +16,9 @@ centre, turned by its axes (cos, sin), its points given in the window's [-1, 1] 
 borders replicated (grid_sample's "border"), from the pyramid level whose pixels are closest to (not larger
 than) the window's sample spacing.
 
-Numba (a well-kept compiler of numerical Python) rather than C++: it needs no compiler at install time, and
-the kernel stays readable next to the batched form it must agree with (the tests compare the two). It is
-compiled on first use and cached on disk, so later processes load it in a fraction of a second
-(``prepare_refinement``: a pipeline does that when it is built). Numba checks a cached function against its
-own source file only, not against the files of the functions and constants it uses: so every compiled
-function lives in this one file, and what the kernels need from elsewhere (the pyramid's depth, the least
+Compiled as rfnet_ros.compiled says (Numba; cached on disk): on first use, so later processes load it in a
+fraction of a second (``prepare_refinement``: a pipeline does that when it is built). Every compiled function
+it uses lives in this one file, and what the kernels need from elsewhere (the pyramid's depth, the least
 contrast) comes in as arguments. The arithmetic follows the batched form step for step; positions agree to
 1e-4 px (float rounding, and OpenCV's remap quantising bilinear weights to 1/32 px in the batched form).
 """
@@ -29,27 +26,10 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
+from rfnet_ros.compiled import kernel
 from rfnet_ros.model.patches import PYRAMID_LEVELS
-
-# Floating-point liberties the compiler may take: reassociating sums (so that they vectorise), fused
-# multiply-adds, reciprocals; not the assumption that no value is NaN or infinite (the checks test for them).
-FAST = {"reassoc", "contract", "arcp", "nsz"}
-
-
-def kernel(function):
-    """Compile ``function`` for the CPU: without the interpreter lock (callers run kernels side by side on
-    threads), NumPy's error model (no Python exceptions from divisions) and the ``FAST`` liberties; cached on
-    disk beside this package or in the user's cache folder (``NUMBA_CACHE_DIR``), so later processes load it
-    in a fraction of a second. Where neither is writable (a read-only install run by a user without a home)
-    it is compiled in memory in each process instead (a few seconds when the first pipeline is built)."""
-    options = {"nogil": True, "error_model": "numpy", "fastmath": FAST}
-    try:
-        return numba.njit(cache=True, **options)(function)
-    except RuntimeError:  # "cannot cache function ...: no locator available"
-        return numba.njit(**options)(function)
 
 
 @kernel
