@@ -75,3 +75,26 @@ def test_allowed_pairs_limit_the_candidates():
     assert {(i, j) for i, j in pairs if i not in (3, 7)} == {(i, i) for i in range(20) if i not in (3, 7)}
     assert torch.equal(match_mutual_nn(d0, d1, allowed=torch.ones(20, 20, dtype=torch.bool))[0],
                        match_mutual_nn(d0, d1)[0])
+
+
+def test_three_hypotheses_per_keypoint_on_both_sides_equal_brute_force():
+    # Keypoints with one, two or three distinct descriptions (repeats of the first elsewhere, as the pipeline
+    # stores them), enough rows for the row blocks that run side by side: the distance of two keypoints is
+    # the smallest over all pairs of their descriptions.
+    g = torch.Generator().manual_seed(7)
+
+    def hypotheses(n):
+        desc = F.normalize(torch.randn(n, 3, 128, generator=g), dim=-1)
+        repeated = torch.rand(n, 2, generator=g) < 0.6
+        desc[:, 1:][repeated] = desc[:, :1].expand(-1, 2, -1)[repeated]
+        return desc
+
+    d0, d1 = hypotheses(300), hypotheses(280)
+    brute = torch.cdist(d0.reshape(-1, 128), d1.reshape(-1, 128)).reshape(300, 3, 280, 3).amin(dim=(1, 3))
+    assert torch.allclose(descriptor_distances(d0, d1), brute, atol=1e-5)
+    matches, distances = match_mutual_nn(d0, d1)
+    nearest = brute.argmin(dim=1)
+    mutual = brute.argmin(dim=0)[nearest] == torch.arange(300)
+    assert matches[:, 0].tolist() == mutual.nonzero().squeeze(1).tolist()
+    assert torch.equal(matches[:, 1], nearest[mutual])
+    assert torch.allclose(distances, brute[matches[:, 0], matches[:, 1]], atol=1e-5)

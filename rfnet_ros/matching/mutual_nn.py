@@ -11,17 +11,41 @@ from rfnet_ros.threads import parallel_map, thread_blocks
 MIN_BLOCK = 256  # fewest rows or columns worth a thread of their own (descriptor_similarity, match_mutual_nn)
 
 
-def _distinct_rows(desc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, H, D) descriptions -> (N + R, D) rows and (R,) owners: each keypoint's first description, then
-    every further one that differs from its first (the pipeline repeats the first description where a
-    keypoint has no second peak), with the keypoint it belongs to."""
+def _distinct_rows(desc: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(N, H, D) descriptions -> (N + R, D) rows and, per further hypothesis h = 1..H-1, the keypoints (in
+    order) whose description h is among the rows: each keypoint's first description, then hypothesis 1's
+    that differ from their first, then hypothesis 2's, ... (the pipeline repeats the first description where
+    a keypoint has no second peak). Within one hypothesis each keypoint appears at most once."""
     n, hypotheses = desc.shape[:2]
     if hypotheses == 1:
-        return desc[:, 0], torch.zeros(0, dtype=torch.long, device=desc.device)
-    rest = desc[:, 1:]
-    distinct = (rest != desc[:, :1]).any(dim=-1)  # (N, H - 1)
-    owner, which = distinct.nonzero(as_tuple=True)
-    return torch.cat([desc[:, 0], rest[owner, which]]), owner
+        return desc[:, 0], []
+    distinct = (desc[:, 1:] != desc[:, :1]).any(dim=-1)  # (N, H - 1)
+    owners = [distinct[:, h].nonzero().squeeze(1) for h in range(hypotheses - 1)]
+    return torch.cat([desc[:, 0], *(desc[owner, h + 1] for h, owner in enumerate(owners))]), owners
+
+
+def _fold_hypotheses(similarity: torch.Tensor, count: int, owners: list[torch.Tensor], dim: int) -> torch.Tensor:
+    """Similarities with ``count`` first descriptions then further ones (``_distinct_rows``' owners) along
+    ``dim`` -> the largest over each keypoint's descriptions (``count`` along ``dim``)."""
+    best = similarity.narrow(dim, 0, count)
+    start = count
+    for owner in owners:
+        if len(owner):
+            if start == count:
+                best = best.clone()  # written below; the first block of similarity stays as it was
+            further = similarity.narrow(dim, start, len(owner))
+            best.index_copy_(dim, owner, torch.maximum(best.index_select(dim, owner), further))
+        start += len(owner)
+    return best
+
+
+def _argmax(values: torch.Tensor, dim: int) -> torch.Tensor:
+    """Index of the largest value along ``dim`` (the first of equal ones) of a 2-D map. On the CPU NumPy's:
+    several times faster than PyTorch's on one thread here (a 491 x 488 map: 0.03 against 0.23 ms along the
+    rows, 0.11 against 0.36 down the columns)."""
+    if values.device.type == "cpu" and values.dtype == torch.float32:
+        return torch.from_numpy(values.numpy().argmax(axis=dim))
+    return values.argmax(dim=dim)
 
 
 def descriptor_distances(desc0: torch.Tensor, desc1: torch.Tensor) -> torch.Tensor:
@@ -42,24 +66,13 @@ def descriptor_similarity(desc0: torch.Tensor, desc1: torch.Tensor) -> torch.Ten
     H0 x H1 pairs.
     """
     n0, n1 = desc0.shape[0], desc1.shape[0]
-    rows0, owner0 = _distinct_rows(desc0.float().reshape(n0, -1, desc0.shape[-1]))
-    rows1, owner1 = _distinct_rows(desc1.float().reshape(n1, -1, desc1.shape[-1]))
-
-    def over_columns(rows: torch.Tensor) -> torch.Tensor:
-        """(r, D) descriptions of desc0 -> (r, N1) similarities: the largest over each keypoint of desc1's
-        descriptions."""
-        similarity = rows @ rows1.T  # (r, N1 + R1)
-        out = similarity[:, :n1]
-        if len(owner1):
-            out = out.clone().scatter_reduce_(1, owner1.expand(len(rows), -1), similarity[:, n1:], "amax")
-        return out
+    rows0, owners0 = _distinct_rows(desc0.float().reshape(n0, -1, desc0.shape[-1]))
+    rows1, owners1 = _distinct_rows(desc1.float().reshape(n1, -1, desc1.shape[-1]))
 
     # Blocks of rows side by side on the engines' threads (rfnet_ros.threads): the product and the
     # column-wise reduction take most of the matching's time, each on one thread.
-    best = _in_blocks(lambda rows: over_columns(rows0[rows]), len(rows0))
-    if len(owner0):
-        best[:n0].scatter_reduce_(0, owner0[:, None].expand(-1, n1), best[n0:], "amax")
-    return best[:n0]
+    best = _in_blocks(lambda rows: _fold_hypotheses(rows0[rows] @ rows1.T, n1, owners1, 1), len(rows0))
+    return _fold_hypotheses(best, n0, owners0, 0)
 
 
 def _in_blocks(function: Callable[[slice], torch.Tensor], length: int) -> torch.Tensor:
@@ -91,9 +104,9 @@ def match_mutual_nn(desc0: torch.Tensor, desc1: torch.Tensor, max_distance: floa
     similarity = descriptor_similarity(desc0, desc1)
     if allowed is not None:
         similarity = similarity.masked_fill(~allowed, float("-inf"))
-    nn01 = similarity.argmax(dim=1)
+    nn01 = _argmax(similarity, 1)
     # Down the columns is a strided read, several times slower than along the rows: blocks side by side.
-    nn10 = _in_blocks(lambda columns: similarity[:, columns].argmax(dim=0), similarity.shape[1])
+    nn10 = _in_blocks(lambda columns: _argmax(similarity[:, columns], 0), similarity.shape[1])
     index0 = torch.arange(desc0.shape[0], device=desc0.device)
     keep = nn10[nn01] == index0
     best = _distance(similarity[index0, nn01])
