@@ -92,6 +92,10 @@ class FeatureConfig:
                                         "orientation peak when that peak reaches this fraction of the first; "
                                         "matching uses the closest pair of descriptions (1.0 = off; needs "
                                         "keypoint_frames: image)", low=0.0, high=1.0)
+    require_scale_peak: bool = _setting(False, "Drop keypoints whose Laplacian response still rises at the largest "
+                                        "scale searched (21.5 px sigma), so it has no peak: flat or low-texture "
+                                        "surroundings, patches of ~108 px, placed least well; fewer keypoints, "
+                                        "a larger share of them right (needs keypoint_frames: image)")
     min_contrast: float = _setting(0.005, "Keypoints whose surroundings (the square of half-width their scale) have "
                                    "an intensity standard deviation (intensities 0..1) at most this are dropped, "
                                    "so blank, covered or featureless views give no keypoints (0 = keep all)",
@@ -196,7 +200,7 @@ class FeatureConfig:
     def keypoint_settings(self) -> KeypointSettings:
         """What keypoint selection needs of these settings (:func:`rfnet_ros.model.rfnet.keypoints_from_maps`)."""
         return KeypointSettings(self.top_k, self.nms_size, self.border, self.score_threshold, self.keypoint_frames,
-                                self.min_strength, self.second_peak_ratio)
+                                self.min_strength, self.second_peak_ratio, self.require_scale_peak)
 
     @property
     def descriptions_per_keypoint(self) -> int:
@@ -234,7 +238,8 @@ class FeatureConfig:
 
 def check_frame_rules(settings: FeatureConfig | KeypointSettings) -> None:
     """The keypoint-frame rules (ValueError naming the setting): a known frame source, and the settings that act
-    on what is measured on the image (``min_strength``, ``second_peak_ratio``) left off with learned frames."""
+    on what is measured on the image (``min_strength``, ``second_peak_ratio``, ``require_scale_peak``) left off
+    with learned frames."""
     if settings.keypoint_frames not in FRAME_SOURCES:
         raise ValueError(f"keypoint_frames: {settings.keypoint_frames!r} is not one of {', '.join(FRAME_SOURCES)}")
     if settings.keypoint_frames == "learned":
@@ -242,6 +247,8 @@ def check_frame_rules(settings: FeatureConfig | KeypointSettings) -> None:
             raise ValueError("min_strength: needs keypoint_frames: image (the contrast is measured there)")
         if settings.second_peak_ratio < 1:
             raise ValueError("second_peak_ratio: needs keypoint_frames: image (the peaks are measured there)")
+        if settings.require_scale_peak:
+            raise ValueError("require_scale_peak: needs keypoint_frames: image (the scale is measured there)")
 
 
 @dataclass(frozen=True)
@@ -256,6 +263,7 @@ class KeypointSettings:
     keypoint_frames: str
     min_strength: float
     second_peak_ratio: float
+    require_scale_peak: bool = False
 
     def __post_init__(self) -> None:
         check_frame_rules(self)

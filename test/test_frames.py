@@ -100,6 +100,18 @@ def test_a_blob_on_a_wider_dip_has_two_scale_peaks_and_a_blob_one():
     assert abs(float(single.radius) / SIGMAS_PER_RADIUS / 4 - 1) < 0.1
     assert float(single.contrast) > 0.05
     assert measure_frames((0.5 + 0.3 * torch.exp(-r2 / 32))[None, None], centre).second_radius is None
+    assert bool(single.scale_peaked) and bool(nested.scale_peaked)
+
+
+def test_a_blob_wider_than_the_scales_searched_has_no_scale_peak():
+    # A blob of std 40 px: the Laplacian at its centre still rises at the largest sigma searched (21.5 px), so
+    # its measured scale is only a bound (require_scale_peak drops such keypoints); a blob of std 8 peaks.
+    t = torch.arange(401, dtype=torch.float32) - 200
+    r2 = t[:, None] ** 2 + t[None] ** 2
+    centre = torch.tensor([[[200.0, 200.0]]])
+    wide = measure_frames((0.5 + 0.3 * torch.exp(-r2 / (2 * 40**2)))[None, None], centre)
+    narrow = measure_frames((0.5 + 0.3 * torch.exp(-r2 / (2 * 8**2)))[None, None], centre)
+    assert not bool(wide.scale_peaked) and bool(narrow.scale_peaked)
 
 
 def test_compiled_and_batched_orientation_histograms_agree():
@@ -132,6 +144,8 @@ def test_no_keypoints_give_no_orientations():
 
 
 def test_unknown_frame_source_is_rejected():
+    with pytest.raises(ValueError, match="require_scale_peak"):
+        FeatureConfig(keypoint_frames="learned", min_strength=0.0, second_peak_ratio=1.0, require_scale_peak=True)
     with pytest.raises(ValueError, match="keypoint_frames"):
         dataclasses.replace(FeatureConfig().keypoint_settings, keypoint_frames="sift")
     with pytest.raises(ValueError, match="keypoint_frames"):
@@ -219,3 +233,16 @@ def test_scale_space_as_torch_operations_equals_opencvs(size):
     assert [tuple(s.shape) for s in stacks] == [s.shape for s in expected]
     for stack, reference in zip(stacks, expected):
         assert np.abs(stack.numpy() - reference).max() < 1e-4 * max(1.0, np.abs(reference).max())
+
+
+def test_require_scale_peak_drops_the_keypoints_without_one(lite_frames):
+    # The same detections, less those whose Laplacian still rises at the largest scale searched: their patch
+    # half-width is the largest (SIGMAS_PER_RADIUS times 21.5 px), and the rest keep their places and frames.
+    pipeline, photo, everything = lite_frames
+    config = dataclasses.replace(pipeline.config, require_scale_peak=True)
+    peaked = FeaturePipeline(config).extract(photo)
+    largest = SIGMAS_PER_RADIUS * 1.6 * 2 ** (15 / 4)
+    dropped = np.isclose(everything.scales, largest, rtol=1e-4)
+    assert 0 < dropped.sum() < len(dropped) and len(peaked.keypoints) == (~dropped).sum()
+    assert np.allclose(peaked.keypoints, everything.keypoints[~dropped], atol=1e-4)
+    assert np.allclose(peaked.scales, everything.scales[~dropped], rtol=1e-4)

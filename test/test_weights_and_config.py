@@ -160,10 +160,10 @@ def test_image_frame_settings_need_image_frames(key, value):
 
 def test_keypoint_settings_and_descriptions_per_keypoint():
     config = FeatureConfig(top_k=64, nms_size=5, border=4, score_threshold=0.1, min_strength=0.0,
-                           second_peak_ratio=0.5)
+                           second_peak_ratio=0.5, require_scale_peak=True)
     assert dataclasses.asdict(config.keypoint_settings) == {
         "top_k": 64, "nms_size": 5, "border": 4, "score_threshold": 0.1, "keypoint_frames": "image",
-        "min_strength": 0.0, "second_peak_ratio": 0.5}
+        "min_strength": 0.0, "second_peak_ratio": 0.5, "require_scale_peak": True}
     assert config.descriptions_per_keypoint == 3
     assert FeatureConfig(second_peak_ratio=1.0).descriptions_per_keypoint == 1
 

@@ -325,7 +325,8 @@ class ImageFrames:
 
     radius: (B, K) patch half-width (``SIGMAS_PER_RADIUS`` characteristic sigmas); direction: (B, K, 2) unit
     (cos, sin) dominant gradient direction in a square of that half-width; contrast: (B, K) |sigma^2 LoG| at
-    the characteristic scale, in image intensity units.
+    the characteristic scale, in image intensity units; scale_peaked: (B, K) whether the Laplacian peaks within
+    the scales searched (False: still rising at the largest, so that scale is only a bound).
     Second peaks (None unless asked for): second_direction, the orientation histogram's second peak, and
     second_radius, the Laplacian's second peak over scale, with second_radius_direction, the dominant
     direction measured at that radius; second_orientation_ratio / second_scale_ratio: (B, K) the height of
@@ -335,6 +336,7 @@ class ImageFrames:
     radius: torch.Tensor
     direction: torch.Tensor
     contrast: torch.Tensor
+    scale_peaked: torch.Tensor
     second_direction: torch.Tensor | None = None
     second_orientation_ratio: torch.Tensor | None = None
     second_radius: torch.Tensor | None = None
@@ -383,16 +385,19 @@ def measure_frames(image: torch.Tensor, xy: torch.Tensor, second_peaks: bool = F
     response = laplacian_responses(image, xy)
     peak = response.argmax(dim=-1, keepdim=True)
     radius = _peak_sigma(response, peak) * SIGMAS_PER_RADIUS
+    peaked = peak.squeeze(-1) < response.shape[-1] - 1
     if not second_peaks:
         histogram, _ = _histograms(image, xy, radius, pyramid)
         first_bin = histogram.argmax(dim=-1, keepdim=True)
-        return ImageFrames(radius, _bin_direction(histogram, first_bin), response.gather(-1, peak).squeeze(-1))
+        return ImageFrames(radius, _bin_direction(histogram, first_bin), response.gather(-1, peak).squeeze(-1),
+                           peaked)
     second_level, second_scale_ratio = _second_peak(response, peak)
     second_radius = _peak_sigma(response, second_level) * SIGMAS_PER_RADIUS
     wanted = (second_scale_ratio > 0) & (second_scale_ratio >= second_scale_min_ratio)
     histogram, at_second = _histograms(image, xy, radius, pyramid, wanted, second_radius)
     first_bin = histogram.argmax(dim=-1, keepdim=True)
-    frames = ImageFrames(radius, _bin_direction(histogram, first_bin), response.gather(-1, peak).squeeze(-1))
+    frames = ImageFrames(radius, _bin_direction(histogram, first_bin), response.gather(-1, peak).squeeze(-1),
+                         peaked)
     second_bin, frames.second_orientation_ratio = _second_peak(histogram, first_bin, circular=True)
     frames.second_direction = _bin_direction(histogram, second_bin)
     frames.second_scale_ratio = second_scale_ratio

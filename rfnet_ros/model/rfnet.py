@@ -58,7 +58,8 @@ def keypoints_from_maps(maps: DetectorMaps, small: torch.Tensor, image: torch.Te
     characteristic scale of the Laplacian and the dominant gradient direction. With image frames, keypoints
     whose score times image contrast is at most ``min_strength`` are marked invalid, and a second scale or
     orientation peak reaching ``second_peak_ratio`` of the first becomes an alternative frame
-    (``KeypointBatch.alternative_frames``; 1.0: none). ``pyramid``: ``image_pyramid(image)`` when the caller
+    (``KeypointBatch.alternative_frames``; 1.0: none); with ``require_scale_peak`` keypoints whose Laplacian
+    has no peak within the scales searched are marked invalid. ``pyramid``: ``image_pyramid(image)`` when the caller
     has it (the frames' patch cuts read it).
     """
     h, w = image.shape[-2:]
@@ -79,6 +80,8 @@ def keypoints_from_maps(maps: DetectorMaps, small: torch.Tensor, image: torch.Te
         # The detector's instance normalisation removes the image's contrast, so its score ignores how
         # faint a structure is; the Laplacian contrast puts that back, as SIFT's contrast threshold does.
         valid = valid & (score * frames.contrast > settings.min_strength)
+    if settings.require_scale_peak:
+        valid = valid & frames.scale_peaked
     keypoints = KeypointBatch(xy, score, frames.radius, frames.direction, valid)
     if second_peak_ratio < 1:
         def present(peak_ratio: torch.Tensor) -> torch.Tensor:  # a ratio of 0 means no second peak
