@@ -10,6 +10,7 @@ import torch
 from photos import gray_photo
 
 from rfnet_ros.config import FeatureConfig
+from rfnet_ros.matching.compiled_refinement import DIGIT_BITS, _strongest
 from rfnet_ros.matching.refinement import (
     FramedKeypoints,
     RefinementSettings,
@@ -211,3 +212,20 @@ def test_evaluation_refines_matches_as_the_node_does(photo):
     assert np.array_equal(matches, second.matches) and len(matches) > 150
     assert np.abs(keypoints1 - second.features.keypoints).max() < 1e-3
     assert np.abs(keypoints1[matches[:, 1]] - f1.keypoints[matches[:, 1]]).max() > 0.5  # they did move
+
+
+@pytest.mark.parametrize("count", [1, 256, 1023, 1024])
+def test_compiled_selection_of_the_strongest_samples(count):
+    # The refinement's radix selection: the count largest values (ties at the boundary resolved to the first
+    # indices), on values spread over many binades, with ties, zeros and one repeated value throughout.
+    rng = np.random.default_rng(count)
+    for values in (rng.random(1024) ** 6, np.round(rng.random(1024), 2), np.zeros(1024), np.full(1024, 0.25),
+                   np.where(rng.random(1024) < 0.5, 0.0, rng.random(1024) * 1e-9)):
+        out = np.full(count, -1, np.int64)
+        _strongest(values, np.empty(1024, np.int64), np.empty(1 << DIGIT_BITS, np.int64), count, out)
+        assert len(set(out.tolist())) == count and out.min() >= 0
+        assert np.array_equal(np.sort(values[out]), np.sort(values)[-count:])
+        boundary = values[out].min()
+        equal = np.flatnonzero(values == boundary)
+        taken = np.intersect1d(out, equal)
+        assert np.array_equal(taken, equal[:len(taken)])  # the first of the equal ones

@@ -125,37 +125,57 @@ def _standardise(values: np.ndarray, min_contrast: float) -> float:
     return spread
 
 
+DIGIT_BITS = 10  # bits of the keys each pass of ``_strongest`` sorts candidates by
+
+
 @kernel
-def _strongest(values: np.ndarray, order: np.ndarray, count: int, out: np.ndarray) -> None:
-    """``out``: the indices of the ``count`` largest ``values`` (in no particular order; ties broken
-    arbitrarily), by quickselect on ``order`` (scratch, len(values))."""
+def _strongest(values: np.ndarray, candidates: np.ndarray, counts: np.ndarray, count: int, out: np.ndarray) -> None:
+    """``out``: the indices of the ``count`` largest of ``values`` (float64, none negative or NaN), in no
+    particular order; of equal values at the boundary, the first ones. ``candidates`` (len(values)) and
+    ``counts`` (2 ** DIGIT_BITS) are scratch.
+
+    A radix selection on the values' bit patterns (for non-negative floats their order as integers is the
+    values' order): each pass counts the remaining candidates per digit of DIGIT_BITS bits, starting below the
+    highest bit in which the values differ, takes every candidate whose digit lies above the one where the
+    count is reached, and keeps that digit's candidates for the next, lower digit. On a window's 1024 values
+    usually one or two passes: about half the time of a quickselect, which compares through an index array
+    with branches the processor mispredicts."""
+    keys = values.view(np.int64)
     n = values.shape[0]
+    low, high = keys[0], keys[0]
     for k in range(n):
-        order[k] = k
-    target = n - count  # order[target:] will hold the largest
-    low, high = 0, n - 1
-    while low < high:
-        middle = (low + high) // 2  # pivot: the median of the first, middle and last value
-        a, b, c = values[order[low]], values[order[middle]], values[order[high]]
-        pivot = max(min(a, b), min(max(a, b), c))
-        i, j = low, high
-        while i <= j:
-            while values[order[i]] < pivot:
-                i += 1
-            while values[order[j]] > pivot:
-                j -= 1
-            if i <= j:
-                order[i], order[j] = order[j], order[i]
-                i += 1
-                j -= 1
-        if target <= j:
-            high = j
-        elif target >= i:
-            low = i
-        else:
-            break
-    for q in range(count):
-        out[q] = order[target + q]
+        candidates[k] = k
+        low = min(low, keys[k])
+        high = max(high, keys[k])
+    top = 0  # the highest bit in which the keys differ, plus one
+    while top < 63 and (high ^ low) >> top > 0:
+        top += 1
+    mask = (1 << DIGIT_BITS) - 1
+    remaining, wanted, taken, shift = n, count, 0, max(top - DIGIT_BITS, 0)
+    while wanted > 0:
+        if remaining <= wanted or shift < 0:  # all of them, or equal keys: the first ones
+            for i in range(min(remaining, wanted)):
+                out[taken + i] = candidates[i]
+            return
+        counts[:] = 0
+        for i in range(remaining):
+            counts[(keys[candidates[i]] >> shift) & mask] += 1
+        above, digit = 0, mask
+        while above + counts[digit] < wanted:
+            above += counts[digit]
+            digit -= 1
+        kept = 0
+        for i in range(remaining):
+            here = (keys[candidates[i]] >> shift) & mask
+            if here > digit:
+                out[taken] = candidates[i]
+                taken += 1
+            elif here == digit:
+                candidates[kept] = candidates[i]
+                kept += 1
+        wanted -= above
+        remaining = kept
+        shift = -1 if shift == 0 else max(shift - DIGIT_BITS, 0)
 
 
 @kernel
@@ -207,7 +227,8 @@ def refine_kernel(first: tuple, second: tuple, xy0: np.ndarray, radius0: np.ndar
     grad_x = np.empty(n)
     grad_y = np.empty(n)
     chosen = np.empty(count, np.int64)
-    order = np.empty(n, np.int64)
+    candidates = np.empty(n, np.int64)
+    counts = np.empty(1 << DIGIT_BITS, np.int64)
     points_x = np.empty(count)
     points_y = np.empty(count)
     compared = np.empty(count)
@@ -237,7 +258,7 @@ def refine_kernel(first: tuple, second: tuple, xy0: np.ndarray, radius0: np.ndar
             for k in range(n):
                 chosen[k] = k
         else:
-            _strongest(strength, order, count, chosen)
+            _strongest(strength, candidates, counts, count, chosen)
         for q in range(count):
             compared[q] = template[chosen[q]]
         spread = 1.0 if every else _standardise(compared, min_contrast)
