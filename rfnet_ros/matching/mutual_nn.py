@@ -28,13 +28,13 @@ def _fold_hypotheses(similarity: torch.Tensor, count: int, owners: list[torch.Te
     """Similarities with ``count`` first descriptions then further ones (``_distinct_rows``' owners) along
     ``dim`` -> the largest over each keypoint's descriptions (``count`` along ``dim``)."""
     best = similarity.narrow(dim, 0, count)
+    if not any(len(owner) for owner in owners):
+        return best
+    best = best.clone()  # written below; the first block of similarity stays as it was
     start = count
     for owner in owners:
-        if len(owner):
-            if start == count:
-                best = best.clone()  # written below; the first block of similarity stays as it was
-            further = similarity.narrow(dim, start, len(owner))
-            best.index_copy_(dim, owner, torch.maximum(best.index_select(dim, owner), further))
+        further = similarity.narrow(dim, start, len(owner))
+        best.index_copy_(dim, owner, torch.maximum(best.index_select(dim, owner), further))
         start += len(owner)
     return best
 

@@ -386,18 +386,18 @@ def measure_frames(image: torch.Tensor, xy: torch.Tensor, second_peaks: bool = F
     peak = response.argmax(dim=-1, keepdim=True)
     radius = _peak_sigma(response, peak) * SIGMAS_PER_RADIUS
     peaked = peak.squeeze(-1) < response.shape[-1] - 1
-    if not second_peaks:
+    if second_peaks:
+        second_level, second_scale_ratio = _second_peak(response, peak)
+        second_radius = _peak_sigma(response, second_level) * SIGMAS_PER_RADIUS
+        wanted = (second_scale_ratio > 0) & (second_scale_ratio >= second_scale_min_ratio)
+        histogram, at_second = _histograms(image, xy, radius, pyramid, wanted, second_radius)
+    else:
         histogram, _ = _histograms(image, xy, radius, pyramid)
-        first_bin = histogram.argmax(dim=-1, keepdim=True)
-        return ImageFrames(radius, _bin_direction(histogram, first_bin), response.gather(-1, peak).squeeze(-1),
-                           peaked)
-    second_level, second_scale_ratio = _second_peak(response, peak)
-    second_radius = _peak_sigma(response, second_level) * SIGMAS_PER_RADIUS
-    wanted = (second_scale_ratio > 0) & (second_scale_ratio >= second_scale_min_ratio)
-    histogram, at_second = _histograms(image, xy, radius, pyramid, wanted, second_radius)
     first_bin = histogram.argmax(dim=-1, keepdim=True)
     frames = ImageFrames(radius, _bin_direction(histogram, first_bin), response.gather(-1, peak).squeeze(-1),
                          peaked)
+    if not second_peaks:
+        return frames
     second_bin, frames.second_orientation_ratio = _second_peak(histogram, first_bin, circular=True)
     frames.second_direction = _bin_direction(histogram, second_bin)
     frames.second_scale_ratio = second_scale_ratio
