@@ -122,6 +122,12 @@ class FeatureConfig:
     refine_drop_unaligned: bool = _setting(False, "Drop the matches whose surroundings the refinement could not "
                                            "align (placed no better than the detector's ~2 px); needs "
                                            "refine_matches")
+    refine_narrow_window: float = _setting(0.0, "Align each refined match whose window is wider than this "
+                                           "half-width in input px again, from its refined place, in a window of "
+                                           "this half-width, and publish the narrow window's place where it aligns "
+                                           "more than 1 px away (the wide window spans a depth edge and followed "
+                                           "the other surface; 0 = off; a second alignment of those matches); "
+                                           "needs refine_matches", low=0.0, high=1000.0)
     device: str = _setting("auto", "Device: auto (CUDA when present, else CPU), cpu, cuda or cuda:N",
                           read_only=True, rebuilds_engine=True)
     engine: str = _setting("auto", "Inference engine of the networks: auto (the fastest installed for the device: "

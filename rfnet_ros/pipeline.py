@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from rfnet_ros.config import FeatureConfig
 from rfnet_ros.engines import build_engine
 from rfnet_ros.matching import match_mutual_nn
+from rfnet_ros.matching.narrow_check import NarrowCheck, check_wide_windows
 from rfnet_ros.matching.refinement import FramedKeypoints, RefinementSettings, prepare_refinement, refine_matches
 from rfnet_ros.model.detector import DetectorMaps
 from rfnet_ros.model.patches import extract_patches, image_pyramid, orientation_angle
@@ -327,11 +328,15 @@ class FeaturePipeline:
     def _refined(self, keypoints0: FramedKeypoints, keypoints1: FramedKeypoints, matches: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor]:
         """keypoints1's xy with the keypoints matched to keypoints0 (``matches`` (M, 2)) refined, and which
-        matches (M,) the refinement aligned."""
-        settings = RefinementSettings(max_window=self.config.refine_max_window,
-                                      size=self.config.refine_window_samples,
-                                      samples=self.config.refine_aligned_samples)
-        moved, aligned = refine_matches(keypoints0.take(matches[:, 0]), keypoints1.take(matches[:, 1]), settings)
+        matches (M,) the refinement aligned; with ``refine_narrow_window`` the matches of wide windows are
+        checked in narrow ones (``check_wide_windows``)."""
+        cfg = self.config
+        settings = RefinementSettings(max_window=cfg.refine_max_window, size=cfg.refine_window_samples,
+                                      samples=cfg.refine_aligned_samples)
+        first, second = keypoints0.take(matches[:, 0]), keypoints1.take(matches[:, 1])
+        moved, aligned = refine_matches(first, second, settings)
+        if cfg.refine_narrow_window > 0:
+            moved = check_wide_windows(first, second, moved, settings, NarrowCheck(window=cfg.refine_narrow_window))
         xy = keypoints1.xy.clone()
         xy[matches[:, 1]] = moved
         return xy, aligned
