@@ -47,9 +47,9 @@ def check_wide_windows(first: FramedKeypoints, second: FramedKeypoints, refined:
     (M, 2), each whose window is wider than ``check.window`` aligned again in a narrow window from there,
     and moved to the narrow window's place where that aligned more than ``check.tolerance`` px away."""
     places = refined.clone()
-    half = (first.radius * settings.window).clamp(min=settings.min_window)
+    half = (first.radius * settings.window).clamp(min=settings.min_window)  # the wide windows, as refined
     if settings.max_window > 0:
-        half = half.clamp(max=settings.max_window)
+        half = half.clamp(max=max(settings.max_window, settings.min_window))
     index = (half > check.window).nonzero().squeeze(1)
     if index.numel() == 0:
         return places
