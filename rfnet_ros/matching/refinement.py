@@ -245,14 +245,22 @@ def _refine_compiled(first: FramedKeypoints, second: FramedKeypoints,
     return torch.from_numpy(out_xy).to(second.xy.dtype), torch.from_numpy(out_moved)
 
 
+def window_half_widths(radius: torch.Tensor, settings: RefinementSettings) -> torch.Tensor:
+    """Half-widths in px (M,) of the first image's windows for keypoints of patch half-widths ``radius`` (M,):
+    ``window`` times the radius, at least ``min_window`` and, with ``max_window``, at most that (the compiled
+    kernel computes the same per match)."""
+    half = (radius * settings.window).clamp(min=settings.min_window)
+    if settings.max_window > 0:
+        half = half.clamp(max=max(settings.max_window, settings.min_window))
+    return half
+
+
 def _refine_group(first: FramedKeypoints, second: FramedKeypoints,
                   settings: RefinementSettings) -> tuple[torch.Tensor, torch.Tensor]:
     """``refine_matches`` of one group of matches, both sides with their pyramids."""
     pyramid = second.pyramid
     xy1, radius1 = second.xy, second.radius
-    half0 = (first.radius * settings.window).clamp(min=settings.min_window)
-    if settings.max_window > 0:
-        half0 = half0.clamp(max=max(settings.max_window, settings.min_window))
+    half0 = window_half_widths(first.radius, settings)
     half1 = half0 * radius1 / first.radius  # the same window in the second keypoint's frame
     # The second window: centre, half-width and angle, updated by the inverse of each step's warp.
     pose = (xy1.clone(), half1.clone(), torch.atan2(second.direction[:, 1], second.direction[:, 0]))
