@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import cv2
@@ -30,7 +30,6 @@ _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
 _pool_lock = threading.Lock()
 Item = TypeVar("Item")
-POOL_PREFIX = "rfnet_parallel"  # names of the pool's threads
 
 
 def plan_cpu_threads(engines: int | None = None, torch_ops: int = 1) -> None:
@@ -59,42 +58,15 @@ def apply_thread_options(threads: int | None, torch_threads: int | None) -> None
 def parallel_map(function: Callable[[Item], Any], items: Sequence[Item]) -> list[Any]:
     """``function(item)`` for each of ``items``, on ``engine_threads()`` threads, results in order; each call
     runs in the caller's PyTorch grad and inference mode (thread-local settings a pool thread lacks)."""
-    if len(items) <= 1 or engine_threads() <= 1 or _in_pool():
+    if len(items) <= 1 or engine_threads() <= 1:
         return [function(item) for item in items]
-    call = _in_callers_modes(function)
-    return [future.result() for future in [_thread_pool().submit(call, item) for item in items]]
-
-
-def start_beside(function: Callable[[], Any]) -> Future:
-    """Start ``function()`` on a pool thread, in the caller's PyTorch grad and inference mode, while the caller
-    goes on (the caller's next step releases the interpreter lock: an engine call, OpenCV); its result or error
-    comes from the returned future's ``result()``. Called from a pool thread, or with one engine thread, it runs
-    at once and the future is already done."""
-    if engine_threads() <= 1 or _in_pool():
-        done: Future = Future()
-        try:
-            done.set_result(function())
-        except BaseException as error:  # handed to the caller through result(), as a pool thread would
-            done.set_exception(error)
-        return done
-    return _thread_pool().submit(_in_callers_modes(function))
-
-
-def _in_callers_modes(function: Callable[..., Any]) -> Callable[..., Any]:
-    """``function`` wrapped to run in the calling thread's PyTorch inference and grad modes (thread-local
-    settings a pool thread lacks)."""
     inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
 
-    def call(*args: Any) -> Any:
+    def call(item: Item) -> Any:
         with torch.inference_mode(inference), torch.set_grad_enabled(grad):
-            return function(*args)
+            return function(item)
 
-    return call
-
-
-def _in_pool() -> bool:
-    """Whether this thread is one of the pool's: work it handed to the pool could wait behind itself."""
-    return threading.current_thread().name.startswith(POOL_PREFIX)
+    return [future.result() for future in [_thread_pool().submit(call, item) for item in items]]
 
 
 def thread_blocks(length: int, fewest: int, most: int | None = None) -> list[slice]:
@@ -115,5 +87,5 @@ def _thread_pool() -> ThreadPoolExecutor:
             if _pool is not None:
                 _pool.shutdown(wait=False)
             _pool_size = engine_threads()
-            _pool = ThreadPoolExecutor(_pool_size, thread_name_prefix=POOL_PREFIX)
+            _pool = ThreadPoolExecutor(_pool_size, thread_name_prefix="rfnet_parallel")
         return _pool

@@ -19,7 +19,6 @@ from rfnet_ros.model.frames import (
     gaussian_blur,
     measure_frames,
     opencv_scale_space,
-    scale_space,
     torch_scale_space,
 )
 from rfnet_ros.model.patches import extract_patches
@@ -247,16 +246,3 @@ def test_require_scale_peak_drops_the_keypoints_without_one(lite_frames):
     assert 0 < dropped.sum() < len(dropped) and len(peaked.keypoints) == (~dropped).sum()
     assert np.allclose(peaked.keypoints, everything.keypoints[~dropped], atol=1e-4)
     assert np.allclose(peaked.scales, everything.scales[~dropped], rtol=1e-4)
-
-
-def test_frames_from_a_scale_space_made_beforehand_are_the_same():
-    # The pipeline builds the scale space beside the detector network and hands it over: the same frames.
-    photo = cv2.imread(str(DATA / "images" / "validation" / "ocvdoc-boat.png"), cv2.IMREAD_GRAYSCALE)
-    assert photo is not None, "data/images/validation/ocvdoc-boat.png missing: run scripts/fetch_data.sh"
-    image = torch.from_numpy(cv2.resize(photo, (320, 240), interpolation=cv2.INTER_AREA).astype(np.float32) / 255)
-    image = image[None, None]
-    xy = torch.rand(1, 200, 2, generator=torch.Generator().manual_seed(5)) * torch.tensor([300.0, 220.0]) + 10
-    before = measure_frames(image, xy, second_peaks=True, second_scale_min_ratio=0.7, stacks=scale_space(image))
-    after = measure_frames(image, xy, second_peaks=True, second_scale_min_ratio=0.7)
-    for field in dataclasses.fields(after):
-        assert torch.equal(getattr(before, field.name), getattr(after, field.name)), field.name

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rfnet_ros.config import FeatureConfig
-from rfnet_ros.model.texture import contrast_tables, local_contrast, summed_tables
+from rfnet_ros.model.texture import local_contrast, summed_tables
 from rfnet_ros.pipeline import FeaturePipeline
 
 PHOTO = Path(__file__).resolve().parents[1] / "data" / "images" / "heldout" / "building.png"
@@ -62,10 +62,3 @@ def test_summed_tables_equal_opencvs_integral_images():
     expected_sums, expected_squares = cv2.integral2(plane.numpy(), sdepth=cv2.CV_64F, sqdepth=cv2.CV_64F)
     np.testing.assert_allclose(sums.numpy(), expected_sums, atol=1e-9)
     np.testing.assert_allclose(squares.numpy(), expected_squares, atol=1e-9)
-
-
-def test_local_contrast_from_tables_made_beforehand_is_the_same():
-    image = torch.from_numpy(np.random.default_rng(3).random((60, 80), dtype=np.float32))[None, None]
-    xy = torch.tensor([[10.0, 12.0], [40.5, 30.2], [79.0, 59.0]])
-    radius = torch.tensor([3.0, 8.5, 20.0])
-    assert torch.equal(local_contrast(image, xy, radius, contrast_tables(image)), local_contrast(image, xy, radius))

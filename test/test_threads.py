@@ -89,32 +89,3 @@ def test_matching_in_blocks_side_by_side_gives_the_same_matches(engine_threads):
         assert torch.equal(similarity, results[0][0])
         assert torch.equal(matches, results[0][1]) and torch.equal(distances, results[0][2])
     assert len(results[0][1]) > n / 2
-
-
-def test_work_started_beside_the_caller_returns_its_result_or_its_error(engine_threads):
-    engine_threads(2)
-    caller = threading.current_thread().name
-    with torch.inference_mode():
-        running = threads.start_beside(lambda: (threading.current_thread().name, torch.is_inference_mode_enabled()))
-        name, inference = running.result()
-    assert name != caller and name.startswith("rfnet_parallel") and inference
-
-    def fails():
-        raise ValueError("measured nothing")
-
-    with pytest.raises(ValueError, match="measured nothing"):
-        threads.start_beside(fails).result()
-
-
-def test_work_handed_out_from_a_pool_thread_runs_there(engine_threads):
-    """Every pool thread waiting for work it handed to the same pool would wait for ever: from a pool thread,
-    the work runs on that thread."""
-    engine_threads(2)
-
-    def outer(item: int) -> tuple[list[str], str]:
-        inner = threads.parallel_map(lambda _: threading.current_thread().name, range(4))
-        beside = threads.start_beside(lambda: threading.current_thread().name).result(timeout=10)
-        return inner, beside, threading.current_thread().name
-
-    for inner, beside, own in threads.parallel_map(outer, range(2)):
-        assert set(inner) == {own} and beside == own

@@ -49,8 +49,7 @@ def model_input(image: torch.Tensor, model_size: tuple[int, int]) -> torch.Tenso
 
 
 def keypoints_from_maps(maps: DetectorMaps, small: torch.Tensor, image: torch.Tensor,
-                        settings: KeypointSettings, pyramid: list[torch.Tensor] | None = None,
-                        stacks: list[list[torch.Tensor]] | None = None) -> KeypointBatch:
+                        settings: KeypointSettings, pyramid: list[torch.Tensor] | None = None) -> KeypointBatch:
     """Keypoints in input px from the detector's maps of ``small``, the (B, 1, h, w) model-resolution copy of
     ``image``, the (B, 1, H, W) input.
 
@@ -61,7 +60,7 @@ def keypoints_from_maps(maps: DetectorMaps, small: torch.Tensor, image: torch.Te
     orientation peak reaching ``second_peak_ratio`` of the first becomes an alternative frame
     (``KeypointBatch.alternative_frames``; 1.0: none); with ``require_scale_peak`` keypoints whose Laplacian
     has no peak within the scales searched are marked invalid. ``pyramid``: ``image_pyramid(image)`` when the caller
-    has it (the frames' patch cuts read it); ``stacks``: ``scale_space(image)`` when the caller has it.
+    has it (the frames' patch cuts read it).
     """
     h, w = image.shape[-2:]
     mh, mw = small.shape[-2:]
@@ -76,7 +75,7 @@ def keypoints_from_maps(maps: DetectorMaps, small: torch.Tensor, image: torch.Te
         return KeypointBatch(xy, score, scale * (ratio_x * ratio_y) ** 0.5, orientation, valid)
     second_peak_ratio = settings.second_peak_ratio
     frames = measure_frames(image, xy, second_peaks=second_peak_ratio < 1,
-                            second_scale_min_ratio=second_peak_ratio, pyramid=pyramid, stacks=stacks)
+                            second_scale_min_ratio=second_peak_ratio, pyramid=pyramid)
     if settings.min_strength > 0:
         # The detector's instance normalisation removes the image's contrast, so its score ignores how
         # faint a structure is; the Laplacian contrast puts that back, as SIFT's contrast threshold does.
