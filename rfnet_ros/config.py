@@ -112,9 +112,9 @@ class FeatureConfig:
                                         "aligns (0 = as wide as the keypoint's patch); keypoints of flat regions have "
                                         "patches of up to a hundred px, whose alignment follows whatever dominates "
                                         "them (a nearer surface)", low=0.0, high=1000.0)
-    refine_window_samples: int = _setting(32, "Side in samples of the square windows match refinement aligns "
-                                          "(fewer: faster, placed less finely; 32 keeps the samples as dense as "
-                                          "the descriptor's patch)", low=8, high=64)
+    refine_window_samples: int = _setting(28, "Side in samples of the square windows match refinement aligns "
+                                          "(fewer: faster; 28 placed matches as well as 32 on the validation "
+                                          "split, 24 and fewer less finely)", low=8, high=64)
     refine_aligned_samples: int = _setting(256, "Samples of each window that match refinement's Gauss-Newton "
                                            "steps compare: those where the first image's window has its strongest "
                                            "gradients (fewer: faster; 0 = every sample of the window; the final "

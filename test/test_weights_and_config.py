@@ -140,10 +140,10 @@ def test_yaml_files_hold_every_setting_with_the_defaults():
     assert full == FeatureConfig(weights="rfnet_full.pt", replaced_layers=0, descriptor="hardnet")
     native = load_config(root / "lite_native.yaml", ignore=NodeConfig.names())
     # lite_native.yaml spends time on accuracy: the detector at the input's resolution, the refinement's steps
-    # compare every sample of the windows, wide windows are checked in narrow ones, and the geometric check
-    # takes the refined matches' sub-pixel places at their word (1 px).
-    assert native == FeatureConfig(model_height=480, model_width=640, refine_aligned_samples=0,
-                                   refine_narrow_window=16.0, geometric_threshold=1.0)
+    # compare every sample of windows of 32 x 32 samples, wide windows are checked in narrow ones, and the
+    # geometric check takes the refined matches' sub-pixel places at their word (1 px).
+    assert native == FeatureConfig(model_height=480, model_width=640, refine_window_samples=32,
+                                   refine_aligned_samples=0, refine_narrow_window=16.0, geometric_threshold=1.0)
 
 
 @pytest.mark.parametrize("key,value", [("min_strength", 1e-4), ("second_peak_ratio", 0.7)])
