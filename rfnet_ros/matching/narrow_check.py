@@ -16,7 +16,8 @@ stands. Started from the refined place rather than the detector's, the narrow wi
 wide place does not fit the keypoint's own surroundings: started from the detector's place it also moved the
 correct matches of low-texture photos, whose narrow windows hold little to align on (validation HA@3 0.990
 -> 0.970, four pairs of low-texture photos). The narrow windows are sampled 16 x 16 with 128 compared
-samples (2 px per sample over 32 px; the wide windows' 32 x 32 samples span up to 96 px, 3 px per sample).
+samples (2 px per sample over 32 px; the wide windows span up to 96 px, 3 px per sample with the 32 a side of
+lite_native.yaml, the file that checks them).
 """
 from __future__ import annotations
 
