@@ -17,6 +17,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 WEIGHTS_DIR = PACKAGE_DIR / "weights"
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+DETECTOR_PRECISIONS = ("fp32", "bf16")
 ENGINES = ("auto", "torch", "openvino", "onnxruntime", "tensorrt")  # rfnet_ros.engines
 DESCRIPTOR_NAMES = ("hardnet", "hardnet_lite")  # rfnet_ros.model.descriptor.DESCRIPTORS
 FRAME_SOURCES = ("learned", "image")  # where keypoint scales and orientations come from (keypoints_from_maps)
@@ -62,8 +63,10 @@ class FeatureConfig:
     """Settings of :class:`rfnet_ros.pipeline.FeaturePipeline` and of the feature tracks around it
     (:class:`rfnet_ros.tracking.FeatureTracker`); every field is also a ROS parameter."""
 
-    weights: str = _setting("rfnet_lite.pt", "Weights file; a relative name is looked up in the package's "
-                            "weights folder (rfnet_full.pt: replaced_layers 0, rfnet_lite.pt: 9)",
+    weights: str = _setting("rfnet_lite_fixed_norm.pt", "Weights file; a relative name is looked up in the "
+                            "package's weights folder (rfnet_full.pt: replaced_layers 0; rfnet_lite.pt: 9; "
+                            "rfnet_lite_fixed_norm.pt: 9, its detector with fixed normalisations for a 240x320 "
+                            "model size)",
                             read_only=True, rebuilds_engine=True)
     replaced_layers: int = _setting(9, "Detector layers conv2.. replaced by depthwise-separable convs "
                                     "(0 = full RF-Net, 9 = lightest); must match the weights file", low=0, high=9,
@@ -137,6 +140,10 @@ class FeatureConfig:
     precision: str = _setting("auto", "Descriptor precision: auto (fp16 on CUDA, bf16 on CPUs that compute it in "
                               "hardware, else fp32), fp32, fp16 (CUDA) or bf16 (torch, openvino)",
                               choices=PRECISIONS, read_only=True, rebuilds_engine=True)
+    detector_precision: str = _setting("fp32", "Detector precision: fp32, or bf16 (openvino; faster where the CPU "
+                                       "computes it in hardware, but keypoints move and tracks are shorter: see "
+                                       "the README's Speed)", choices=DETECTOR_PRECISIONS, read_only=True,
+                                       rebuilds_engine=True)
     # Feature tracks (rfnet_ros.tracking.FeatureTracker, around the pipeline).
     geometric_check: str = _setting("fundamental", "RANSAC check of the matches to the previous frame: "
                                     "fundamental (moving camera, static scene), homography (plane or pure "

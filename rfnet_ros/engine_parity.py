@@ -16,10 +16,11 @@ from rfnet_ros.pipeline import FeaturePipeline
 
 @dataclass
 class Parity:
-    """Agreement of an engine with the torch engine in fp32 on a pair of frames.
+    """Agreement of an engine with the torch engine in fp32 (detector and descriptor) on a pair of frames.
 
     keypoints_matched: share of reference keypoints with an engine keypoint within 0.05 px; max_shift: the
-    largest such distance (px) among them; descriptor_cosine_min / _median: cosine of the engine's descriptor
+    largest such distance (px) among them; keypoints_near: the share with one within 1 px (a detector in bf16
+    moves sub-pixel places by more than 0.05 px); descriptor_cosine_min / _median: cosine of the engine's descriptor
     to the reference's, over the keypoints both found; match_agreement: |shared matches| / |union| of the
     mutual-nearest-neighbour matches of the two frames (as index pairs of the common keypoints).
     """
@@ -27,13 +28,14 @@ class Parity:
     keypoints: int
     keypoints_matched: float
     max_shift: float
+    keypoints_near: float
     descriptor_cosine_min: float
     descriptor_cosine_median: float
     match_agreement: float
 
     def lines(self) -> list[str]:
         return [f"keypoints within 0.05 px: {self.keypoints_matched:.4f} of {self.keypoints} "
-                f"(largest shift {self.max_shift:.2e} px)",
+                f"(largest shift {self.max_shift:.2e} px); within 1 px: {self.keypoints_near:.4f}",
                 f"descriptor cosine: min {self.descriptor_cosine_min:.5f}, median {self.descriptor_cosine_median:.6f}",
                 f"match agreement: {self.match_agreement:.4f}"]
 
@@ -51,9 +53,10 @@ def _correspondence(reference: np.ndarray, other: np.ndarray, tolerance: float =
 
 def compare(config: FeatureConfig, frames: list[np.ndarray]) -> Parity:
     """Run ``config`` and the same settings on the torch engine in fp32 over two frames and compare."""
-    reference = FeaturePipeline(dataclasses.replace(config, engine="torch", precision="fp32"))
+    reference = FeaturePipeline(dataclasses.replace(config, engine="torch", precision="fp32",
+                                                    detector_precision="fp32"))
     candidate = FeaturePipeline(config)
-    matched, shifts, cosines, agreements, total = [], [], [], [], 0
+    matched, near, shifts, cosines, agreements, total = [], [], [], [], [], 0
     results = []
     for frame in frames:
         ref, out = reference.process(frame), candidate.process(frame)
@@ -61,6 +64,7 @@ def compare(config: FeatureConfig, frames: list[np.ndarray]) -> Parity:
         found = index >= 0
         total += len(index)
         matched.append(found.sum())
+        near.append((distance <= 1.0).sum())
         shifts.extend(distance[found].tolist())
         cosines.extend((ref.features.descriptors[found] * out.features.descriptors[index[found]]).sum(1).tolist())
         results.append((ref, out, index))
@@ -74,5 +78,6 @@ def compare(config: FeatureConfig, frames: list[np.ndarray]) -> Parity:
         agreements.append(len(reference_pairs & engine_pairs) / len(union) if union else 1.0)
     cos = np.array(cosines) if cosines else np.array([1.0])
     return Parity(keypoints=total, keypoints_matched=float(np.sum(matched) / max(total, 1)),
-                  max_shift=float(max(shifts, default=0.0)), descriptor_cosine_min=float(cos.min()),
+                  max_shift=float(max(shifts, default=0.0)), keypoints_near=float(np.sum(near) / max(total, 1)),
+                  descriptor_cosine_min=float(cos.min()),
                   descriptor_cosine_median=float(np.median(cos)), match_agreement=float(np.mean(agreements)))

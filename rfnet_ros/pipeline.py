@@ -194,6 +194,10 @@ class FeaturePipeline:
     def precision(self) -> str:
         return self.engine.precision
 
+    @property
+    def detector_precision(self) -> str:
+        return self.engine.detector_precision
+
     def reset(self) -> None:
         """Forget the previous frame (the next frame is matched to nothing)."""
         self._previous = None

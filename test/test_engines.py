@@ -12,7 +12,7 @@ from photos import gray_photo
 from rfnet_ros.config import FeatureConfig, NodeConfig, load_config
 from rfnet_ros.engine_parity import compare
 from rfnet_ros.engines import EngineUnavailable, resolve_engine, resolve_precision
-from rfnet_ros.engines.factory import PRECISIONS, installed
+from rfnet_ros.engines.factory import DETECTOR_PRECISIONS, PRECISIONS, installed, resolve_detector_precision
 from rfnet_ros.engines.graphs import GRAPH_VERSION, descriptor_onnx, detector_onnx
 from rfnet_ros.engines.tensorrt_engine import descriptor_settings, detector_settings, plan_path
 from rfnet_ros.hardware import native_bf16
@@ -56,7 +56,7 @@ def test_fp32_engines_reproduce_the_torch_reference(engine, config_name, frames)
     # same points (selection and sub-pixel offsets run in PyTorch on maps that agree), descriptors equal to a
     # cosine of 0.9999, and the match sets of the two frames all but identical (a near-tie in the mutual
     # nearest neighbours may flip).
-    parity = compare(config_file(config_name, engine=engine, precision="fp32"), frames)
+    parity = compare(config_file(config_name, engine=engine, precision="fp32", detector_precision="fp32"), frames)
     assert parity.keypoints > 500
     assert parity.keypoints_matched >= 0.99, parity.lines()
     assert parity.descriptor_cosine_min >= 0.9999, parity.lines()
@@ -66,9 +66,21 @@ def test_fp32_engines_reproduce_the_torch_reference(engine, config_name, frames)
 @pytest.mark.skipif(not native_bf16(), reason="bf16 is only offered where the CPU computes it natively")
 def test_bf16_descriptor_stays_close_to_fp32(frames):
     # bf16 keeps 8 bits of mantissa: descriptors move, but not enough to change most matches.
-    parity = compare(config_file("lite.yaml", engine="openvino", precision="bf16"), frames)
+    parity = compare(config_file("lite.yaml", engine="openvino", precision="bf16", detector_precision="fp32"),
+                     frames)
     assert parity.keypoints_matched >= 0.99, parity.lines()
     assert parity.descriptor_cosine_median >= 0.999 and parity.descriptor_cosine_min >= 0.98, parity.lines()
+    assert parity.match_agreement >= 0.9, parity.lines()
+
+
+def test_bf16_detector_keeps_most_keypoints_in_place(frames):
+    # A detector in bf16 moves its score maps by rounding: the sub-pixel places move by a few hundredths of a
+    # pixel, and near-ties of the non-maximum suppression swap a few keypoints; most stay within 1 px of fp32's
+    # (measured on these frames with AMX: 0.94). On a CPU without native bf16 OpenVINO computes it in fp32.
+    parity = compare(config_file("lite.yaml", engine="openvino", precision="fp32", detector_precision="bf16"),
+                     frames)
+    assert parity.keypoints > 500
+    assert parity.keypoints_near >= 0.85, parity.lines()
     assert parity.match_agreement >= 0.9, parity.lines()
 
 
@@ -98,6 +110,16 @@ def test_precisions_are_resolved_per_engine_and_device():
         with pytest.raises(ValueError, match=f"precision: {precision} is not available with engine {engine}"):
             resolve_precision(precision, engine, CPU)
     assert set(PRECISIONS) == {"torch", "openvino", "onnxruntime", "tensorrt"}
+
+
+def test_detector_precisions_are_resolved_per_engine_and_device():
+    assert resolve_detector_precision("bf16", "openvino", CPU) == "bf16"
+    assert resolve_detector_precision("fp32", "tensorrt", torch.device("cuda")) == "fp32"
+    for engine, device in [("onnxruntime", CPU), ("tensorrt", torch.device("cuda")), ("torch", CPU)]:
+        with pytest.raises(ValueError, match=f"detector_precision: bf16 is not available with engine {engine}"):
+            resolve_detector_precision("bf16", engine, device)
+    assert set(DETECTOR_PRECISIONS) == set(PRECISIONS)
+    assert FeatureConfig().detector_precision == "fp32"
 
 
 def test_exports_are_named_by_weights_and_shape_and_reused(tmp_path):

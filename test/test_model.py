@@ -76,6 +76,29 @@ def test_score_only_forward_gives_the_same_score():
     assert torch.allclose(score_only.score, full.score, atol=1e-6)
 
 
+def _fixed_detector() -> Detector:
+    torch.manual_seed(0)
+    detector = Detector(9, norm="fixed").eval()
+    for norm in detector.norms[1:]:  # statistics other than the identity, so that a skipped one would show
+        norm.running_mean.normal_()
+        norm.running_var.uniform_(0.5, 2.0)
+    return detector
+
+
+def test_fixed_normalisations_keep_their_statistics_when_training():
+    detector = _fixed_detector()
+    before = [norm.running_mean.clone() for norm in detector.norms[1:]]
+    detector.train()
+    assert detector.training and not any(norm.training for norm in detector.norms[1:])
+    detector(torch.rand(2, 1, 32, 40))
+    assert all(torch.equal(norm.running_mean, mean) for norm, mean in zip(detector.norms[1:], before))
+
+
+def test_unknown_detector_normalisation_is_rejected():
+    with pytest.raises(ValueError, match="norm"):
+        Detector(9, norm="group")
+
+
 def test_soft_nms_equals_the_direct_3d_window_definition():
     torch.manual_seed(0)
     logits = torch.randn(1, 10, 40, 50)

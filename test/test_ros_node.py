@@ -337,12 +337,13 @@ def test_params_file_and_launch_config_agree():
     """Both installed configs load into the settings dataclasses with nothing left over."""
     require_install()
     from rfnet_ros.config import FeatureConfig, NodeConfig, read_parameters
-    for name in ('lite', 'full'):
+    for name, weights in (('lite', 'rfnet_lite_fixed_norm.pt'), ('full', 'rfnet_full.pt')):
         installed = read_parameters(SHARE / 'config' / f'{name}.yaml')
         assert installed == read_parameters(ROOT / 'config' / f'{name}.yaml'), 'installed config is stale'
         feature = FeatureConfig(**{k: v for k, v in installed.items() if k in FeatureConfig.names()})
         NodeConfig(**{k: v for k, v in installed.items() if k in NodeConfig.names()})
-        assert feature.weights_path.name == f'rfnet_{name}.pt'
+        assert feature.weights_path.name == weights
+        assert feature.weights_path.is_file()
     assert yaml.safe_load((ROOT / 'config' / 'lite.yaml').read_text()).keys() == {'/**'}
 
 

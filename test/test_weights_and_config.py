@@ -11,7 +11,9 @@ from rfnet_ros.model.weights import WeightsError, load_model, read_weights, save
 from rfnet_ros.pipeline import FeaturePipeline
 
 # name: (replaced layers, descriptor, last training stage)
-SHIPPED = {"rfnet_full.pt": (0, "hardnet", "joint"), "rfnet_lite.pt": (9, "hardnet_lite", "distill")}
+SHIPPED = {"rfnet_full.pt": (0, "hardnet", "joint"), "rfnet_lite.pt": (9, "hardnet_lite", "distill"),
+           "rfnet_lite_fixed_norm.pt": (9, "hardnet_lite", "distill")}
+HELDOUT = {"aero1", "building", "home", "stuff", "butterfly", "leuvenA", "BytheWater", "Path", "Kite", "Opal"}
 
 
 @pytest.mark.parametrize("name,shipped", SHIPPED.items())
@@ -23,14 +25,33 @@ def test_shipped_weights_are_trained_models(name, shipped):
     provenance = payload["provenance"]
     assert provenance["stage"] == stage and provenance["steps"] > 0
     assert provenance["training_images"], "provenance lists the training photos"
-    heldout = {"aero1", "building", "home", "stuff", "butterfly", "leuvenA", "BytheWater", "Path", "Kite", "Opal"}
-    assert not heldout & set(provenance["training_images"]), "held-out photos never used for training"
+    assert not HELDOUT & set(provenance["training_images"]), "held-out photos never used for training"
     assert not {"graf1", "graf3"} & set(provenance["training_images"])
     model = load_model(WEIGHTS_DIR / name, replaced)
     # Trained parameters differ from a fresh initialisation.
     fresh = RFNet(replaced, descriptor)
     assert not torch.allclose(model.descriptor.features[0].weight, fresh.descriptor.features[0].weight)
     assert model.detector.replaced_layers == replaced
+
+
+def test_fixed_norm_weights_are_the_lite_networks_with_statistics_of_training_photos():
+    # rfnet_lite_fixed_norm.pt is rfnet_lite.pt with the detector's instance normalisations replaced by
+    # statistics measured on the training split (python -m rfnet_ros.training.fixed_norm): every trained
+    # tensor is rfnet_lite.pt's.
+    from rfnet_ros.model.weights import file_sha256
+
+    lite, fixed = (load_model(WEIGHTS_DIR / name) for name in ("rfnet_lite.pt", "rfnet_lite_fixed_norm.pt"))
+    assert (lite.detector.norm, fixed.detector.norm) == ("instance", "fixed")
+    fixed_state = fixed.detector.state_dict()
+    for name, tensor in lite.detector.state_dict().items():
+        assert torch.equal(fixed_state[name], tensor), name
+    assert all(torch.equal(p, q) for p, q in zip(lite.descriptor.parameters(), fixed.descriptor.parameters()))
+    assert all(norm.running_var.min() > 0 and not torch.equal(norm.running_var, torch.ones(16))
+               for norm in fixed.detector.norms[1:])
+    record = read_weights(WEIGHTS_DIR / "rfnet_lite_fixed_norm.pt")["provenance"]["fixed_normalisation"]
+    assert record["source_sha256"] == file_sha256(WEIGHTS_DIR / "rfnet_lite.pt")
+    assert record["model_size"] == [240, 320] and len(record["photos"]) >= 400
+    assert not (HELDOUT | {"graf1", "graf3"}) & set(record["photos"])
 
 
 def test_missing_weights_file_is_named(tmp_path):
@@ -92,6 +113,17 @@ def test_saved_files_carry_the_checksum_of_their_tensors(tmp_path):
         assert torch.equal(a, b)
 
 
+def test_the_checksum_covers_the_detectors_normalisation(tmp_path):
+    path = tmp_path / "w.pt"
+    save_weights(path, RFNet(9, "hardnet_lite", "fixed"), {"note": "test"})
+    assert load_model(path).detector.norm == "fixed"
+    payload = torch.load(path, weights_only=True)
+    payload["detector_norm"] = "instance"  # would load the statistics into the wrong modules
+    torch.save(payload, path)
+    with pytest.raises(WeightsError, match="checksum"):
+        load_model(path)
+
+
 def test_files_without_a_checksum_are_refused_until_one_is_added(tmp_path):
     from rfnet_ros.model import weights
     model = RFNet(9)
@@ -142,8 +174,10 @@ def test_yaml_files_hold_every_setting_with_the_defaults():
     # lite_native.yaml spends time on accuracy: the detector at the input's resolution, the refinement's steps
     # compare every sample of windows of 32 x 32 samples, wide windows are checked in narrow ones, and the
     # geometric check takes the refined matches' sub-pixel places at their word (1 px).
-    assert native == FeatureConfig(model_height=480, model_width=640, refine_window_samples=32,
-                                   refine_aligned_samples=0, refine_narrow_window=16.0, geometric_threshold=1.0)
+    # Its detector keeps instance normalisations (rfnet_lite.pt): the fixed statistics are measured at 240x320.
+    assert native == FeatureConfig(weights="rfnet_lite.pt", model_height=480, model_width=640,
+                                   refine_window_samples=32, refine_aligned_samples=0, refine_narrow_window=16.0,
+                                   geometric_threshold=1.0)
 
 
 @pytest.mark.parametrize("key,value", [("min_strength", 1e-4), ("second_peak_ratio", 0.7)])
@@ -175,10 +209,11 @@ def test_read_only_and_engine_settings():
     read_only = {f.name for cls in (FeatureConfig, NodeConfig) for f in dataclasses.fields(cls)
                  if f.metadata["read_only"]}
     assert read_only == {"weights", "replaced_layers", "descriptor", "device", "engine", "precision",
-                         "image_transport", "image_qos", "qos_depth", "diagnostics_period", "max_model_pixels",
-                         "publish_vins_features", "mask_image", "match_prediction"}
+                         "detector_precision", "image_transport", "image_qos", "qos_depth", "diagnostics_period",
+                         "max_model_pixels", "publish_vins_features", "mask_image", "match_prediction"}
     assert FeatureConfig.engine_settings() == ("weights", "replaced_layers", "descriptor", "model_height",
-                                               "model_width", "keypoint_frames", "device", "engine", "precision")
+                                               "model_width", "keypoint_frames", "device", "engine", "precision",
+                                               "detector_precision")
 
 
 def test_unknown_yaml_key_is_an_error(tmp_path):

@@ -105,9 +105,12 @@ def pipeline_method(name: str, config_path: Path, engine: str, precision: str, t
         result = pipeline.process(frame)
         return result.timings, len(result.features), len(result.matches)
 
-    return Method(f"{name} {pipeline.engine.name} {pipeline.precision} k={top_k}",
+    detector_precision = pipeline.engine.detector_precision
+    detector_label = "" if detector_precision == "fp32" else f" (detector {detector_precision})"
+    return Method(f"{name} {pipeline.engine.name} {pipeline.precision}{detector_label} k={top_k}",
                   {"kind": "rfnet", "config": name, "config_file": str(config_path), "engine": pipeline.engine.name,
-                   "precision": pipeline.precision, "top_k": top_k, "device": str(pipeline.device),
+                   "precision": pipeline.precision, "detector_precision": detector_precision, "top_k": top_k,
+                   "device": str(pipeline.device),
                    "model_size": list(config.model_size), "replaced_layers": config.replaced_layers,
                    "keypoint_frames": config.keypoint_frames}, step)
 

@@ -22,14 +22,15 @@ class Engine(ABC):
     """Runs the detector and descriptor graphs of one weights file.
 
     Attributes: ``name`` (torch, openvino, onnxruntime, tensorrt), ``precision`` of the descriptor (fp32, bf16,
-    fp16; the detector runs in fp32 everywhere: its soft NMS exponentiates score differences), ``device``,
-    the torch device its inputs and outputs live on, and ``patch_size``, the side of the descriptor's patches.
+    fp16), ``detector_precision`` (fp32, or bf16 on CPUs: rfnet_ros.engines.factory), ``device``, the torch
+    device its inputs and outputs live on, and ``patch_size``, the side of the descriptor's patches.
     """
 
     name: str = ""
 
-    def __init__(self, precision: str, device: torch.device, patch_size: int):
+    def __init__(self, precision: str, device: torch.device, patch_size: int, detector_precision: str = "fp32"):
         self.precision = precision
+        self.detector_precision = detector_precision
         self.device = device
         self.patch_size = patch_size
 
@@ -54,4 +55,5 @@ class Engine(ABC):
         descriptors (N may be 0)."""
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(precision={self.precision!r}, device={str(self.device)!r})"
+        return (f"{type(self).__name__}(precision={self.precision!r}, detector_precision={self.detector_precision!r}, "
+                f"device={str(self.device)!r})")

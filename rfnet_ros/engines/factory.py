@@ -24,6 +24,15 @@ PRECISIONS = {
     "onnxruntime": {"cpu": ("fp32",), "cuda": ("fp32",)},
     "tensorrt": {"cuda": ("fp16", "fp32")},
 }
+# Detector precisions each engine offers, per device type. bf16 is OpenVINO's whole detector graph, measured on
+# the validation split (README, "Speed"); torch's autocast placed keypoints less closely to fp32's and is not
+# offered; fp16 on GPUs is unmeasured (the soft NMS exponentiates score differences).
+DETECTOR_PRECISIONS = {
+    "torch": {"cpu": ("fp32",), "cuda": ("fp32",)},
+    "openvino": {"cpu": ("fp32", "bf16")},
+    "onnxruntime": {"cpu": ("fp32",), "cuda": ("fp32",)},
+    "tensorrt": {"cuda": ("fp32",)},
+}
 _RUNTIME_MODULES = {"openvino": "openvino", "onnxruntime": "onnxruntime", "tensorrt": "tensorrt"}
 # Why an engine named explicitly cannot run, when its runtime does not import.
 _NOT_INSTALLED = {
@@ -98,8 +107,20 @@ def resolve_precision(name: str, engine: str, device: torch.device) -> str:
     return name
 
 
+def resolve_detector_precision(name: str, engine: str, device: torch.device) -> str:
+    """The detector precision ``name`` with ``engine`` on ``device``; one the engine or device cannot run is
+    refused with a ValueError naming the setting."""
+    offered = DETECTOR_PRECISIONS[engine].get(device.type)
+    if offered is None:
+        raise EngineUnavailable(f"engine {engine}: does not run on device {device.type}")
+    if name not in offered:
+        raise ValueError(f"detector_precision: {name} is not available with engine {engine} on {device.type} "
+                         f"(use {', '.join(offered)})")
+    return name
+
+
 def build_engine(config: FeatureConfig, cache: Path | None = None) -> Engine:
-    """The engine ``config`` asks for, ready to run: device, engine and precision resolved, the weights file
+    """The engine ``config`` asks for, ready to run: device, engine and precisions resolved, the weights file
     loaded, and for the graph engines its graphs exported (or found in ``cache``, default ``graphs.cache_dir()``,
     named by the weights file's SHA-256).
 
@@ -113,6 +134,7 @@ def build_engine(config: FeatureConfig, cache: Path | None = None) -> Engine:
     engine = resolve_engine(config.engine, device)
     precision = resolve_precision(config.precision, engine, device)
     model = load_model(config.weights_path, config.replaced_layers, config.descriptor)
+    detector_precision = resolve_detector_precision(config.detector_precision, engine, device)
     frame_outputs = config.keypoint_frames == "learned"
     if engine == "torch":
         from rfnet_ros.engines.torch_engine import TorchEngine
@@ -127,7 +149,7 @@ def build_engine(config: FeatureConfig, cache: Path | None = None) -> Engine:
     if engine == "openvino":
         from rfnet_ros.engines.openvino_engine import OpenVINOEngine
 
-        return OpenVINOEngine(detector_path, descriptor_path, precision, threads)
+        return OpenVINOEngine(detector_path, descriptor_path, precision, threads, detector_precision)
     if engine == "onnxruntime":
         from rfnet_ros.engines.onnxruntime_engine import ONNXRuntimeEngine
 

@@ -14,27 +14,32 @@ PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16"}
 
 
 class OpenVINOEngine(Engine):
-    """Compiled detector (fp32) and descriptor (``precision``: fp32, or bf16 where the CPU has it) on the CPU.
+    """Compiled detector (``detector_precision``) and descriptor (``precision``) on the CPU, each in fp32 or in
+    bf16 where the CPU has it.
 
     ``threads``: inference threads (None: OpenVINO's choice, all cores). Latency hint: one frame at a time.
     """
 
     name = "openvino"
 
-    def __init__(self, detector_path: Path, descriptor_path: Path, precision: str, threads: int | None = None):
-        if precision not in PRECISION_HINTS:
-            raise EngineUnavailable(f"engine openvino: precision {precision} is not available on the CPU "
-                                    f"(use {' or '.join(PRECISION_HINTS)})")
+    def __init__(self, detector_path: Path, descriptor_path: Path, precision: str, threads: int | None = None,
+                 detector_precision: str = "fp32"):
+        for setting, value in (("precision", precision), ("detector_precision", detector_precision)):
+            if value not in PRECISION_HINTS:
+                raise EngineUnavailable(f"engine openvino: {setting} {value} is not available on the CPU "
+                                        f"(use {' or '.join(PRECISION_HINTS)})")
         import openvino
 
         core = openvino.Core()
         config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
-        detector = core.compile_model(str(detector_path), "CPU", config)
+        detector = core.compile_model(str(detector_path), "CPU",
+                                      {**config, "INFERENCE_PRECISION_HINT": PRECISION_HINTS[detector_precision]})
         descriptor = core.compile_model(str(descriptor_path), "CPU",
                                         {**config, "INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision]})
-        super().__init__(precision, torch.device("cpu"), descriptor.input(0).get_partial_shape()[2].get_length())
+        super().__init__(precision, torch.device("cpu"), descriptor.input(0).get_partial_shape()[2].get_length(),
+                         detector_precision)
         self._detector = detector.create_infer_request()
         self._frame_outputs = len(detector.outputs) > 1
         self._descriptor = descriptor.create_infer_request()

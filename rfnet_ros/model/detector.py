@@ -7,6 +7,14 @@ head and a 1x1 orientation head read the features; the ten score maps are fused 
 ``replaced_layers = n`` turns conv2..conv(1+n) into depthwise-separable pairs (3x3 depthwise with 16 groups,
 then 1x1 pointwise). ``n = 0`` is the full RF-Net; conv1 is always a standard conv. One class and one
 forward path serve every variant.
+
+``norm`` says how each layer's features are normalised. ``instance`` (RF-Net): by the image's own per-channel
+mean and deviation, which needs the whole map of a layer before the next can start, two extra passes over it
+per layer. ``fixed``: the first layer keeps its instance normalisation (it removes brightness and contrast,
+and its epsilon keeps a faint, flat view faint, so sensor noise on a blank wall gives no strong keypoints);
+layers 2..10 are normalised by per-channel statistics fixed at training time (a batch normalisation in eval
+mode), which the inference engines fold into the convolution before it. The score maps keep their instance
+normalisation.
 """
 from __future__ import annotations
 
@@ -21,6 +29,7 @@ from rfnet_ros.model.keypoints import sample_maps
 
 CHANNELS = 16
 NUM_LAYERS = 10
+NORMS = ("instance", "fixed")
 MAX_REPLACED = NUM_LAYERS - 1
 SCALES = tuple(float(3 + 2 * i) for i in range(NUM_LAYERS))  # receptive field of each layer, px
 
@@ -116,11 +125,14 @@ class Detector(nn.Module):
     """RF-Net detector ("RFDetSO"); ``replaced_layers`` in 0..9 selects the lightweight variant."""
 
     def __init__(self, replaced_layers: int = 0, scale_strength: float = 100.0, nms_strength: float = 3.0,
-                 nms_window: int = 15):
+                 nms_window: int = 15, norm: str = "instance"):
         super().__init__()
         if not 0 <= replaced_layers <= MAX_REPLACED:
             raise ValueError(f"replaced_layers must be in 0..{MAX_REPLACED}, got {replaced_layers}")
+        if norm not in NORMS:
+            raise ValueError(f"detector norm must be one of {', '.join(NORMS)}, got {norm!r}")
         self.replaced_layers = replaced_layers
+        self.norm = norm
         self.scale_strength = scale_strength
         self.nms_strength = nms_strength
         self.nms_window = nms_window
@@ -131,7 +143,9 @@ class Detector(nn.Module):
             else:
                 convs.append(nn.Conv2d(CHANNELS, CHANNELS, 3, padding=1))
         self.convs = nn.ModuleList(convs)
-        self.norms = nn.ModuleList(nn.InstanceNorm2d(CHANNELS, affine=True) for _ in range(NUM_LAYERS))
+        self.norms = nn.ModuleList(
+            nn.InstanceNorm2d(CHANNELS, affine=True) if norm == "instance" or layer == 0 else nn.BatchNorm2d(CHANNELS)
+            for layer in range(NUM_LAYERS))
         # Per layer one 1x1 conv gives the score (channel 0) and the orientation (channels 1, 2): the paper's
         # separate score and orientation heads, evaluated in one call.
         self.heads = nn.ModuleList(nn.Conv2d(CHANNELS, 3, 1) for _ in range(NUM_LAYERS))
@@ -148,6 +162,13 @@ class Detector(nn.Module):
         for head in self.heads:
             nn.init.zeros_(head.weight[1:])
             nn.init.ones_(head.bias[1:])
+
+    def train(self, mode: bool = True) -> Detector:
+        """As nn.Module.train; fixed normalisations keep their statistics (they stay in eval mode)."""
+        super().train(mode)
+        if self.norm == "fixed":
+            self.norms[1:].eval()
+        return self
 
     def forward(self, image: torch.Tensor, frame_maps: bool = True) -> DetectorMaps:
         """image: (B, 1, H, W) float in [0, 1] at model resolution -> :class:`DetectorMaps`; without

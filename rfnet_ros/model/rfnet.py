@@ -96,14 +96,15 @@ def keypoints_from_maps(maps: DetectorMaps, small: torch.Tensor, image: torch.Te
 class RFNet(nn.Module):
     """Detector and descriptor of one weights file (keypoint selection between them: :func:`keypoints_from_maps`).
 
-    ``descriptor`` names the patch descriptor (``DESCRIPTORS``: hardnet, as in RF-Net, or hardnet_lite).
+    ``descriptor`` names the patch descriptor (``DESCRIPTORS``: hardnet, as in RF-Net, or hardnet_lite);
+    ``detector_norm`` the detector's normalisation (``rfnet_ros.model.detector.NORMS``).
     """
 
-    def __init__(self, replaced_layers: int = 0, descriptor: str = "hardnet"):
+    def __init__(self, replaced_layers: int = 0, descriptor: str = "hardnet", detector_norm: str = "instance"):
         super().__init__()
         if descriptor not in DESCRIPTORS:
             raise ValueError(f"descriptor: {descriptor!r} is not one of {', '.join(DESCRIPTORS)}")
-        self.detector = Detector(replaced_layers)
+        self.detector = Detector(replaced_layers, norm=detector_norm)
         self.descriptor = DESCRIPTORS[descriptor]()
         self.descriptor_name = descriptor
 

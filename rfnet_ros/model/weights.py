@@ -44,6 +44,8 @@ def tensors_sha256(payload: dict[str, Any]) -> str:
     digest = hashlib.sha256(f"replaced_layers={int(payload['replaced_layers'])}\n".encode())
     if "descriptor_name" in payload:  # files from before descriptor names hold HardNet
         digest.update(f"descriptor_name={payload['descriptor_name']}\n".encode())
+    if "detector_norm" in payload:  # files from before the fixed normalisation hold instance normalisation
+        digest.update(f"detector_norm={payload['detector_norm']}\n".encode())
     for section in SECTIONS:
         state = payload[section]
         for name in sorted(state):
@@ -68,6 +70,7 @@ def save_weights(path: Path | str, model: RFNet, provenance: dict[str, Any]) -> 
     _write(Path(path), {
         "replaced_layers": model.replaced_layers,
         "descriptor_name": model.descriptor_name,
+        "detector_norm": model.detector.norm,
         "detector": model.detector.state_dict(),
         "descriptor": model.descriptor.state_dict(),
         "provenance": provenance,
@@ -142,7 +145,7 @@ def load_model(path: Path | str, replaced_layers: int | None = None, descriptor:
     if descriptor is not None and descriptor != name:
         raise WeightsError(f"weights file {path} holds descriptor={name}, but descriptor={descriptor} was requested")
     try:
-        model = RFNet(variant, name)
+        model = RFNet(variant, name, payload.get("detector_norm", "instance"))
     except ValueError as exc:
         raise WeightsError(f"weights file {path}: {exc}") from None
     try:

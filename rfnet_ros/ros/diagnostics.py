@@ -21,6 +21,7 @@ def front_end_values(feature: FeatureConfig, front_end: FeatureTracker) -> dict[
         "device": str(front_end.device),
         "engine": front_end.engine_name,
         "precision": front_end.precision,
+        "detector_precision": front_end.detector_precision,
         "replaced_layers": str(feature.replaced_layers),
         "weights": feature.weights_path.name,
         "model_size": f"{feature.model_width}x{feature.model_height}",

@@ -136,7 +136,8 @@ class FeatureNode(FrontEndWorker, Node):
             f"depth {node.qos_depth}); "
             f"model {feature.weights_path.name} (replaced_layers {feature.replaced_layers}) at "
             f"{feature.model_width}x{feature.model_height}, top_k {feature.top_k}, on "
-            f"{self.front_end.device} with engine {self.front_end.engine_name} ({self.front_end.precision}); "
+            f"{self.front_end.device} with engine {self.front_end.engine_name} (descriptor "
+            f"{self.front_end.precision}, detector {self.front_end.detector_precision}); "
             f"geometric check {feature.geometric_check}; camera_info from {self._camera_info_sub.topic_name}")
 
     # --- Parameters ------------------------------------------------------------------------------

@@ -131,7 +131,8 @@ class StereoNode(FrontEndWorker, Node):
             f"({node.image_transport}, {node.image_qos}, depth {node.qos_depth}, pairs within "
             f"{stereo.sync_tolerance:g} s); model {feature.weights_path.name} at "
             f"{feature.model_width}x{feature.model_height}, top_k {feature.top_k}, on {self.front_end.device} with "
-            f"engine {self.front_end.engine_name} ({self.front_end.precision}); "
+            f"engine {self.front_end.engine_name} (descriptor {self.front_end.precision}, detector "
+            f"{self.front_end.detector_precision}); "
             f"{'rectified' if stereo.input_rectified else 'raw'} input")
 
     # --- Parameters ------------------------------------------------------------------------------

@@ -183,6 +183,10 @@ class StereoFrontEnd:
     def precision(self) -> str:
         return self.tracker.precision
 
+    @property
+    def detector_precision(self) -> str:
+        return self.tracker.detector_precision
+
     def add_angular_velocity(self, stamp_ns: int, rate: np.ndarray) -> str | None:
         """A gyro sample for the left camera's ``match_prediction: imu`` (``FeatureTracker.add_angular_velocity``)."""
         return self.tracker.add_angular_velocity(stamp_ns, rate)

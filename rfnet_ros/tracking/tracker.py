@@ -134,6 +134,10 @@ class FeatureTracker:
     def precision(self) -> str:
         return self._pipeline.precision
 
+    @property
+    def detector_precision(self) -> str:
+        return self._pipeline.detector_precision
+
     def configure(self, config: FeatureConfig) -> None:
         """Use ``config`` from the next frame (the engine is rebuilt only when needed); when the new descriptions
         cannot be compared with the previous frame's, matching restarts as after ``reset``."""

@@ -240,9 +240,12 @@ def main(argv: list[str] | None = None) -> int:
     sampler = PairSampler(args.data, tuple(args.crop), args.seed, max_angle_deg=args.max_angle,
                           scale_range=tuple(args.scale_range))
 
-    model = RFNet(args.replaced_layers, args.descriptor)
-    if args.init:
-        init = read_weights(args.init)
+    init = read_weights(args.init) if args.init else None
+    # A detector started from a file keeps that file's normalisation (rfnet_ros.training.fixed_norm makes fixed ones).
+    norm = init.get("detector_norm", "instance") if init and init["replaced_layers"] == args.replaced_layers else (
+        "instance")
+    model = RFNet(args.replaced_layers, args.descriptor, norm)
+    if init:
         if init.get("descriptor_name", "hardnet") == args.descriptor:
             model.descriptor.load_state_dict(init["descriptor"])
         if init["replaced_layers"] == args.replaced_layers:
