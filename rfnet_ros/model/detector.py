@@ -170,13 +170,20 @@ class Detector(nn.Module):
             self.norms[1:].eval()
         return self
 
+    def layer(self, index: int, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Layer ``index`` (0-based) on the features it reads -> (its output, which the heads read; the features
+        the next layer reads)."""
+        out = F.leaky_relu(self.norms[index](self.convs[index](features)))
+        # Layers 2..9 add their input back after the heads have read them; conv1 and conv10 do not.
+        return out, out + features if 0 < index < NUM_LAYERS - 1 else out
+
     def forward(self, image: torch.Tensor, frame_maps: bool = True) -> DetectorMaps:
         """image: (B, 1, H, W) float in [0, 1] at model resolution -> :class:`DetectorMaps`; without
         ``frame_maps`` only the score (the orientation heads are not evaluated, the frame maps are None)."""
         features = image
         scores, orientations = [], []
-        for index, (conv, norm) in enumerate(zip(self.convs, self.norms)):
-            out = F.leaky_relu(norm(conv(features)))
+        for index in range(NUM_LAYERS):
+            out, next_features = self.layer(index, features)
             head = self.heads[index]
             if frame_maps:
                 heads = head(out)
@@ -184,8 +191,7 @@ class Detector(nn.Module):
                 orientations.append(heads[:, 1:])
             else:
                 scores.append(F.conv2d(out, head.weight[:1], head.bias[:1]))
-            # Layers 2..9 add their input back after the heads have read them; conv1 and conv10 do not.
-            features = out + features if 0 < index < NUM_LAYERS - 1 else out
+            features = next_features
         probs = soft_nms_3d(self._normalised_scores(stack_maps(scores)), self.nms_window,
                             self.nms_strength)  # (B, 10, H, W)
         weights = torch.softmax(self.scale_strength * probs, dim=1)

@@ -3,11 +3,11 @@
 The convolutions, heads, affine parameters and the first layer's instance normalisation are kept; what changes
 is where the statistics of layers 2..10 come from: each layer's per-channel mean and deviation are measured here
 over the training photos, layer by layer (each layer's statistics with the layers before it already fixed), as
-a batch normalisation's running statistics. Frames are the photos area-resized to the
-input size and then to the model size, as the pipeline sees a camera frame.
+a batch normalisation's running statistics. Frames are the photos area-resized to the input size and then to
+the model size, as the pipeline sees a camera frame.
 
     python -m rfnet_ros.training.fixed_norm --weights rfnet_ros/weights/rfnet_lite.pt \\
-        --data data/images/train --out rfnet_ros/weights/rfnet_lite_fixed.pt
+        --data data/images/train --out rfnet_ros/weights/rfnet_lite_fixed_norm.pt
 """
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from rfnet_ros.model.detector import CHANNELS, NUM_LAYERS, Detector
 from rfnet_ros.model.rfnet import RFNet
@@ -46,17 +45,11 @@ def calibration_frames(photos: list[Path], input_size: tuple[int, int], model_si
     return torch.from_numpy(np.stack(frames))[:, None]
 
 
-def _advanced(detector: Detector, features: torch.Tensor, layer: int) -> torch.Tensor:
-    """The features after layer ``layer`` (0-based) of ``detector``, from the features it reads."""
-    out = F.leaky_relu(detector.norms[layer](detector.convs[layer](features)))
-    return out + features if 0 < layer < NUM_LAYERS - 1 else out
-
-
 def layer_inputs(detector: Detector, frames: torch.Tensor, layer: int) -> torch.Tensor:
     """The features conv(layer) (0-based) reads, with the layers before it normalised as the detector is now."""
     features = frames
     for index in range(layer):
-        features = _advanced(detector, features, index)
+        features = detector.layer(index, features)[1]
     return features
 
 
@@ -79,7 +72,7 @@ def fixed_detector(source: Detector, frames: torch.Tensor, chunk: int = 16) -> D
     detector.eval()
     # Each chunk's features are carried from layer to layer, so every layer's convolution runs once per frame.
     chunks = [frames[start:start + chunk] for start in range(0, len(frames), chunk)]
-    features = [_advanced(detector, block, 0) for block in chunks]
+    features = [detector.layer(0, block)[1] for block in chunks]
     for layer in range(1, NUM_LAYERS):
         total = torch.zeros(CHANNELS, dtype=torch.float64)
         squares = torch.zeros_like(total)
@@ -92,7 +85,7 @@ def fixed_detector(source: Detector, frames: torch.Tensor, chunk: int = 16) -> D
         mean = total / count
         detector.norms[layer].running_mean.copy_(mean.float())
         detector.norms[layer].running_var.copy_((squares / count - mean.square()).clamp(min=0).float())
-        features = [_advanced(detector, block, layer) for block in features]
+        features = [detector.layer(layer, block)[1] for block in features]
     return detector
 
 
