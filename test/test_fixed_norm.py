@@ -14,6 +14,14 @@ WEIGHTS = ROOT / "rfnet_ros" / "weights"
 PHOTOS = fixed_norm.calibration_photos(ROOT / "data" / "images" / "train")[:8]
 
 
+def _layer_inputs(detector, frames: torch.Tensor, layer: int) -> torch.Tensor:
+    """The features conv(layer) (0-based) reads, computed from the frames through every layer before it."""
+    features = frames
+    for index in range(layer):
+        features = detector.layer(index, features)[1]
+    return features
+
+
 def _statistics(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     out = out.double()
     return out.mean(dim=(0, 2, 3)), out.var(dim=(0, 2, 3), unbiased=False)
@@ -25,8 +33,8 @@ def test_statistics_are_those_of_each_layer_with_the_layers_before_it_fixed():
     detector = fixed_norm.fixed_detector(source, frames, chunk=3)
     assert detector.norm == "fixed"
     with torch.no_grad():
-        second = detector.convs[1](fixed_norm.layer_inputs(detector, frames, 1))
-        fourth = detector.convs[3](fixed_norm.layer_inputs(detector, frames, 3))
+        second = detector.convs[1](_layer_inputs(detector, frames, 1))
+        fourth = detector.convs[3](_layer_inputs(detector, frames, 3))
     for layer, out in ((1, second), (3, fourth)):
         mean, var = _statistics(out)
         assert torch.allclose(detector.norms[layer].running_mean.double(), mean, atol=1e-4)

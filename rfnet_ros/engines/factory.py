@@ -88,15 +88,21 @@ def resolve_engine(name: str, device: torch.device) -> str:
     return "torch"
 
 
+def _offered(table: dict[str, dict[str, tuple[str, ...]]], engine: str, device: torch.device) -> tuple[str, ...]:
+    """The precisions ``table`` (PRECISIONS or DETECTOR_PRECISIONS) lists for ``engine`` on ``device``."""
+    offered = table[engine].get(device.type)
+    if offered is None:
+        raise EngineUnavailable(f"engine {engine}: does not run on device {device.type}")
+    return offered
+
+
 def resolve_precision(name: str, engine: str, device: torch.device) -> str:
     """The descriptor precision ``name`` stands for with ``engine`` on ``device``.
 
     ``auto``: fp16 on CUDA where the engine offers it; bf16 on CPUs that compute it in hardware; else fp32.
     A precision the engine or device cannot run is refused with a ValueError naming the setting.
     """
-    offered = PRECISIONS[engine].get(device.type)
-    if offered is None:
-        raise EngineUnavailable(f"engine {engine}: does not run on device {device.type}")
+    offered = _offered(PRECISIONS, engine, device)
     if name == "auto":
         if device.type == "cpu":
             return "bf16" if "bf16" in offered and native_bf16() else "fp32"
@@ -110,9 +116,7 @@ def resolve_precision(name: str, engine: str, device: torch.device) -> str:
 def resolve_detector_precision(name: str, engine: str, device: torch.device) -> str:
     """The detector precision ``name`` with ``engine`` on ``device``; one the engine or device cannot run is
     refused with a ValueError naming the setting."""
-    offered = DETECTOR_PRECISIONS[engine].get(device.type)
-    if offered is None:
-        raise EngineUnavailable(f"engine {engine}: does not run on device {device.type}")
+    offered = _offered(DETECTOR_PRECISIONS, engine, device)
     if name not in offered:
         raise ValueError(f"detector_precision: {name} is not available with engine {engine} on {device.type} "
                          f"(use {', '.join(offered)})")

@@ -19,16 +19,15 @@ import cv2
 import numpy as np
 import torch
 
+from rfnet_ros.frame_sources import IMAGE_SUFFIXES
 from rfnet_ros.model.detector import CHANNELS, NUM_LAYERS, Detector
 from rfnet_ros.model.rfnet import RFNet
 from rfnet_ros.model.weights import file_sha256, load_model, read_weights, save_weights
 
-PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg")
-
 
 def calibration_photos(folder: Path) -> list[Path]:
     """The photos of ``folder``, sorted by name."""
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def calibration_frames(photos: list[Path], input_size: tuple[int, int], model_size: tuple[int, int]) -> torch.Tensor:
@@ -43,14 +42,6 @@ def calibration_frames(photos: list[Path], input_size: tuple[int, int], model_si
     if not frames:
         raise ValueError("no photos to measure the statistics on")
     return torch.from_numpy(np.stack(frames))[:, None]
-
-
-def layer_inputs(detector: Detector, frames: torch.Tensor, layer: int) -> torch.Tensor:
-    """The features conv(layer) (0-based) reads, with the layers before it normalised as the detector is now."""
-    features = frames
-    for index in range(layer):
-        features = detector.layer(index, features)[1]
-    return features
 
 
 @torch.no_grad()
