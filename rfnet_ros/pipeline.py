@@ -18,9 +18,11 @@ from rfnet_ros.matching import match_mutual_nn
 from rfnet_ros.matching.narrow_check import NarrowCheck, check_wide_windows
 from rfnet_ros.matching.refinement import FramedKeypoints, RefinementSettings, prepare_refinement, refine_matches
 from rfnet_ros.model.detector import DetectorMaps
-from rfnet_ros.model.patches import extract_patches, image_pyramid, orientation_angle
+from rfnet_ros.model.image_maps import ImageMaps, image_maps
+from rfnet_ros.model.patches import extract_patches, orientation_angle
 from rfnet_ros.model.rfnet import keypoints_from_maps, model_input
 from rfnet_ros.model.texture import local_contrast
+from rfnet_ros.threads import in_background
 from rfnet_ros.timing import StageTimer
 
 STAGES = ("convert", "preprocess", "detect", "describe", "match")
@@ -229,13 +231,18 @@ class FeaturePipeline:
                        for mask in (masks or [None] * len(images))]
         with timer.stage("preprocess"):
             smalls = [model_input(tensor, cfg.model_size) for tensor in tensors]
-            pyramids = [image_pyramid(tensor) for tensor in tensors]  # every patch cut of the frame reads it
         with timer.stage("detect"):
+            # What the frames, contrast and patch cuts read of each image is made on a second thread while the
+            # detector runs (rfnet_ros.model.image_maps).
+            measuring = in_background(lambda: [image_maps(tensor, cfg.keypoint_frames == "image", cfg.min_contrast > 0)
+                                               for tensor in tensors])
             if len({tuple(tensor.shape) for tensor in tensors}) == 1:
                 maps = self.engine.detect_batch(torch.cat(smalls))
             else:
                 maps = [self.engine.detect(small) for small in smalls]
-            selected = [self._select(*frame) for frame in zip(maps, smalls, tensors, pyramids, allowed)]
+            measured = measuring.result()
+            selected = [self._select(*frame) for frame in zip(maps, smalls, tensors, measured, allowed)]
+        pyramids = [image.pyramid for image in measured]
         with timer.stage("describe"):
             # Every description of every frame in one engine call: per frame, one patch cut of each keypoint under
             # its frame, then of the keypoints with a second peak under that frame (the others repeat their
@@ -269,14 +276,14 @@ class FeaturePipeline:
                                                                                  pyramid))))
         return results
 
-    def _select(self, maps: DetectorMaps, small: torch.Tensor, tensor: torch.Tensor, pyramid: list[torch.Tensor],
+    def _select(self, maps: DetectorMaps, small: torch.Tensor, tensor: torch.Tensor, measured: ImageMaps,
                 allowed: torch.Tensor | None) -> _Selected:
         """The valid keypoints of one frame from its detector maps (keypoint selection, frames, mask, contrast)."""
         cfg = self.config
         if allowed is not None:  # a model pixel counts as allowed when every input pixel under it is
             coverage = F.interpolate(allowed[None, None].float(), size=small.shape[-2:], mode="area")
             maps = dataclasses.replace(maps, score=maps.score * (coverage > 1 - 1e-6))
-        keypoints = keypoints_from_maps(maps, small, tensor, cfg.keypoint_settings, pyramid)
+        keypoints = keypoints_from_maps(maps, small, tensor, cfg.keypoint_settings, measured)
         valid = keypoints.valid[0]
         if allowed is not None:
             pixel = keypoints.xy[0].round().long()
@@ -284,7 +291,8 @@ class FeaturePipeline:
             pixel[:, 1].clamp_(0, allowed.shape[0] - 1)
             valid = valid & allowed[pixel[:, 1], pixel[:, 0]]
         if cfg.min_contrast > 0:  # flat surroundings: no keypoint, whatever the detector scored
-            valid = valid & (local_contrast(tensor, keypoints.xy[0], keypoints.scale[0]) > cfg.min_contrast)
+            valid = valid & (local_contrast(tensor, keypoints.xy[0], keypoints.scale[0], measured.contrast)
+                             > cfg.min_contrast)
         alternatives = [(alt_radius[0][valid], alt_direction[0][valid], present[0][valid].nonzero().squeeze(1))
                         for alt_radius, alt_direction, present in keypoints.alternative_frames]
         return _Selected(keypoints.xy[0][valid], keypoints.scale[0][valid], keypoints.orientation[0][valid],

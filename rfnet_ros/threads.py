@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import cv2
@@ -67,6 +67,26 @@ def parallel_map(function: Callable[[Item], Any], items: Sequence[Item]) -> list
             return function(item)
 
     return [future.result() for future in [_thread_pool().submit(call, item) for item in items]]
+
+
+def in_background(function: Callable[[], Item]) -> Future:
+    """``function()`` started on ``parallel_map``'s pool, so that it goes on while the caller works (the caller
+    takes its ``result()``), in the caller's PyTorch grad and inference mode; with one engine thread it runs
+    now, before this returns."""
+    inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
+
+    def call() -> Item:
+        with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+            return function()
+
+    if engine_threads() > 1:
+        return _thread_pool().submit(call)
+    done: Future = Future()
+    try:
+        done.set_result(call())
+    except Exception as error:  # raised again by result(), as from the pool
+        done.set_exception(error)
+    return done
 
 
 def thread_blocks(length: int, fewest: int, most: int | None = None) -> list[slice]:

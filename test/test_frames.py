@@ -21,8 +21,11 @@ from rfnet_ros.model.frames import (
     opencv_scale_space,
     torch_scale_space,
 )
+from rfnet_ros.model.image_maps import image_maps
 from rfnet_ros.model.patches import extract_patches
-from rfnet_ros.pipeline import FeaturePipeline
+from rfnet_ros.model.rfnet import keypoints_from_maps, model_input
+from rfnet_ros.model.texture import local_contrast
+from rfnet_ros.pipeline import FeaturePipeline, image_tensor
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -246,3 +249,26 @@ def test_require_scale_peak_drops_the_keypoints_without_one(lite_frames):
     assert 0 < dropped.sum() < len(dropped) and len(peaked.keypoints) == (~dropped).sum()
     assert np.allclose(peaked.keypoints, everything.keypoints[~dropped], atol=1e-4)
     assert np.allclose(peaked.scales, everything.scales[~dropped], rtol=1e-4)
+
+
+def test_image_maps_made_beforehand_give_the_same_keypoints(lite_frames):
+    # The pipeline makes the image's pyramid, scale space and contrast tables on a second thread while the
+    # detector runs (rfnet_ros.model.image_maps): keypoints, frames, alternatives and contrasts measured from
+    # them must be those measured from the image alone, to the bit.
+    pipeline, photo, _ = lite_frames
+    tensor = image_tensor(photo, "bgr", torch.device("cpu"))
+    small = model_input(tensor, pipeline.config.model_size)
+    maps = pipeline.engine.detect(small)
+    settings = pipeline.config.keypoint_settings
+    alone = keypoints_from_maps(maps, small, tensor, settings)
+    measured = image_maps(tensor, with_scale_space=True, with_contrast=True)
+    given = keypoints_from_maps(maps, small, tensor, settings, measured)
+    for a, b in [(alone.xy, given.xy), (alone.scale, given.scale), (alone.orientation, given.orientation),
+                 (alone.valid, given.valid)]:
+        assert torch.equal(a, b)
+    assert len(alone.alternative_frames) == len(given.alternative_frames) == 2
+    for a, b in zip(alone.alternative_frames, given.alternative_frames):
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
+    xy, scale = alone.xy[0], alone.scale[0]
+    assert torch.equal(local_contrast(tensor, xy, scale), local_contrast(tensor, xy, scale, measured.contrast))
+    assert image_maps(tensor, with_scale_space=False, with_contrast=False).scale_space is None

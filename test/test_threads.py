@@ -89,3 +89,36 @@ def test_matching_in_blocks_side_by_side_gives_the_same_matches(engine_threads):
         assert torch.equal(similarity, results[0][0])
         assert torch.equal(matches, results[0][1]) and torch.equal(distances, results[0][2])
     assert len(results[0][1]) > n / 2
+
+
+def test_work_in_background_goes_on_while_the_caller_works(engine_threads):
+    engine_threads(2)
+    started, release = threading.Event(), threading.Event()
+
+    def work() -> str:
+        started.set()
+        assert release.wait(10)  # held until the caller, still running, lets it finish
+        return threading.current_thread().name
+
+    running = threads.in_background(work)
+    assert started.wait(10) and not running.done()
+    release.set()
+    assert running.result(10).startswith("rfnet_parallel")
+
+
+def test_work_in_background_runs_now_with_one_thread_and_raises_from_result(engine_threads):
+    engine_threads(1)
+    done = threads.in_background(lambda: threading.current_thread().name)
+    assert done.done() and done.result() == threading.current_thread().name
+    engine_threads(2)
+    for count in (1, 2):
+        engine_threads(count)
+        with pytest.raises(ZeroDivisionError):
+            threads.in_background(lambda: 1 / 0).result(10)
+
+
+def test_work_in_background_runs_in_the_callers_inference_mode(engine_threads):
+    engine_threads(2)
+    with torch.inference_mode():
+        assert threads.in_background(torch.is_inference_mode_enabled).result(10)
+    assert not threads.in_background(torch.is_inference_mode_enabled).result(10)

@@ -166,24 +166,41 @@ def torch_scale_space(image: torch.Tensor, first_sigma: float, levels_per_octave
     return stacks
 
 
+def scale_space(image: torch.Tensor, first_sigma: float = FIRST_SIGMA, levels_per_octave: int = LEVELS_PER_OCTAVE,
+                octaves: int = OCTAVES) -> list[list[torch.Tensor]]:
+    """The sigma^2 LoG stacks of each image of a (B, 1, H, W) batch: per image, one (levels, h_o, w_o) stack per
+    octave (:func:`opencv_scale_space` on a CPU, :func:`torch_scale_space` where the image is on another device).
+
+    It depends on the image only, so a caller can make it while the detector runs and hand it to
+    :func:`measure_frames`.
+    """
+    stacks = []
+    for b in range(image.shape[0]):
+        if image.device.type == "cpu":
+            stacks.append([torch.from_numpy(stack) for stack in opencv_scale_space(
+                image[b, 0].detach().float().numpy(), first_sigma, levels_per_octave, octaves)])
+        else:  # the image stays on its device (a GPU): no copy to the host and back
+            stacks.append(torch_scale_space(image[b, 0].detach(), first_sigma, levels_per_octave, octaves))
+    return stacks
+
+
 def laplacian_responses(image: torch.Tensor, xy: torch.Tensor, first_sigma: float = FIRST_SIGMA,
-                        levels_per_octave: int = LEVELS_PER_OCTAVE, octaves: int = OCTAVES) -> torch.Tensor:
+                        levels_per_octave: int = LEVELS_PER_OCTAVE, octaves: int = OCTAVES,
+                        stacks: list[list[torch.Tensor]] | None = None) -> torch.Tensor:
     """|sigma^2 LoG| of (B, 1, H, W) images at xy (B, K, 2) px for sigma = first_sigma * 2**(i / levels)
     -> (B, K, levels * octaves).
 
     Each octave starts from a base blurred by ``first_sigma`` in its own px: octave 0 blurs the image, and
     every further base is the previous octave's 2 * first_sigma level, 2x area-downsampled. Each level within
-    an octave adds the blur that brings the level before it to its sigma.
+    an octave adds the blur that brings the level before it to its sigma. ``stacks``: the images'
+    :func:`scale_space` with these settings when the caller has it.
     """
+    if stacks is None:
+        stacks = scale_space(image, first_sigma, levels_per_octave, octaves)
     out = []
-    for b in range(image.shape[0]):
-        if image.device.type == "cpu":
-            stacks = [torch.from_numpy(stack) for stack in opencv_scale_space(
-                image[b, 0].detach().float().numpy(), first_sigma, levels_per_octave, octaves)]
-        else:  # the image stays on its device (a GPU): no copy to the host and back
-            stacks = torch_scale_space(image[b, 0].detach(), first_sigma, levels_per_octave, octaves)
+    for b, image_stacks in enumerate(stacks):
         responses = []
-        for octave, stack in enumerate(stacks):
+        for octave, stack in enumerate(image_stacks):
             maps = stack[None].to(image.dtype)
             # Pixel centres of octave o: x_o = (x + 0.5) / 2**o - 0.5.
             # Bicubic: between the pixels of a coarse octave, bilinear sampling flattens the peaked response
@@ -372,17 +389,18 @@ def _item(pyramid: list[torch.Tensor], index: int) -> list[torch.Tensor]:
 
 
 def measure_frames(image: torch.Tensor, xy: torch.Tensor, second_peaks: bool = False,
-                   second_scale_min_ratio: float = 0.0, pyramid: list[torch.Tensor] | None = None) -> ImageFrames:
+                   second_scale_min_ratio: float = 0.0, pyramid: list[torch.Tensor] | None = None,
+                   stacks: list[list[torch.Tensor]] | None = None) -> ImageFrames:
     """Frames of keypoints xy (B, K, 2) px measured on (B, 1, H, W) images, with the second peaks if asked.
 
     The dominant direction at the second scale peak takes a second orientation histogram per keypoint; it is
     measured only where that peak reaches ``second_scale_min_ratio`` of the first (and exists); elsewhere
     ``second_radius_direction`` repeats ``direction``. The pipeline passes its ``second_peak_ratio``, below
     which it does not use that frame. ``pyramid``: ``image_pyramid(image)`` when the caller has it (the patch
-    cuts read it).
+    cuts read it); ``stacks``: ``scale_space(image)`` when the caller has it.
     """
     pyramid = image_pyramid(image) if pyramid is None else pyramid
-    response = laplacian_responses(image, xy)
+    response = laplacian_responses(image, xy, stacks=stacks)
     peak = response.argmax(dim=-1, keepdim=True)
     radius = _peak_sigma(response, peak) * SIGMAS_PER_RADIUS
     peaked = peak.squeeze(-1) < response.shape[-1] - 1
@@ -412,4 +430,4 @@ def measure_frames(image: torch.Tensor, xy: torch.Tensor, second_peaks: bool = F
 
 __all__ = ["SIGMAS_PER_RADIUS", "ImageFrames", "batched_direction_histograms", "characteristic_scale",
            "dominant_orientation", "gaussian_blur", "laplacian_responses", "measure_frames", "opencv_scale_space",
-           "orientation_histogram", "torch_scale_space"]
+           "orientation_histogram", "scale_space", "torch_scale_space"]

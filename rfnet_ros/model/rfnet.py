@@ -11,6 +11,7 @@ from rfnet_ros.config import KeypointSettings
 from rfnet_ros.model.descriptor import DESCRIPTORS
 from rfnet_ros.model.detector import Detector, DetectorMaps, learned_frames
 from rfnet_ros.model.frames import measure_frames
+from rfnet_ros.model.image_maps import ImageMaps
 from rfnet_ros.model.keypoints import select_keypoints
 from rfnet_ros.model.patches import halved
 
@@ -49,7 +50,7 @@ def model_input(image: torch.Tensor, model_size: tuple[int, int]) -> torch.Tenso
 
 
 def keypoints_from_maps(maps: DetectorMaps, small: torch.Tensor, image: torch.Tensor,
-                        settings: KeypointSettings, pyramid: list[torch.Tensor] | None = None) -> KeypointBatch:
+                        settings: KeypointSettings, measured: ImageMaps | None = None) -> KeypointBatch:
     """Keypoints in input px from the detector's maps of ``small``, the (B, 1, h, w) model-resolution copy of
     ``image``, the (B, 1, H, W) input.
 
@@ -59,8 +60,8 @@ def keypoints_from_maps(maps: DetectorMaps, small: torch.Tensor, image: torch.Te
     whose score times image contrast is at most ``min_strength`` are marked invalid, and a second scale or
     orientation peak reaching ``second_peak_ratio`` of the first becomes an alternative frame
     (``KeypointBatch.alternative_frames``; 1.0: none); with ``require_scale_peak`` keypoints whose Laplacian
-    has no peak within the scales searched are marked invalid. ``pyramid``: ``image_pyramid(image)`` when the caller
-    has it (the frames' patch cuts read it).
+    has no peak within the scales searched are marked invalid. ``measured``: the maps of ``image`` (one image,
+    B = 1) when the caller has made them (:func:`rfnet_ros.model.image_maps.image_maps`).
     """
     h, w = image.shape[-2:]
     mh, mw = small.shape[-2:]
@@ -74,8 +75,9 @@ def keypoints_from_maps(maps: DetectorMaps, small: torch.Tensor, image: torch.Te
         # stay square: the half-width uses the geometric mean of the two resize ratios.
         return KeypointBatch(xy, score, scale * (ratio_x * ratio_y) ** 0.5, orientation, valid)
     second_peak_ratio = settings.second_peak_ratio
-    frames = measure_frames(image, xy, second_peaks=second_peak_ratio < 1,
-                            second_scale_min_ratio=second_peak_ratio, pyramid=pyramid)
+    frames = measure_frames(image, xy, second_peaks=second_peak_ratio < 1, second_scale_min_ratio=second_peak_ratio,
+                            pyramid=measured.pyramid if measured else None,
+                            stacks=[measured.scale_space] if measured and measured.scale_space else None)
     if settings.min_strength > 0:
         # The detector's instance normalisation removes the image's contrast, so its score ignores how
         # faint a structure is; the Laplacian contrast puts that back, as SIFT's contrast threshold does.
