@@ -17,7 +17,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 WEIGHTS_DIR = PACKAGE_DIR / "weights"
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-DETECTOR_PRECISIONS = ("fp32", "bf16")
+DETECTOR_PRECISIONS = ("auto", "fp32", "bf16")
 ENGINES = ("auto", "torch", "openvino", "onnxruntime", "tensorrt")  # rfnet_ros.engines
 DESCRIPTOR_NAMES = ("hardnet", "hardnet_lite")  # rfnet_ros.model.descriptor.DESCRIPTORS
 FRAME_SOURCES = ("learned", "image")  # where keypoint scales and orientations come from (keypoints_from_maps)
@@ -140,9 +140,9 @@ class FeatureConfig:
     precision: str = _setting("auto", "Descriptor precision: auto (fp16 on CUDA, bf16 on CPUs that compute it in "
                               "hardware, else fp32), fp32, fp16 (CUDA) or bf16 (torch, openvino)",
                               choices=PRECISIONS, read_only=True, rebuilds_engine=True)
-    detector_precision: str = _setting("fp32", "Detector precision: fp32, or bf16 (openvino; faster where the CPU "
-                                       "computes it in hardware, but keypoints move and tracks are shorter: see "
-                                       "the README's Speed)", choices=DETECTOR_PRECISIONS, read_only=True,
+    detector_precision: str = _setting("auto", "Detector precision: auto (bf16 with OpenVINO on CPUs that compute "
+                                       "it in hardware, its first layer and score head kept in fp32; else fp32), "
+                                       "fp32, or bf16 (openvino)", choices=DETECTOR_PRECISIONS, read_only=True,
                                        rebuilds_engine=True)
     # Feature tracks (rfnet_ros.tracking.FeatureTracker, around the pipeline).
     geometric_check: str = _setting("fundamental", "RANSAC check of the matches to the previous frame: "

@@ -24,9 +24,11 @@ PRECISIONS = {
     "onnxruntime": {"cpu": ("fp32",), "cuda": ("fp32",)},
     "tensorrt": {"cuda": ("fp16", "fp32")},
 }
-# Detector precisions each engine offers, per device type. bf16 is OpenVINO's whole detector graph, measured on
-# the validation split (README, "Speed"); torch's autocast placed keypoints less closely to fp32's and is not
-# offered; fp16 on GPUs is unmeasured (the soft NMS exponentiates score differences).
+# Detector precisions each engine offers, per device type; auto picks bf16 where it is offered and the CPU
+# computes it in hardware, else the first one listed. bf16 is OpenVINO's detector graph with its first layer and
+# score head kept in fp32, measured on the validation split (README, "Speed"); torch's autocast placed keypoints
+# less closely to fp32's and is not offered; fp16 on GPUs is unmeasured (the soft NMS exponentiates score
+# differences).
 DETECTOR_PRECISIONS = {
     "torch": {"cpu": ("fp32",), "cuda": ("fp32",)},
     "openvino": {"cpu": ("fp32", "bf16")},
@@ -114,12 +116,17 @@ def resolve_precision(name: str, engine: str, device: torch.device) -> str:
 
 
 def resolve_detector_precision(name: str, engine: str, device: torch.device) -> str:
-    """The detector precision ``name`` with ``engine`` on ``device``; one the engine or device cannot run is
-    refused with a ValueError naming the setting."""
+    """The detector precision ``name`` stands for with ``engine`` on ``device``.
+
+    ``auto``: bf16 where the engine offers it on a CPU that computes it in hardware; else fp32. A precision the
+    engine or device cannot run is refused with a ValueError naming the setting.
+    """
     offered = _offered(DETECTOR_PRECISIONS, engine, device)
+    if name == "auto":
+        return "bf16" if "bf16" in offered and device.type == "cpu" and native_bf16() else offered[0]
     if name not in offered:
         raise ValueError(f"detector_precision: {name} is not available with engine {engine} on {device.type} "
-                         f"(use {', '.join(offered)})")
+                         f"(use {', '.join(offered)} or auto)")
     return name
 
 

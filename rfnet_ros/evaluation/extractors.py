@@ -37,12 +37,14 @@ from rfnet_ros.share import find_shared_file
 # evaluation's base config, with the settings a suffix names (VARIANT_SUFFIXES). The *_native methods take
 # config/lite_native.yaml's keypoint settings (NATIVE_SETTINGS: the detector at the pairs' 480x640, keypoint
 # frames measured on the image, the contrast-weighted keypoint threshold, second-peak frame hypotheses and
-# match refinement's steps over every sample of its 32 x 32 windows, its wide windows checked in narrow ones, and the
-# front end's 1 px geometric check); the *_img480 methods the same without the threshold and the second peaks.
+# match refinement's steps over every sample of its 32 x 32 windows, its wide windows checked in narrow ones, the
+# front end's 1 px geometric check and the detector in fp32); the *_img480 methods the same without the threshold
+# and the second peaks.
 PACKAGED_WEIGHTS = {"rfnet_full": ("rfnet_full.pt", 0), "rfnet_lite": ("rfnet_lite.pt", 9)}
 VARIANT_SUFFIXES = ("", "_img480", "_native")
 NATIVE_SETTINGS = ("keypoint_frames", "model_height", "model_width", "min_strength", "second_peak_ratio",
-                   "refine_window_samples", "refine_aligned_samples", "refine_narrow_window", "geometric_threshold")
+                   "refine_window_samples", "refine_aligned_samples", "refine_narrow_window", "geometric_threshold",
+                   "detector_precision")
 NATIVE_CONFIG = "lite_native.yaml"
 OPENCV_METHODS = ("orb", "sift")
 OPTIONAL_METHODS = ("xfeat",)
