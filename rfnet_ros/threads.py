@@ -55,17 +55,24 @@ def apply_thread_options(threads: int | None, torch_threads: int | None) -> None
         plan_cpu_threads(torch_ops=torch_threads)
 
 
-def parallel_map(function: Callable[[Item], Any], items: Sequence[Item]) -> list[Any]:
-    """``function(item)`` for each of ``items``, on ``engine_threads()`` threads, results in order; each call
-    runs in the caller's PyTorch grad and inference mode (thread-local settings a pool thread lacks)."""
-    if len(items) <= 1 or engine_threads() <= 1:
-        return [function(item) for item in items]
+def _in_callers_modes(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` wrapped to run in the calling thread's PyTorch grad and inference mode (thread-local
+    settings a pool thread lacks)."""
     inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
 
-    def call(item: Item) -> Any:
+    def call(*args: Any) -> Any:
         with torch.inference_mode(inference), torch.set_grad_enabled(grad):
-            return function(item)
+            return function(*args)
 
+    return call
+
+
+def parallel_map(function: Callable[[Item], Any], items: Sequence[Item]) -> list[Any]:
+    """``function(item)`` for each of ``items``, on ``engine_threads()`` threads, results in order; each call
+    runs in the caller's PyTorch grad and inference mode."""
+    if len(items) <= 1 or engine_threads() <= 1:
+        return [function(item) for item in items]
+    call = _in_callers_modes(function)
     return [future.result() for future in [_thread_pool().submit(call, item) for item in items]]
 
 
@@ -73,17 +80,11 @@ def in_background(function: Callable[[], Item]) -> Future:
     """``function()`` started on ``parallel_map``'s pool, so that it goes on while the caller works (the caller
     takes its ``result()``), in the caller's PyTorch grad and inference mode; with one engine thread it runs
     now, before this returns."""
-    inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
-
-    def call() -> Item:
-        with torch.inference_mode(inference), torch.set_grad_enabled(grad):
-            return function()
-
     if engine_threads() > 1:
-        return _thread_pool().submit(call)
+        return _thread_pool().submit(_in_callers_modes(function))
     done: Future = Future()
     try:
-        done.set_result(call())
+        done.set_result(function())
     except Exception as error:  # raised again by result(), as from the pool
         done.set_exception(error)
     return done
