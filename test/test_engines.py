@@ -13,7 +13,7 @@ from rfnet_ros.config import FeatureConfig, NodeConfig, load_config
 from rfnet_ros.engine_parity import compare
 from rfnet_ros.engines import EngineUnavailable, resolve_engine, resolve_precision
 from rfnet_ros.engines.factory import DETECTOR_PRECISIONS, PRECISIONS, installed, resolve_detector_precision
-from rfnet_ros.engines.graphs import GRAPH_VERSION, descriptor_onnx, detector_onnx
+from rfnet_ros.engines.graphs import GRAPH_VERSION, DescriptorGraph, descriptor_onnx, detector_onnx
 from rfnet_ros.engines.tensorrt_engine import descriptor_settings, detector_settings, plan_path
 from rfnet_ros.hardware import native_bf16
 from rfnet_ros.model.weights import file_sha256, load_model
@@ -177,6 +177,23 @@ def test_exports_are_named_by_weights_and_shape_and_reused(tmp_path):
     assert detector_onnx(model, digest, (240, 320), True, tmp_path) == detector
     assert detector.stat().st_mtime_ns == stamp, "a cached export is not written again"
     assert not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.parametrize("config_name", ["lite.yaml", "full.yaml"])
+def test_descriptor_graph_writes_its_last_convolution_as_a_matrix_product(config_name):
+    # The last convolution covers its whole input (HardNetLite's 4x4 on 4x4, HardNet's 8x8 on 8x8): the graph
+    # computes it, with the BatchNorm after it, as one matrix product, and gives the descriptor's descriptions.
+    config = config_file(config_name)
+    model = load_model(config.weights_path, config.replaced_layers, config.descriptor)
+    graph = DescriptorGraph(model.descriptor).eval()
+    assert isinstance(graph.product, torch.nn.Linear) and graph.product.out_features == 128
+    size = model.descriptor.patch_size
+    patches = torch.rand(64, 1, size, size, generator=torch.Generator().manual_seed(0)) ** 2
+    with torch.no_grad():
+        assert torch.allclose(graph(patches), model.descriptor.eval()(patches), atol=1e-5)
+        # A descriptor whose last layer does not cover its input keeps the convolution.
+        model.descriptor.features[-2].padding = (1, 1)
+        assert DescriptorGraph(model.descriptor).product is None
 
 
 def test_configure_rebuilds_the_engine_only_when_its_graphs_change(frames):
