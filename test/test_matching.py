@@ -98,3 +98,23 @@ def test_three_hypotheses_per_keypoint_on_both_sides_equal_brute_force():
     assert matches[:, 0].tolist() == mutual.nonzero().squeeze(1).tolist()
     assert torch.equal(matches[:, 1], nearest[mutual])
     assert torch.allclose(distances, brute[matches[:, 0], matches[:, 1]], atol=1e-5)
+
+
+def test_unmasked_matching_equals_the_folded_similarity_map():
+    # Without a mask or ratio test, matching reads each row's and column's best similarity instead of the
+    # map folded per keypoint pair: the same matches and distances as the folded map's (the mask path), on
+    # keypoints with up to three descriptions, a noisy permutation of them in the second set, and row blocks
+    # on the engines' threads.
+    g = torch.Generator().manual_seed(11)
+    d0 = F.normalize(torch.randn(400, 3, 128, generator=g), dim=-1)
+    repeated = torch.rand(400, 2, generator=g) < 0.7
+    d0[:, 1:][repeated] = d0[:, :1].expand(-1, 2, -1)[repeated]
+    perm = torch.randperm(400, generator=g)
+    d1 = F.normalize(d0[perm] + 0.08 * torch.randn(400, 3, 128, generator=g), dim=-1)
+    d1[:, 1:][repeated[perm]] = d1[:, :1].expand(-1, 2, -1)[repeated[perm]]
+    matches, distances = match_mutual_nn(d0, d1)
+    folded, folded_distances = match_mutual_nn(d0, d1, allowed=torch.ones(400, 400, dtype=torch.bool))
+    assert len(matches) > 300
+    assert torch.equal(matches, folded)
+    assert torch.allclose(distances, folded_distances, atol=1e-6)
+    assert torch.equal(perm[matches[:, 1]], matches[:, 0])
