@@ -19,7 +19,7 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 DETECTOR_PRECISIONS = ("auto", "fp32", "bf16")
 ENGINES = ("auto", "torch", "openvino", "onnxruntime", "tensorrt")  # rfnet_ros.engines
-DESCRIPTOR_NAMES = ("hardnet", "hardnet_lite")  # rfnet_ros.model.descriptor.DESCRIPTORS
+DESCRIPTOR_NAMES = ("hardnet", "hardnet_lite", "hardnet_lite8")  # rfnet_ros.model.descriptor.DESCRIPTORS
 FRAME_SOURCES = ("learned", "image")  # where keypoint scales and orientations come from (keypoints_from_maps)
 GEOMETRIC_CHECKS = ("fundamental", "homography", "off")  # two-view models of rfnet_ros.tracking.geometry
 MATCH_PREDICTIONS = ("off", "constant_velocity", "imu")  # rfnet_ros.tracking.prediction
@@ -63,16 +63,18 @@ class FeatureConfig:
     """Settings of :class:`rfnet_ros.pipeline.FeaturePipeline` and of the feature tracks around it
     (:class:`rfnet_ros.tracking.FeatureTracker`); every field is also a ROS parameter."""
 
-    weights: str = _setting("rfnet_lite_fixed_norm.pt", "Weights file; a relative name is looked up in the "
+    weights: str = _setting("rfnet_lite8_fixed_norm.pt", "Weights file; a relative name is looked up in the "
                             "package's weights folder (rfnet_full.pt: replaced_layers 0; rfnet_lite.pt: 9; "
                             "rfnet_lite_fixed_norm.pt: 9, its detector with fixed normalisations for a 240x320 "
-                            "model size)",
+                            "model size; rfnet_lite8_fixed_norm.pt: that detector with descriptor "
+                            "hardnet_lite8)",
                             read_only=True, rebuilds_engine=True)
     replaced_layers: int = _setting(9, "Detector layers conv2.. replaced by depthwise-separable convs "
                                     "(0 = full RF-Net, 9 = lightest); must match the weights file", low=0, high=9,
                                     read_only=True, rebuilds_engine=True)
-    descriptor: str = _setting("hardnet_lite", "Patch descriptor: hardnet (RF-Net's HardNet, 32x32 patches) or "
-                               "hardnet_lite (depthwise-separable, 16x16 patches); must match the weights file",
+    descriptor: str = _setting("hardnet_lite8", "Patch descriptor: hardnet (RF-Net's HardNet, 32x32 patches), "
+                               "hardnet_lite (depthwise-separable, 16x16 patches) or hardnet_lite8 (the same "
+                               "patches computed from 8x8 on); must match the weights file",
                                choices=DESCRIPTOR_NAMES, read_only=True, rebuilds_engine=True)
     model_height: int = _setting(240, "Detector input height in px (frames are resized to it)", low=32, high=2160,
                                  rebuilds_engine=True)

@@ -38,6 +38,8 @@ def test_detector_totals_match_the_design_figures():
     lite = descriptor_complexity("hardnet_lite")
     assert lite["patch_size"] == 16 and lite["parameters"] < 0.3e6
     assert lite["macs_per_patch"] < desc["macs_per_patch"] / 30
+    lite8 = descriptor_complexity("hardnet_lite8")
+    assert lite8["patch_size"] == 16 and lite8["macs_per_patch"] < 0.71 * lite["macs_per_patch"]
 
 
 @pytest.mark.parametrize("replaced", [0, 4, 9])
@@ -247,7 +249,7 @@ def test_hardnet_output_is_unit_length():
     assert count_parameters(net) == descriptor_complexity()["parameters"]
 
 
-@pytest.mark.parametrize("name", ["hardnet", "hardnet_lite"])
+@pytest.mark.parametrize("name", ["hardnet", "hardnet_lite", "hardnet_lite8"])
 def test_descriptors_give_unit_vectors_invariant_to_patch_contrast(name):
     from rfnet_ros.model.descriptor import DESCRIPTORS
 

@@ -337,7 +337,7 @@ def test_params_file_and_launch_config_agree():
     """Both installed configs load into the settings dataclasses with nothing left over."""
     require_install()
     from rfnet_ros.config import FeatureConfig, NodeConfig, read_parameters
-    for name, weights in (('lite', 'rfnet_lite_fixed_norm.pt'), ('full', 'rfnet_full.pt')):
+    for name, weights in (('lite', 'rfnet_lite8_fixed_norm.pt'), ('full', 'rfnet_full.pt')):
         installed = read_parameters(SHARE / 'config' / f'{name}.yaml')
         assert installed == read_parameters(ROOT / 'config' / f'{name}.yaml'), 'installed config is stale'
         feature = FeatureConfig(**{k: v for k, v in installed.items() if k in FeatureConfig.names()})

@@ -12,7 +12,8 @@ from rfnet_ros.pipeline import FeaturePipeline
 
 # name: (replaced layers, descriptor, last training stage)
 SHIPPED = {"rfnet_full.pt": (0, "hardnet", "joint"), "rfnet_lite.pt": (9, "hardnet_lite", "distill"),
-           "rfnet_lite_fixed_norm.pt": (9, "hardnet_lite", "distill")}
+           "rfnet_lite_fixed_norm.pt": (9, "hardnet_lite", "distill"),
+           "rfnet_lite8_fixed_norm.pt": (9, "hardnet_lite8", "distill")}
 HELDOUT = {"aero1", "building", "home", "stuff", "butterfly", "leuvenA", "BytheWater", "Path", "Kite", "Opal"}
 
 
@@ -30,7 +31,9 @@ def test_shipped_weights_are_trained_models(name, shipped):
     model = load_model(WEIGHTS_DIR / name, replaced)
     # Trained parameters differ from a fresh initialisation.
     fresh = RFNet(replaced, descriptor)
-    assert not torch.allclose(model.descriptor.features[0].weight, fresh.descriptor.features[0].weight)
+    first, fresh_first = (next(m for m in net.descriptor.features if isinstance(m, torch.nn.Conv2d))
+                          for net in (model, fresh))
+    assert not torch.allclose(first.weight, fresh_first.weight)
     assert model.detector.replaced_layers == replaced
 
 
@@ -52,6 +55,23 @@ def test_fixed_norm_weights_are_the_lite_networks_with_statistics_of_training_ph
     assert record["source_sha256"] == file_sha256(WEIGHTS_DIR / "rfnet_lite.pt")
     assert record["model_size"] == [240, 320] and len(record["photos"]) >= 400
     assert not (HELDOUT | {"graf1", "graf3"}) & set(record["photos"])
+
+
+def test_lite8_weights_are_the_fixed_detector_with_a_distilled_hardnet_lite8():
+    # rfnet_lite8_fixed_norm.pt (lite.yaml's): a HardNetLite8 distilled from the same teacher on the same
+    # patch dataset as rfnet_lite.pt's HardNetLite, written with the teacher's detector, then given the fixed
+    # normalisations: its detector is rfnet_lite_fixed_norm.pt's to the bit.
+    fixed, lite8 = (load_model(WEIGHTS_DIR / name)
+                    for name in ("rfnet_lite_fixed_norm.pt", "rfnet_lite8_fixed_norm.pt"))
+    assert lite8.detector.norm == "fixed" and lite8.descriptor_name == "hardnet_lite8"
+    lite8_state = lite8.detector.state_dict()
+    for name, tensor in fixed.detector.state_dict().items():
+        assert torch.equal(lite8_state[name], tensor), name
+    provenance = read_weights(WEIGHTS_DIR / "rfnet_lite8_fixed_norm.pt")["provenance"]
+    assert provenance["descriptor"] == "hardnet_lite8" and provenance["patch_dataset"]["patch_size"] == 16
+    assert provenance["patch_dataset"]["correspondences"] > 400_000
+    assert provenance["fixed_normalisation"]["model_size"] == [240, 320]
+    assert not (HELDOUT | {"graf1", "graf3"}) & set(provenance["fixed_normalisation"]["photos"])
 
 
 def test_missing_weights_file_is_named(tmp_path):
@@ -176,10 +196,11 @@ def test_yaml_files_hold_every_setting_with_the_defaults():
     # lite_native.yaml spends time on accuracy: the detector at the input's resolution, the refinement's steps
     # compare every sample of windows of 32 x 32 samples, wide windows are checked in narrow ones, and the
     # geometric check takes the refined matches' sub-pixel places at their word (1 px).
-    # Its detector keeps instance normalisations (rfnet_lite.pt): the fixed statistics are measured at 240x320.
-    assert native == FeatureConfig(weights="rfnet_lite.pt", model_height=480, model_width=640,
-                                   refine_window_samples=32, refine_aligned_samples=0, refine_narrow_window=16.0,
-                                   geometric_threshold=1.0, detector_precision="fp32")
+    # Its detector keeps instance normalisations (rfnet_lite.pt, with its HardNetLite): the fixed statistics are
+    # measured at 240x320.
+    assert native == FeatureConfig(weights="rfnet_lite.pt", descriptor="hardnet_lite", model_height=480,
+                                   model_width=640, refine_window_samples=32, refine_aligned_samples=0,
+                                   refine_narrow_window=16.0, geometric_threshold=1.0, detector_precision="fp32")
 
 
 @pytest.mark.parametrize("key,value", [("min_strength", 1e-4), ("second_peak_ratio", 0.7)])
