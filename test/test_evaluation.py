@@ -237,7 +237,9 @@ def test_image_frame_variants_carry_their_own_settings():
     lite, image480, native = make_extractors(["rfnet_lite", "rfnet_lite_img480", "rfnet_lite_native"], [],
                                              max_keypoints=64, device="cpu")
     assert (lite.config.keypoint_frames, lite.config.model_size) == ("image", (240, 320))
-    assert lite.config == dataclasses.replace(FeatureConfig(), weights=lite.config.weights, top_k=64, device="cpu")
+    # rfnet_lite is rfnet_lite.pt (HardNetLite; lite.yaml's file carries HardNetLite8) with the defaults.
+    assert lite.config == dataclasses.replace(FeatureConfig(), weights=lite.config.weights, descriptor="hardnet_lite",
+                                              top_k=64, device="cpu")
     assert (image480.config.keypoint_frames, image480.config.model_size) == ("image", (480, 640))
     assert image480.config.top_k == 64 and image480.describe()["keypoint_frames"] == "image"
     assert (image480.config.min_strength, image480.config.second_peak_ratio) == (0.0, 1.0)
