@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from rfnet_ros.model.detector import NUM_LAYERS, Detector, DetectorMaps
+from rfnet_ros.model.inference import fold_batchnorm
 from rfnet_ros.model.rfnet import RFNet
 
 OPSET = 17
@@ -96,7 +96,7 @@ def _whole_input_product(descriptor: nn.Module) -> tuple[nn.Sequential, nn.Linea
     if (tuple(features.shape[2:]) != tuple(conv.kernel_size) or conv.groups != 1
             or any(conv.padding) or conv.stride != (1, 1)):
         return descriptor.features, None
-    fused = fuse_conv_bn_eval(copy.deepcopy(conv).eval(), copy.deepcopy(layers[-1]).eval())
+    (fused,) = fold_batchnorm(nn.Sequential(*layers[-2:]))
     product = nn.Linear(fused.weight[0].numel(), fused.out_channels)
     with torch.no_grad():
         product.weight.copy_(fused.weight.flatten(1))

@@ -34,11 +34,11 @@ def first_layer_output(model):
                 if op.get_output_size() == 1 and len(_convolutions(_readers(op))) > 1)
 
 
-def first_layer_ops(model) -> set[str]:
+def first_layer_ops(model, output=None) -> set[str]:
     """Names of the detector graph's operations that compute its first layer (``first_layer_output`` and the
     operations it depends on) and that layer's score head (the convolution reading it that gives fewer channels
-    than it has, with its bias addition)."""
-    output = first_layer_output(model)
+    than it has, with its bias addition); ``output``: ``first_layer_output(model)`` when the caller has it."""
+    output = first_layer_output(model) if output is None else output
     names, pending = set(), [output]
     while pending:
         op = pending.pop()
@@ -67,9 +67,10 @@ def _detector_with_first_layer_in_fp32(core, path: Path):
     import openvino.opset13 as opset
 
     model = core.read_model(str(path))
-    keep = first_layer_ops(model)
+    output = first_layer_output(model)
+    keep = first_layer_ops(model, output)
     first = opset.constant(np.zeros(4, np.int64))
-    model.add_outputs([opset.slice(first_layer_output(model), first, opset.constant(np.ones(4, np.int64)),
+    model.add_outputs([opset.slice(output, first, opset.constant(np.ones(4, np.int64)),
                                    opset.constant(np.ones(4, np.int64))).output(0)])
     with tempfile.TemporaryDirectory() as folder:
         xml, weights = Path(folder) / "detector.xml", Path(folder) / "detector.bin"
